@@ -1,0 +1,148 @@
+// CPU kernel of softsign::soft_sign_step_: all tensors of a call are cut into chunks
+// and the chunk list is run by one at::parallel_for, so thousands of tiny tensors cost
+// one parallel region, not one each. Math per Note [soft-sign element math].
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "soft_sign_step.h"
+
+namespace softsign::ops {
+
+// Vectorized overload of soft_sign (the scalar template's bool arithmetic does not
+// apply to lane masks): sign via masks, tanh via Sleef.
+template <typename T>
+inline at::vec::Vectorized<T> soft_sign(at::vec::Vectorized<T> d, bool soft,
+                                        at::vec::Vectorized<T> tau) {
+  using Vec = at::vec::Vectorized<T>;
+  if (soft) return (tau * d).tanh();
+  const Vec one(T(1)), zero(T(0));
+  return ((d > zero) & one) - ((d < zero) & one);
+}
+
+namespace {
+
+constexpr int64_t kChunk = 1 << 15;  // elements per parallel task
+constexpr int64_t kBlock = 256;      // elements converted to opmath at a time
+
+struct Chunk {
+  int64_t tensor;
+  int64_t begin;
+  int64_t end;
+};
+
+template <typename opmath_t>
+struct Scalars {
+  StepScalars step;
+  opmath_t lr;
+  opmath_t grad_scale;
+  bool soft;
+  opmath_t tau;
+};
+
+template <typename scalar_t, typename opmath_t>
+void step_block(scalar_t* p, const scalar_t* g, scalar_t* b, int64_t len,
+                const Scalars<opmath_t>& s) {
+  using Vec = at::vec::Vectorized<opmath_t>;
+  opmath_t pv[kBlock], gv[kBlock], bv[kBlock];
+  const bool has_buf = b != nullptr;
+  for (int64_t i = 0; i < len; ++i) {
+    pv[i] = static_cast<opmath_t>(p[i]);
+    gv[i] = static_cast<opmath_t>(g[i]) / s.grad_scale;
+    if (s.step.maximize) gv[i] = -gv[i];
+    bv[i] = has_buf && !s.step.first_step ? static_cast<opmath_t>(b[i]) : opmath_t(0);
+  }
+  const Vec lr(s.lr), wd(static_cast<opmath_t>(s.step.weight_decay)), tau(s.tau);
+  int64_t i = 0;
+  for (; i + Vec::size() <= len; i += Vec::size()) {
+    Vec buf = Vec::loadu(bv + i);
+    const Vec d = momentum_direction(Vec::loadu(gv + i), buf, s.step);
+    apply_update(Vec::loadu(pv + i), soft_sign(d, s.soft, tau), lr, wd).store(pv + i);
+    buf.store(bv + i);
+  }
+  for (; i < len; ++i) {
+    const opmath_t d = momentum_direction(gv[i], bv[i], s.step);
+    pv[i] = apply_update(pv[i], soft_sign(d, s.soft, s.tau), s.lr,
+                         static_cast<opmath_t>(s.step.weight_decay));
+  }
+  for (int64_t j = 0; j < len; ++j) {
+    p[j] = static_cast<scalar_t>(pv[j]);
+    if (has_buf) b[j] = static_cast<scalar_t>(bv[j]);
+  }
+}
+
+template <typename scalar_t>
+void step_bucket(const std::vector<int64_t>& members, at::TensorList params,
+                 at::TensorList grads, at::TensorList bufs,
+                 const Scalars<at::opmath_type<scalar_t>>& s) {
+  std::vector<Chunk> chunks;
+  for (int64_t t : members) {
+    const int64_t n = params[t].numel();
+    for (int64_t b = 0; b < n; b += kChunk) chunks.push_back({t, b, std::min(n, b + kChunk)});
+  }
+  at::parallel_for(0, static_cast<int64_t>(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      const Chunk& ch = chunks[c];
+      auto* p = params[ch.tensor].data_ptr<scalar_t>();
+      const auto* g = grads[ch.tensor].const_data_ptr<scalar_t>();
+      auto* b = bufs.empty() ? nullptr : bufs[ch.tensor].data_ptr<scalar_t>();
+      for (int64_t i = ch.begin; i < ch.end; i += kBlock) {
+        step_block(p + i, g + i, b ? b + i : nullptr, std::min(kBlock, ch.end - i), s);
+      }
+    }
+  });
+}
+
+double read_scalar(const std::optional<at::Tensor>& t, double fallback) {
+  return t.has_value() ? t->item<double>() : fallback;  // CPU tensors: no device sync
+}
+
+void soft_sign_step_cpu(at::TensorList params, at::TensorList grads,
+                        at::TensorList momentum_buffers, double lr,
+                        const std::optional<at::Tensor>& lr_tensor, double momentum,
+                        double dampening, double weight_decay, bool nesterov, bool maximize,
+                        bool first_step, const std::optional<at::Tensor>& temperature,
+                        const std::optional<at::Tensor>& grad_scale,
+                        const std::optional<at::Tensor>& found_inf) {
+  check_soft_sign_step(params, grads, momentum_buffers, momentum, lr_tensor, temperature,
+                       grad_scale, found_inf);
+  if (read_scalar(found_inf, 0.0) != 0.0) return;
+  const double tau = read_scalar(temperature, 0.0);
+  if (!std::isfinite(tau)) return;  // unfitted or failed fit: never write NaN
+  const StepScalars step{momentum, dampening, weight_decay, nesterov, maximize, first_step};
+  const double lr_value = read_scalar(lr_tensor, lr);
+  const double scale = read_scalar(grad_scale, 1.0);
+
+  // One bucket per dtype: params of a group may mix float32 and bfloat16.
+  std::vector<std::pair<at::ScalarType, std::vector<int64_t>>> buckets;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto dtype = params[i].scalar_type();
+    auto it = std::find_if(buckets.begin(), buckets.end(),
+                           [&](const auto& bk) { return bk.first == dtype; });
+    if (it == buckets.end()) {
+      buckets.push_back({dtype, {}});
+      it = std::prev(buckets.end());
+    }
+    it->second.push_back(static_cast<int64_t>(i));
+  }
+  for (const auto& [dtype, members] : buckets) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dtype, "soft_sign_step_cpu", [&] {
+      using opmath_t = at::opmath_type<scalar_t>;
+      const Scalars<opmath_t> s{step, static_cast<opmath_t>(lr_value),
+                                static_cast<opmath_t>(scale), temperature.has_value(),
+                                static_cast<opmath_t>(tau)};
+      step_bucket<scalar_t>(members, params, grads, momentum_buffers, s);
+    });
+  }
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(softsign, CPU, m) { m.impl("soft_sign_step_", &soft_sign_step_cpu); }
+
+}  // namespace softsign::ops

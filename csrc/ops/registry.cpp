@@ -1,0 +1,93 @@
+// The one place that spells softsign's op schemas, and the C++ op API over them.
+// Kernels register implementations in their own files (TORCH_LIBRARY_IMPL); a CPU-only
+// build simply has no CUDA file.
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+#include "softsign/ops.h"
+
+TORCH_LIBRARY(softsign, m) {
+  m.def(
+      "soft_sign_step_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] momentum_buffers, *, "
+      "float lr, Tensor? lr_tensor, float momentum, float dampening, float weight_decay, "
+      "bool nesterov, bool maximize, bool first_step, Tensor? temperature, "
+      "Tensor? grad_scale, Tensor? found_inf) -> ()");
+  m.def(
+      "soft_sign_direction(Tensor[] grads, Tensor[] momentum_buffers, *, float momentum, "
+      "float dampening, bool nesterov, bool maximize, bool first_step, Tensor? grad_scale) "
+      "-> Tensor[]");
+  m.def("median_mad(Tensor[] tensors) -> (Tensor, Tensor)");
+  m.def(
+      "temperature_schedule(Tensor median, Tensor mad, int steps, *, float eps, "
+      "int newton_iters, float tmax, str kind) -> Tensor");
+  m.def(
+      "fit_temperature(Tensor[] statistic, int steps, *, float eps, int newton_iters, "
+      "float tmax, str kind, Tensor? found_inf) -> (Tensor, Tensor)");
+}
+
+namespace softsign::ops {
+namespace {
+
+c10::OperatorHandle find_op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "");
+}
+
+}  // namespace
+
+void soft_sign_step_(at::TensorList params, at::TensorList grads,
+                     at::TensorList momentum_buffers, const SoftSignStepArgs& args,
+                     const std::optional<at::Tensor>& lr_tensor,
+                     const std::optional<at::Tensor>& temperature,
+                     const std::optional<at::Tensor>& grad_scale,
+                     const std::optional<at::Tensor>& found_inf) {
+  static auto op =
+      find_op("softsign::soft_sign_step_")
+          .typed<void(at::TensorList, at::TensorList, at::TensorList, double,
+                      const std::optional<at::Tensor>&, double, double, double, bool, bool,
+                      bool, const std::optional<at::Tensor>&, const std::optional<at::Tensor>&,
+                      const std::optional<at::Tensor>&)>();
+  op.call(params, grads, momentum_buffers, args.lr, lr_tensor, args.momentum, args.dampening,
+          args.weight_decay, args.nesterov, args.maximize, args.first_step, temperature,
+          grad_scale, found_inf);
+}
+
+std::vector<at::Tensor> soft_sign_direction(at::TensorList grads,
+                                            at::TensorList momentum_buffers,
+                                            const SoftSignStepArgs& args,
+                                            const std::optional<at::Tensor>& grad_scale) {
+  static auto op = find_op("softsign::soft_sign_direction")
+                       .typed<std::vector<at::Tensor>(at::TensorList, at::TensorList, double,
+                                                      double, bool, bool, bool,
+                                                      const std::optional<at::Tensor>&)>();
+  return op.call(grads, momentum_buffers, args.momentum, args.dampening, args.nesterov,
+                 args.maximize, args.first_step, grad_scale);
+}
+
+std::tuple<at::Tensor, at::Tensor> median_mad(at::TensorList tensors) {
+  static auto op = find_op("softsign::median_mad")
+                       .typed<std::tuple<at::Tensor, at::Tensor>(at::TensorList)>();
+  return op.call(tensors);
+}
+
+at::Tensor temperature_schedule(const at::Tensor& median, const at::Tensor& mad, int64_t steps,
+                                double eps, int64_t newton_iters, double tmax,
+                                const std::string& kind) {
+  static auto op = find_op("softsign::temperature_schedule")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, double,
+                                         int64_t, double, c10::string_view)>();
+  return op.call(median, mad, steps, eps, newton_iters, tmax, kind);
+}
+
+std::tuple<at::Tensor, at::Tensor> fit_temperature(at::TensorList statistic, int64_t steps,
+                                                   double eps, int64_t newton_iters,
+                                                   double tmax, const std::string& kind,
+                                                   const std::optional<at::Tensor>& found_inf) {
+  static auto op =
+      find_op("softsign::fit_temperature")
+          .typed<std::tuple<at::Tensor, at::Tensor>(at::TensorList, int64_t, double, int64_t,
+                                                    double, c10::string_view,
+                                                    const std::optional<at::Tensor>&)>();
+  return op.call(statistic, steps, eps, newton_iters, tmax, kind, found_inf);
+}
+
+}  // namespace softsign::ops

@@ -1,0 +1,135 @@
+// The temperature fit (spec section 3) as device-generic compositions of ATen ops:
+// the direction statistic, the exact median/MAD, the folded-Cauchy schedule and the
+// fit with its status. Everything stays on the tensors' device: no host reads.
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <limits>
+
+#include "softsign/ops.h"
+
+namespace softsign::ops {
+
+double saturation_constant(const std::string& kind, double eps) {
+  TORCH_CHECK(eps > 0.0 && eps < 1.0, "softsign: expected eps in (0, 1), got ", eps);
+  const double y = 1.0 - eps;
+  if (kind == "tanh") return std::atanh(y);
+  if (kind == "algebraic") return y / std::sqrt(1.0 - y * y);
+  TORCH_CHECK(false, "softsign: expected kind 'tanh' or 'algebraic', got '", kind, "'");
+}
+
+namespace {
+
+at::ScalarType opmath_of(const at::Tensor& t) {
+  return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+// Mirrors Note [soft-sign element math] with ATen ops, without writing anything.
+std::vector<at::Tensor> soft_sign_direction_impl(at::TensorList grads,
+                                                 at::TensorList momentum_buffers,
+                                                 double momentum, double dampening,
+                                                 bool nesterov, bool maximize, bool first_step,
+                                                 const std::optional<at::Tensor>& grad_scale) {
+  TORCH_CHECK(momentum_buffers.empty() || momentum_buffers.size() == grads.size(),
+              "softsign: expected one momentum buffer per grad or none, got ",
+              momentum_buffers.size(), " for ", grads.size());
+  std::vector<at::Tensor> out;
+  out.reserve(grads.size());
+  for (size_t i = 0; i < grads.size(); ++i) {
+    const auto op = opmath_of(grads[i]);
+    at::Tensor g = grads[i].to(op);
+    if (grad_scale.has_value()) g = g / grad_scale->to(op);
+    if (maximize) g = -g;
+    if (momentum == 0.0) {
+      out.push_back(g.clone());  // a fresh tensor even when g is the grad itself
+      continue;
+    }
+    const at::Tensor buf =
+        first_step ? g : momentum * momentum_buffers[i].to(op) + (1.0 - dampening) * g;
+    out.push_back(nesterov ? g + momentum * buf : buf.clone());
+  }
+  return out;
+}
+
+// The element of rank floor((n - 1) / 2): at::median's definition.
+std::tuple<at::Tensor, at::Tensor> median_mad_impl(at::TensorList tensors) {
+  int64_t n = 0;
+  for (const auto& t : tensors) n += t.numel();
+  TORCH_CHECK(n > 0, "softsign: median_mad needs at least one element");
+  std::vector<at::Tensor> flat;
+  flat.reserve(tensors.size());
+  for (const auto& t : tensors) {
+    TORCH_CHECK(!t.is_complex() && t.is_floating_point(),
+                "softsign: median_mad expects real floating tensors, got ", t.scalar_type());
+    TORCH_CHECK(t.device() == tensors[0].device(),
+                "softsign: median_mad expects tensors on one device, got ", t.device(),
+                " and ", tensors[0].device());
+    flat.push_back(t.reshape(-1).to(opmath_of(t)));
+  }
+  // Every float32/16 value is exact in float64, and so is the difference of two
+  // float32 values: the MAD below is computed without rounding.
+  const at::Tensor x = at::cat(flat).to(at::kDouble);
+  const at::Tensor mu = at::median(x);
+  const at::Tensor mad = at::median((x - mu).abs_());
+  return {mu, mad};
+}
+
+at::Tensor temperature_schedule_impl(const at::Tensor& median, const at::Tensor& mad,
+                                     int64_t steps, double eps, int64_t newton_iters,
+                                     double tmax, c10::string_view kind) {
+  TORCH_CHECK(steps >= 1, "softsign: expected steps >= 1, got ", steps);
+  TORCH_CHECK(newton_iters >= 0, "softsign: expected newton_iters >= 0, got ", newton_iters);
+  TORCH_CHECK(tmax >= 1.0, "softsign: expected tmax >= 1, got ", tmax);
+  const double c = saturation_constant(std::string(kind), eps);
+  const auto f64 = median.options().dtype(at::kDouble);
+  const at::Tensor mu = median.to(at::kDouble);
+  const at::Tensor s = mad.to(at::kDouble);
+  const at::Tensor zero_mad = s == 0;
+  // Newton on a unit scale when s = 0: the result is replaced by |mu| below.
+  const at::Tensor sc = at::where(zero_mad, at::ones({}, f64), s);
+  const at::Tensor p = at::arange(steps, f64) / static_cast<double>(steps);
+  at::Tensor q = sc * at::tan((M_PI / 2) * p) + mu.abs();
+  for (int64_t it = 0; it < newton_iters; ++it) {
+    const at::Tensor z1 = (q - mu) / sc;
+    const at::Tensor z2 = (-q - mu) / sc;
+    const at::Tensor f = (at::atan(z1) - at::atan(z2)) / M_PI;
+    const at::Tensor fp = (1.0 / (M_PI * (1.0 + z1 * z1)) + 1.0 / (M_PI * (1.0 + z2 * z2))) / sc;
+    q = at::clamp_min(q - (f - p) / fp, 0.0);
+  }
+  q = at::where(zero_mad, mu.abs().expand_as(q), q);
+  return at::where(q == 0, at::full({}, tmax, f64), at::clamp(c / q, 1.0, tmax));
+}
+
+std::tuple<at::Tensor, at::Tensor> fit_temperature_impl(
+    at::TensorList statistic, int64_t steps, double eps, int64_t newton_iters, double tmax,
+    c10::string_view kind, const std::optional<at::Tensor>& found_inf) {
+  auto [mu, s] = median_mad_impl(statistic);
+  const auto f64 = mu.options();
+  const at::Tensor non_finite = at::logical_not(at::isfinite(mu) & at::isfinite(s));
+  auto code = [&](FitStatus st) { return at::full({}, static_cast<double>(st), f64); };
+  at::Tensor status =
+      at::where(non_finite, code(FitStatus::kNonFinite),
+                at::where(s == 0, code(FitStatus::kZeroMad), code(FitStatus::kOk)));
+  if (found_inf.has_value()) {
+    status = at::where(found_inf->to(mu.device()).reshape({}) != 0, code(FitStatus::kPending),
+                       status);
+  }
+  const at::Tensor usable = (status == static_cast<double>(FitStatus::kOk)) |
+                            (status == static_cast<double>(FitStatus::kZeroMad));
+  const at::Tensor schedule = at::where(
+      usable, temperature_schedule_impl(mu, s, steps, eps, newton_iters, tmax, kind),
+      at::full({}, std::numeric_limits<double>::quiet_NaN(), f64));
+  return {at::stack({mu, s, status}), schedule};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(softsign, CompositeExplicitAutograd, m) {
+  m.impl("soft_sign_direction", &soft_sign_direction_impl);
+  m.impl("median_mad", &median_mad_impl);
+  m.impl("temperature_schedule", &temperature_schedule_impl);
+  m.impl("fit_temperature", &fit_temperature_impl);
+}
+
+}  // namespace softsign::ops

@@ -1,0 +1,48 @@
+"""Loads the native library (which registers torch.ops.softsign) and the fake kernels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+_LIB = Path(__file__).with_name("libsoftsign.so")
+if not _LIB.exists():  # pragma: no cover - only in a source tree that was never built
+    raise ImportError(
+        f"softsign's native library {_LIB} is missing: build the package with "
+        "`pip install --no-build-isolation .` from a checkout"
+    )
+torch.ops.load_library(str(_LIB))
+
+ops = torch.ops.softsign
+
+
+def _opmath(t: torch.Tensor) -> torch.dtype:
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
+@torch.library.register_fake("softsign::soft_sign_step_")
+def _soft_sign_step_fake(params, grads, momentum_buffers, **kwargs):
+    return None
+
+
+@torch.library.register_fake("softsign::soft_sign_direction")
+def _soft_sign_direction_fake(grads, momentum_buffers, **kwargs):
+    return [torch.empty_like(g, dtype=_opmath(g)) for g in grads]
+
+
+@torch.library.register_fake("softsign::median_mad")
+def _median_mad_fake(tensors):
+    t = tensors[0]
+    return t.new_empty((), dtype=torch.float64), t.new_empty((), dtype=torch.float64)
+
+
+@torch.library.register_fake("softsign::temperature_schedule")
+def _temperature_schedule_fake(median, mad, steps, **kwargs):
+    return median.new_empty((steps,), dtype=torch.float64)
+
+
+@torch.library.register_fake("softsign::fit_temperature")
+def _fit_temperature_fake(statistic, steps, **kwargs):
+    t = statistic[0]
+    return t.new_empty((3,), dtype=torch.float64), t.new_empty((steps,), dtype=torch.float64)

@@ -1,0 +1,3 @@
+from .soft_signum import Signum, SoftSignum
+
+__all__ = ["Signum", "SoftSignum"]

@@ -1,0 +1,67 @@
+"""Reference of the quantile temperature schedule (spec sections 2 and 3), float64."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def saturation_constant(kind: str, eps: float) -> float:
+    """c_eps: where the map reaches 1 - eps (atanh for tanh, y/sqrt(1-y^2) for algebraic)."""
+    y = 1.0 - eps
+    if kind == "tanh":
+        return math.atanh(y)
+    if kind == "algebraic":
+        return y / math.sqrt(1.0 - y * y)
+    raise ValueError(f"Invalid kind: {kind!r} (expected 'tanh' or 'algebraic')")
+
+
+def resolve_phases(total_steps, alpha_sign, sign_steps, transition_steps):
+    """(S, T): explicit counts win; else S = round(alpha_sign * total_steps), T = rest.
+
+    round() is half away from zero (floor(x + 0.5)), the same in C++ and Python.
+    """
+    if sign_steps is not None and transition_steps is not None:
+        return int(sign_steps), int(transition_steps)
+    if total_steps is None:
+        raise ValueError("pass total_steps, or both sign_steps and transition_steps")
+    s = int(math.floor(alpha_sign * total_steps + 0.5)) if sign_steps is None else int(sign_steps)
+    t = int(total_steps) - s if transition_steps is None else int(transition_steps)
+    return s, max(t, 1)  # T = 0 (alpha_sign = 1): a one-step schedule for any step beyond
+
+
+def lower_median(x: torch.Tensor) -> torch.Tensor:
+    """The element of rank floor((n - 1) / 2) in sorted order (torch.median's choice)."""
+    v, _ = torch.sort(x.reshape(-1))
+    return v[(v.numel() - 1) // 2]
+
+
+def median_mad(tensors) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact lower median and MAD of all elements, float64, by sorting the concatenation."""
+    x = torch.cat([t.detach().reshape(-1).double() for t in tensors])
+    mu = lower_median(x)
+    return mu, lower_median((x - mu).abs())
+
+
+def temperature_schedule(median, mad, steps, *, eps=1e-4, newton_iters=10, tmax=1e9, kind="tanh"):
+    """tau_0..tau_{steps-1} (float64) from the folded-Cauchy quantiles of |X|."""
+    mu = float(median)
+    s = float(mad)
+    c = saturation_constant(kind, eps)
+    taus = []
+    for j in range(steps):
+        if s == 0.0:
+            q = abs(mu)
+        else:
+            p = j / steps
+            q = s * math.tan(math.pi * p / 2) + abs(mu)
+            for _ in range(newton_iters):
+                z1 = (q - mu) / s
+                z2 = (-q - mu) / s
+                f = (0.5 + math.atan(z1) / math.pi) - (0.5 + math.atan(z2) / math.pi)
+                fp = (1 / (math.pi * (1 + z1 * z1)) + 1 / (math.pi * (1 + z2 * z2))) / s
+                q = max(0.0, q - (f - p) / fp)
+        tau = tmax if q == 0.0 else min(max(c / q, 1.0), tmax)
+        taus.append(tau)
+    return torch.tensor(taus, dtype=torch.float64)

@@ -1,0 +1,177 @@
+"""The ops of torch.ops.softsign: schemas and fake kernels (opcheck), exactness of the
+median/MAD, the schedule against the reference, and the fused step's contract."""
+
+import math
+
+import pytest
+import torch
+
+import softsign
+from softsign import reference
+from softsign.functional import median_mad, temperature_schedule
+
+ops = torch.ops.softsign
+
+
+def step_kwargs(**over):
+    kw = dict(
+        lr=0.1, lr_tensor=None, momentum=0.9, dampening=0.0, weight_decay=0.0,
+        nesterov=False, maximize=False, first_step=False, temperature=None,
+        grad_scale=None, found_inf=None,
+    )
+    kw.update(over)
+    return kw
+
+
+def test_opcheck_step(device):
+    ps = [torch.randn(5, device=device), torch.randn(3, 4, device=device)]
+    gs = [torch.randn_like(p) for p in ps]
+    bs = [torch.randn_like(p) for p in ps]
+    tau = torch.tensor(3.0, dtype=torch.float64, device=device)
+    torch.library.opcheck(ops.soft_sign_step_.default, (ps, gs, bs), step_kwargs(temperature=tau))
+
+
+def test_opcheck_statistics(device):
+    xs = [torch.randn(7, device=device), torch.randn(2, 3, device=device)]
+    bufs = [torch.randn_like(x) for x in xs]
+    torch.library.opcheck(
+        ops.soft_sign_direction.default, (xs, bufs),
+        dict(momentum=0.9, dampening=0.0, nesterov=True, maximize=False, first_step=False,
+             grad_scale=None),
+    )
+    torch.library.opcheck(ops.median_mad.default, (xs,))
+    mu, s = median_mad(xs)
+    sched_kw = dict(eps=1e-4, newton_iters=10, tmax=1e9, kind="tanh")
+    torch.library.opcheck(ops.temperature_schedule.default, (mu, s, 6), sched_kw)
+    torch.library.opcheck(ops.fit_temperature.default, (xs, 6), dict(sched_kw, found_inf=None))
+
+
+def concat_median_mad(tensors):
+    x = torch.cat([t.reshape(-1).double() for t in tensors])
+    mu = x.median()
+    return mu, (x - mu).abs().median()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: [torch.randn(1001), torch.randn(0), torch.randn(7, 3)],
+        lambda: [torch.tensor([1.0, 1.0, 1.0, 2.0, 2.0])],  # ties
+        lambda: [torch.tensor([0.0, -0.0, 0.0, -0.0, 1e-45, -1e-45])],  # signed zeros, subnormals
+        lambda: [torch.tensor([3e38, -3e38, 1e-38, 7.0])],  # huge and tiny magnitudes
+        lambda: [torch.randn(3) for _ in range(2000)],  # thousands of tiny tensors
+        lambda: [torch.randn(64, 33).bfloat16(), torch.randn(17).half().float()],
+        lambda: [torch.randn(8).half()],
+    ],
+)
+def test_median_mad_is_exact(make, device):
+    tensors = [t.to(device) for t in make()]
+    mu, s = median_mad(tensors)
+    emu, es = concat_median_mad(tensors)
+    assert mu.dtype == s.dtype == torch.float64 and mu.device.type == device.type
+    assert mu.item() == emu.item() and s.item() == es.item()
+
+
+def test_median_mad_of_nothing_is_an_error():
+    with pytest.raises(ValueError, match="at least one element"):
+        median_mad([torch.empty(0)])
+
+
+def test_median_mad_propagates_nan():
+    mu, s = median_mad([torch.tensor([1.0, float("nan"), 2.0])])
+    assert math.isnan(mu.item()) or math.isnan(s.item())
+
+
+@pytest.mark.parametrize("kind", ["tanh", "algebraic"])
+@pytest.mark.parametrize("mu,s", [(1e-3, 2e-3), (-0.3, 0.01), (0.0, 1e-6), (0.25, 0.0)])
+def test_schedule_matches_reference(kind, mu, s, device):
+    median = torch.tensor(mu, dtype=torch.float64, device=device)
+    got = temperature_schedule(median, s, 40, kind=kind, tmax=1e6)
+    want = reference.temperature_schedule(mu, s, 40, kind=kind, tmax=1e6)
+    torch.testing.assert_close(got.cpu(), want, rtol=1e-12, atol=0)
+
+
+def test_schedule_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="kind"):
+        temperature_schedule(0.0, 1.0, 3, kind="cubic")
+    with pytest.raises(ValueError, match="steps"):
+        temperature_schedule(0.0, 1.0, 0)
+    with pytest.raises(RuntimeError, match="eps"):
+        temperature_schedule(0.0, 1.0, 3, eps=2.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("soft", [False, True])
+def test_one_step_closed_form(dtype, soft, device):
+    # Sizes around the CPU block/chunk and CUDA vector widths, and an empty tensor.
+    sizes = [1, 3, 4, 255, 257, 65536 + 5, 0]
+    gen = torch.Generator().manual_seed(0)
+    ps = [torch.randn(n, generator=gen).to(dtype).to(device) for n in sizes]
+    gs = [torch.randn(n, generator=gen).to(dtype).to(device) for n in sizes]
+    bs = [torch.randn(n, generator=gen).to(dtype).to(device) for n in sizes]
+    m, damp, wd, lr, tau = 0.8, 0.25, 0.05, 0.01, 2.5
+    want = []
+    for p, g, b in zip(ps, gs, bs):
+        buf = m * b.double() + (1 - damp) * g.double()
+        d = g.double() + m * buf  # nesterov (dampening is allowed by the op itself)
+        u = torch.tanh(tau * d) if soft else torch.sign(d)
+        want.append(((p.double() * (1 - lr * wd) - lr * u).to(dtype), buf.to(dtype)))
+    temp = torch.tensor([tau], dtype=torch.float64, device=device) if soft else None
+    ops.soft_sign_step_(ps, gs, bs, **step_kwargs(
+        lr=lr, momentum=m, dampening=damp, weight_decay=wd, nesterov=True, temperature=temp))
+    ulp = {torch.float32: 2e-6, torch.float64: 1e-12, torch.bfloat16: 2**-7, torch.float16: 2**-10}
+    for p, b, (wp, wb) in zip(ps, bs, want):
+        torch.testing.assert_close(p, wp.to(device), rtol=ulp[dtype], atol=ulp[dtype])
+        torch.testing.assert_close(b, wb.to(device), rtol=ulp[dtype], atol=ulp[dtype])
+
+
+def test_first_step_maximize_grad_scale_and_lr_tensor(device):
+    p = torch.zeros(10, device=device)
+    g = torch.linspace(-1, 1, 10, device=device) * 8
+    b = torch.full_like(p, 123.0)  # must be ignored on the first step
+    ops.soft_sign_step_([p], [g], [b], **step_kwargs(
+        lr=99.0, lr_tensor=torch.tensor(0.5, device=device), first_step=True, maximize=True,
+        grad_scale=torch.tensor(8.0, device=device)))
+    gu = -g / 8
+    torch.testing.assert_close(b, gu)
+    torch.testing.assert_close(p, -0.5 * torch.sign(gu))
+
+
+@pytest.mark.parametrize("reason", ["found_inf", "nan_tau", "inf_tau"])
+def test_noop_rule(reason, device):
+    p = torch.randn(100, device=device)
+    b = torch.randn(100, device=device)
+    p0, b0 = p.clone(), b.clone()
+    kw = dict(found_inf=torch.ones(1, device=device)) if reason == "found_inf" else {}
+    tau = {"found_inf": 1.0, "nan_tau": math.nan, "inf_tau": math.inf}[reason]
+    kw["temperature"] = torch.tensor(tau, dtype=torch.float64, device=device)
+    ops.soft_sign_step_([p], [torch.randn_like(p)], [b], **step_kwargs(**kw))
+    assert torch.equal(p, p0) and torch.equal(b, b0)
+
+
+def test_step_rejects_bad_calls(device):
+    p = torch.zeros(4, device=device)
+    with pytest.raises(RuntimeError, match="as many grads"):
+        ops.soft_sign_step_([p], [], [], **step_kwargs(momentum=0.0))
+    with pytest.raises(RuntimeError, match="one momentum buffer"):
+        ops.soft_sign_step_([p], [p.clone()], [], **step_kwargs())
+    with pytest.raises(RuntimeError, match="shape"):
+        ops.soft_sign_step_([p], [torch.zeros(5, device=device)], [], **step_kwargs(momentum=0.0))
+    with pytest.raises(RuntimeError, match="dtype"):
+        ops.soft_sign_step_([p], [p.double()], [], **step_kwargs(momentum=0.0))
+    with pytest.raises(RuntimeError, match="complex"):
+        c = torch.zeros(4, dtype=torch.complex64, device=device)
+        ops.soft_sign_step_([c], [c.clone()], [], **step_kwargs(momentum=0.0))
+
+
+def test_mixed_devices_in_one_call_is_an_error_cuda():
+    p = torch.zeros(4, device="cuda")
+    q = torch.zeros(4)
+    before = p.clone()
+    with pytest.raises(RuntimeError, match="on one device|every tensor"):
+        ops.soft_sign_step_([p, q], [p.clone(), q.clone()], [], **step_kwargs(momentum=0.0))
+    assert torch.equal(p, before)
+
+
+def test_version():
+    assert softsign.__version__
