@@ -44,9 +44,12 @@ class CMakeBuild(build_ext):
         ]
         if os.environ.get("SOFTSIGN_WITH_CUDA"):
             args.append(f"-DSOFTSIGN_WITH_CUDA={os.environ['SOFTSIGN_WITH_CUDA']}")
-        generator = ["-G", "Ninja"] if _has_ninja() and not (build_dir / "Makefile").exists() else []
-        subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build_dir), *generator, *args],
-                       check=True)
+        generator = (
+            ["-G", "Ninja"] if _has_ninja() and not (build_dir / "Makefile").exists() else []
+        )
+        subprocess.run(
+            ["cmake", "-S", str(ROOT), "-B", str(build_dir), *generator, *args], check=True
+        )
         jobs = os.environ.get("MAX_JOBS", str(os.cpu_count() or 1))
         subprocess.run(["cmake", "--build", str(build_dir), "-j", jobs], check=True)
 
@@ -66,7 +69,7 @@ setup(
     name="softsign",
     version="0.1.0",
     description="SoftSignum and SoftMuon optimizers for PyTorch with fused CPU/CUDA kernels",
-    license="Apache-2.0",
+    license="MIT",
     python_requires=">=3.10",
     package_dir={"": "python"},
     packages=find_packages("python"),

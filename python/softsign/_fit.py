@@ -93,6 +93,11 @@ def schedule_from_fit(group, steps: int, device, kind: str) -> torch.Tensor:
     median = torch.tensor(fit["median"], dtype=torch.float64, device=device)
     mad = torch.tensor(fit["mad"], dtype=torch.float64, device=device)
     return ops.temperature_schedule(
-        median, mad, steps, eps=float(group["eps"]), newton_iters=int(group["newton_iters"]),
-        tmax=float(group["tmax"]), kind=kind,
+        median,
+        mad,
+        steps,
+        eps=float(group["eps"]),
+        newton_iters=int(group["newton_iters"]),
+        tmax=float(group["tmax"]),
+        kind=kind,
     )

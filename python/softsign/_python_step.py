@@ -8,8 +8,21 @@ import torch
 
 
 def soft_sign_step_(
-    params, grads, momentum_buffers, *, lr, lr_tensor, momentum, dampening, weight_decay,
-    nesterov, maximize, first_step, temperature, grad_scale, found_inf,
+    params,
+    grads,
+    momentum_buffers,
+    *,
+    lr,
+    lr_tensor,
+    momentum,
+    dampening,
+    weight_decay,
+    nesterov,
+    maximize,
+    first_step,
+    temperature,
+    grad_scale,
+    found_inf,
 ):
     for i, (p, g) in enumerate(zip(params, grads)):
         op = torch.float64 if p.dtype == torch.float64 else torch.float32

@@ -47,6 +47,11 @@ def temperature_schedule(
     median = torch.as_tensor(median, dtype=torch.float64)
     mad = torch.as_tensor(mad, dtype=torch.float64, device=median.device)
     return ops.temperature_schedule(
-        median, mad, int(steps), eps=float(eps), newton_iters=int(newton_iters),
-        tmax=float(tmax), kind=kind,
+        median,
+        mad,
+        int(steps),
+        eps=float(eps),
+        newton_iters=int(newton_iters),
+        tmax=float(tmax),
+        kind=kind,
     )

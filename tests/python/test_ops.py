@@ -15,9 +15,17 @@ ops = torch.ops.softsign
 
 def step_kwargs(**over):
     kw = dict(
-        lr=0.1, lr_tensor=None, momentum=0.9, dampening=0.0, weight_decay=0.0,
-        nesterov=False, maximize=False, first_step=False, temperature=None,
-        grad_scale=None, found_inf=None,
+        lr=0.1,
+        lr_tensor=None,
+        momentum=0.9,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        maximize=False,
+        first_step=False,
+        temperature=None,
+        grad_scale=None,
+        found_inf=None,
     )
     kw.update(over)
     return kw
@@ -35,9 +43,16 @@ def test_opcheck_statistics(device):
     xs = [torch.randn(7, device=device), torch.randn(2, 3, device=device)]
     bufs = [torch.randn_like(x) for x in xs]
     torch.library.opcheck(
-        ops.soft_sign_direction.default, (xs, bufs),
-        dict(momentum=0.9, dampening=0.0, nesterov=True, maximize=False, first_step=False,
-             grad_scale=None),
+        ops.soft_sign_direction.default,
+        (xs, bufs),
+        dict(
+            momentum=0.9,
+            dampening=0.0,
+            nesterov=True,
+            maximize=False,
+            first_step=False,
+            grad_scale=None,
+        ),
     )
     torch.library.opcheck(ops.median_mad.default, (xs,))
     mu, s = median_mad(xs)
@@ -117,8 +132,14 @@ def test_one_step_closed_form(dtype, soft, device):
         u = torch.tanh(tau * d) if soft else torch.sign(d)
         want.append(((p.double() * (1 - lr * wd) - lr * u).to(dtype), buf.to(dtype)))
     temp = torch.tensor([tau], dtype=torch.float64, device=device) if soft else None
-    ops.soft_sign_step_(ps, gs, bs, **step_kwargs(
-        lr=lr, momentum=m, dampening=damp, weight_decay=wd, nesterov=True, temperature=temp))
+    ops.soft_sign_step_(
+        ps,
+        gs,
+        bs,
+        **step_kwargs(
+            lr=lr, momentum=m, dampening=damp, weight_decay=wd, nesterov=True, temperature=temp
+        ),
+    )
     ulp = {torch.float32: 2e-6, torch.float64: 1e-12, torch.bfloat16: 2**-7, torch.float16: 2**-10}
     for p, b, (wp, wb) in zip(ps, bs, want):
         torch.testing.assert_close(p, wp.to(device), rtol=ulp[dtype], atol=ulp[dtype])
@@ -129,9 +150,18 @@ def test_first_step_maximize_grad_scale_and_lr_tensor(device):
     p = torch.zeros(10, device=device)
     g = torch.linspace(-1, 1, 10, device=device) * 8
     b = torch.full_like(p, 123.0)  # must be ignored on the first step
-    ops.soft_sign_step_([p], [g], [b], **step_kwargs(
-        lr=99.0, lr_tensor=torch.tensor(0.5, device=device), first_step=True, maximize=True,
-        grad_scale=torch.tensor(8.0, device=device)))
+    ops.soft_sign_step_(
+        [p],
+        [g],
+        [b],
+        **step_kwargs(
+            lr=99.0,
+            lr_tensor=torch.tensor(0.5, device=device),
+            first_step=True,
+            maximize=True,
+            grad_scale=torch.tensor(8.0, device=device),
+        ),
+    )
     gu = -g / 8
     torch.testing.assert_close(b, gu)
     torch.testing.assert_close(p, -0.5 * torch.sign(gu))

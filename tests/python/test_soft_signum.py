@@ -10,10 +10,11 @@ import warnings
 
 import pytest
 import torch
-from conftest import TOLERANCES
 
 import softsign
 from softsign.reference import SoftSignumReference
+
+from conftest import TOLERANCES
 
 CONFIGS = {
     "plain": dict(momentum=0.9),
@@ -54,8 +55,10 @@ def run_parity(opt, groups, refs, steps, dtype, *, grad_mask=None):
                 if refs[gi].tau is None and refs[gi].last_directions[i] is not None:
                     resync_sign_flips(got, refs[gi], i, dtype)
                 torch.testing.assert_close(
-                    got, refs[gi].params[i], **TOLERANCES[dtype],
-                    msg=lambda m: f"step {k}, group {gi}: {m}",
+                    got,
+                    refs[gi].params[i],
+                    **TOLERANCES[dtype],
+                    msg=lambda m, k=k, gi=gi: f"step {k}, group {gi}: {m}",
                 )
             tau = opt.temperature(gi)
             if refs[gi].tau is None:
@@ -101,14 +104,33 @@ def test_param_groups_with_different_options(device):
     a = make_params(torch.float32, device, seed=3, shapes=[(40,), (5, 6)])
     b = make_params(torch.float32, device, seed=4, shapes=[(300,)])
     opt = softsign.SoftSignum(
-        [dict(params=a), dict(params=b, lr=3e-3, momentum=0.5, nesterov=True, total_steps=20,
-                              alpha_sign=0.3, weight_decay=0.01)],
-        lr=1e-2, total_steps=30, alpha_sign=0.5,
+        [
+            dict(params=a),
+            dict(
+                params=b,
+                lr=3e-3,
+                momentum=0.5,
+                nesterov=True,
+                total_steps=20,
+                alpha_sign=0.3,
+                weight_decay=0.01,
+            ),
+        ],
+        lr=1e-2,
+        total_steps=30,
+        alpha_sign=0.5,
     )
     refs = [
         SoftSignumReference(a, lr=1e-2, total_steps=30, alpha_sign=0.5),
-        SoftSignumReference(b, lr=3e-3, momentum=0.5, nesterov=True, total_steps=20,
-                            alpha_sign=0.3, weight_decay=0.01),
+        SoftSignumReference(
+            b,
+            lr=3e-3,
+            momentum=0.5,
+            nesterov=True,
+            total_steps=20,
+            alpha_sign=0.3,
+            weight_decay=0.01,
+        ),
     ]
     run_parity(opt, [a, b], refs, 34, torch.float32)
 
@@ -120,8 +142,9 @@ def test_group_without_gradients_at_the_fit_step(device):
     opt = softsign.SoftSignum([dict(params=a), dict(params=b)], **opts)
     refs = [SoftSignumReference(a, **opts), SoftSignumReference(b, **opts)]
     # Group 1 has no gradients from step 9 to 13: it fits at step 14, on schedule index 3.
-    run_parity(opt, [a, b], refs, 24, torch.float32,
-               grad_mask=lambda gi, k: gi == 0 or not 9 <= k <= 13)
+    run_parity(
+        opt, [a, b], refs, 24, torch.float32, grad_mask=lambda gi, k: gi == 0 or not 9 <= k <= 13
+    )
 
 
 def test_signum_equals_soft_signum_with_the_transition_beyond(device):
@@ -162,8 +185,9 @@ def train_steps(opt, params, steps, start=1):
 
 @pytest.mark.parametrize("resume_at", [5, 17, 26])  # sign phase, transition, after
 def test_resume_is_bit_identical(resume_at, device):
-    opts = dict(lr=1e-2, momentum=0.9, nesterov=True, weight_decay=0.01, total_steps=25,
-                alpha_sign=0.6)
+    opts = dict(
+        lr=1e-2, momentum=0.9, nesterov=True, weight_decay=0.01, total_steps=25, alpha_sign=0.6
+    )
     full = make_params(torch.float32, device)
     opt = softsign.SoftSignum(full, **opts)
     train_steps(opt, full, 32)
@@ -301,8 +325,9 @@ def test_invalid_hyperparameters(kwargs, match):
 
 
 def test_aliases_of_the_public_code():
-    opt = softsign.SoftSignum([torch.zeros(2, requires_grad=True)], sign_iters=4,
-                              transition_iters=6)
+    opt = softsign.SoftSignum(
+        [torch.zeros(2, requires_grad=True)], sign_iters=4, transition_iters=6
+    )
     assert (opt.param_groups[0]["sign_steps"], opt.param_groups[0]["transition_steps"]) == (4, 6)
 
 
@@ -332,8 +357,9 @@ def test_sparse_gradients_are_rejected_before_any_change():
 def test_non_finite_statistics_raise_before_any_change():
     a = torch.nn.Parameter(torch.ones(4))
     b = torch.nn.Parameter(torch.ones(4))
-    opt = softsign.SoftSignum([dict(params=[a]), dict(params=[b])], sign_steps=2,
-                              transition_steps=3, momentum=0.0)
+    opt = softsign.SoftSignum(
+        [dict(params=[a]), dict(params=[b])], sign_steps=2, transition_steps=3, momentum=0.0
+    )
     for _ in range(2):
         a.grad, b.grad = torch.ones(4), torch.ones(4)
         opt.step()

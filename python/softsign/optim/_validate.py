@@ -30,11 +30,14 @@ def check_sgd_options(lr, momentum, dampening, weight_decay, nesterov):
     check_number("dampening", dampening, low=0.0, high=1.0)
     check_number("weight_decay", weight_decay, low=0.0)
     if nesterov and (momentum <= 0 or dampening != 0):
-        raise ValueError("Invalid nesterov: Nesterov momentum requires momentum > 0 and dampening = 0")
+        raise ValueError(
+            "Invalid nesterov: Nesterov momentum requires momentum > 0 and dampening = 0"
+        )
 
 
-def check_schedule_options(total_steps, alpha_sign, sign_steps, transition_steps, eps,
-                           newton_iters, tmax):
+def check_schedule_options(
+    total_steps, alpha_sign, sign_steps, transition_steps, eps, newton_iters, tmax
+):
     if total_steps is not None:
         check_number("total_steps", total_steps, low=1, integer=True)
     check_number("alpha_sign", alpha_sign, low=0.0, high=1.0, low_open=True)

@@ -7,7 +7,6 @@ the temperature is fitted, else None). Per-parameter state is the momentum buffe
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -141,9 +140,14 @@ class _SoftSignBase(Optimizer):
             bufs = [] if fresh or group["momentum"] == 0 else self._buffers(b.params)
             scale = None if grad_scale is None else grad_scale.to(device, non_blocking=True)
             dirs += ops.soft_sign_direction(
-                b.grads, bufs, momentum=float(group["momentum"]),
-                dampening=float(group["dampening"]), nesterov=bool(group["nesterov"]),
-                maximize=bool(group["maximize"]), first_step=fresh, grad_scale=scale,
+                b.grads,
+                bufs,
+                momentum=float(group["momentum"]),
+                dampening=float(group["dampening"]),
+                nesterov=bool(group["nesterov"]),
+                maximize=bool(group["maximize"]),
+                first_step=fresh,
+                grad_scale=scale,
             )
         return [d.to(first_device, non_blocking=True) for d in dirs], first_device
 
@@ -166,8 +170,12 @@ class _SoftSignBase(Optimizer):
                 else:
                     self._pending[gi] = pending
         if group["fit"] is not None:
-            schedule = self._schedule(gi, group, steps, next(iter(plan.buckets))[0]
-                                      if plan.has_grads else group["params"][0].device)
+            schedule = self._schedule(
+                gi,
+                group,
+                steps,
+                next(iter(plan.buckets))[0] if plan.has_grads else group["params"][0].device,
+            )
         else:
             schedule = pending.schedule
         return schedule[min(plan.k - sign_steps - 1, steps - 1)]
@@ -176,8 +184,13 @@ class _SoftSignBase(Optimizer):
         dirs, device = self._directions(group, plan, grad_scale)
         inf = None if found_inf is None else found_inf.to(device, non_blocking=True)
         stats, schedule = ops.fit_temperature(
-            dirs, steps, eps=float(group["eps"]), newton_iters=int(group["newton_iters"]),
-            tmax=float(group["tmax"]), kind=self._kind, found_inf=inf,
+            dirs,
+            steps,
+            eps=float(group["eps"]),
+            newton_iters=int(group["newton_iters"]),
+            tmax=float(group["tmax"]),
+            kind=self._kind,
+            found_inf=inf,
         )
         if previous is not None:
             # An earlier fit may have succeeded after all: keep it (decided on the device).
@@ -194,8 +207,15 @@ class _SoftSignBase(Optimizer):
 
     def _schedule(self, gi, group, steps, device) -> torch.Tensor:
         fit = group["fit"]
-        key = (fit["median"], fit["mad"], steps, group["eps"], group["newton_iters"],
-               group["tmax"], str(device))
+        key = (
+            fit["median"],
+            fit["mad"],
+            steps,
+            group["eps"],
+            group["newton_iters"],
+            group["tmax"],
+            str(device),
+        )
         cached = self._schedules.get(gi)
         if cached is None or cached[0] != key:
             cached = (key, schedule_from_fit(group, steps, device, self._kind))
@@ -213,8 +233,7 @@ class _SoftSignBase(Optimizer):
                 bufs = []
             elif fresh:
                 # Zeros, not empty: a first step skipped by AMP must not leave garbage.
-                bufs = [torch.zeros_like(p, memory_format=torch.preserve_format)
-                        for p in b.params]
+                bufs = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in b.params]
                 for p, buf in zip(b.params, bufs):
                     self.state[p]["momentum_buffer"] = buf
             else:
@@ -224,12 +243,17 @@ class _SoftSignBase(Optimizer):
                 fused = device.type in _FUSED_DEVICES
             step = ops.soft_sign_step_ if fused else _python_step.soft_sign_step_
             step(
-                b.params, b.grads, bufs,
+                b.params,
+                b.grads,
+                bufs,
                 lr=0.0 if isinstance(lr, torch.Tensor) else float(lr),
                 lr_tensor=lr.to(device) if isinstance(lr, torch.Tensor) else None,
-                momentum=float(momentum), dampening=float(group["dampening"]),
-                weight_decay=float(group["weight_decay"]), nesterov=bool(group["nesterov"]),
-                maximize=bool(group["maximize"]), first_step=fresh,
+                momentum=float(momentum),
+                dampening=float(group["dampening"]),
+                weight_decay=float(group["weight_decay"]),
+                nesterov=bool(group["nesterov"]),
+                maximize=bool(group["maximize"]),
+                first_step=fresh,
                 temperature=None if tau is None else tau.to(device, non_blocking=True),
                 grad_scale=None if grad_scale is None else grad_scale.to(device, non_blocking=True),
                 found_inf=None if found_inf is None else found_inf.to(device, non_blocking=True),
@@ -248,23 +272,49 @@ class SoftSignum(_SoftSignBase):
     """
 
     def __init__(
-        self, params, lr=1e-3, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False,
-        *, total_steps=None, alpha_sign=0.9, sign_steps=None, transition_steps=None,
-        eps=1e-4, newton_iters=10, tmax=1e9, maximize=False, fused=None,
-        sign_iters=None, transition_iters=None,
+        self,
+        params,
+        lr=1e-3,
+        momentum=0.9,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        *,
+        total_steps=None,
+        alpha_sign=0.9,
+        sign_steps=None,
+        transition_steps=None,
+        eps=1e-4,
+        newton_iters=10,
+        tmax=1e9,
+        maximize=False,
+        fused=None,
+        sign_iters=None,
+        transition_iters=None,
     ):
         sign_steps = _alias("sign_steps", sign_steps, "sign_iters", sign_iters)
         transition_steps = _alias(
             "transition_steps", transition_steps, "transition_iters", transition_iters
         )
         check_sgd_options(lr, momentum, dampening, weight_decay, nesterov)
-        check_schedule_options(total_steps, alpha_sign, sign_steps, transition_steps, eps,
-                               newton_iters, tmax)
+        check_schedule_options(
+            total_steps, alpha_sign, sign_steps, transition_steps, eps, newton_iters, tmax
+        )
         defaults = dict(
-            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-            nesterov=nesterov, maximize=maximize, fused=fused, total_steps=total_steps,
-            alpha_sign=alpha_sign, sign_steps=sign_steps, transition_steps=transition_steps,
-            eps=eps, newton_iters=newton_iters, tmax=tmax,
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+            fused=fused,
+            total_steps=total_steps,
+            alpha_sign=alpha_sign,
+            sign_steps=sign_steps,
+            transition_steps=transition_steps,
+            eps=eps,
+            newton_iters=newton_iters,
+            tmax=tmax,
         )
         super().__init__(params, defaults)
 
@@ -274,13 +324,26 @@ class Signum(_SoftSignBase):
     with decoupled weight decay. SoftSignum's sign phase, forever."""
 
     def __init__(
-        self, params, lr=1e-3, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False,
-        *, maximize=False, fused=None,
+        self,
+        params,
+        lr=1e-3,
+        momentum=0.9,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        *,
+        maximize=False,
+        fused=None,
     ):
         check_sgd_options(lr, momentum, dampening, weight_decay, nesterov)
         defaults = dict(
-            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-            nesterov=nesterov, maximize=maximize, fused=fused,
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+            fused=fused,
         )
         super().__init__(params, defaults)
 
