@@ -4,7 +4,8 @@
 # language and wants the toolkit even when we compile no CUDA source ourselves.
 # TORCH_CUDA_ARCH_LIST (environment) picks the architectures, as for torch extensions.
 if(DEFINED ENV{SOFTSIGN_WITH_CUDA})
-  set(SOFTSIGN_WITH_CUDA "$ENV{SOFTSIGN_WITH_CUDA}")
+  # Cached, so a re-configure triggered by the build keeps the choice.
+  set(SOFTSIGN_WITH_CUDA "$ENV{SOFTSIGN_WITH_CUDA}" CACHE STRING "" FORCE)
 endif()
 string(TOUPPER "${SOFTSIGN_WITH_CUDA}" _want_cuda)
 
@@ -37,8 +38,10 @@ if(CMAKE_CUDA_COMPILER)
     set(ENV{TORCH_CUDA_ARCH_LIST} "8.0;9.0")
   endif()
   set(CMAKE_CUDA_ARCHITECTURES OFF)
-  set(CMAKE_CUDA_STANDARD 20)
   enable_language(CUDA)
+  # Torch's headers need C++20. CMake 3.25 knows no CUDA20 dialect flag for nvcc, so the
+  # flag is given directly rather than through CMAKE_CUDA_STANDARD.
+  string(APPEND CMAKE_CUDA_FLAGS " -std=c++20")
   # Torch's FindCUDA looks beside nvcc; a wrapper script on PATH hides the toolkit.
   if(NOT CUDA_TOOLKIT_ROOT_DIR AND CMAKE_CUDA_COMPILER_TOOLKIT_ROOT)
     set(CUDA_TOOLKIT_ROOT_DIR "${CMAKE_CUDA_COMPILER_TOOLKIT_ROOT}" CACHE PATH "")
@@ -52,6 +55,17 @@ if(CMAKE_CUDA_COMPILER)
     file(GLOB _nvrtc_dirs "${_site}/nvidia/*/lib" "${_site}/nvidia/cuda_nvrtc/lib")
     find_library(CUDA_nvrtc_LIBRARY NAMES nvrtc libnvrtc.so.13 libnvrtc.so.12
       HINTS "${CUDA_TOOLKIT_ROOT_DIR}/lib64" ${_nvrtc_dirs})
+    # ATen's CUDA headers include cusparse.h; a toolkit without the math libraries lacks
+    # it, pip's torch ships it. Searched after the toolkit (-idirafter) so the toolkit's
+    # own runtime headers win.
+    set(SOFTSIGN_CUDA_FALLBACK_INCLUDES "")
+    if(NOT EXISTS "${CUDA_TOOLKIT_ROOT_DIR}/include/cusparse.h")
+      file(GLOB _pip_cusparse "${_site}/nvidia/*/include/cusparse.h")
+      foreach(_h IN LISTS _pip_cusparse)
+        get_filename_component(_dir "${_h}" DIRECTORY)
+        list(APPEND SOFTSIGN_CUDA_FALLBACK_INCLUDES "${_dir}")
+      endforeach()
+    endif()
   endif()
 elseif(_torch_cuda)
   message(WARNING "torch was built with CUDA ${_torch_cuda} but no nvcc was found: "

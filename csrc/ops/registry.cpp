@@ -34,38 +34,36 @@ c10::OperatorHandle find_op(const char* name) {
 
 }  // namespace
 
-void soft_sign_step_(at::TensorList params, at::TensorList grads,
-                     at::TensorList momentum_buffers, const SoftSignStepArgs& args,
-                     const std::optional<at::Tensor>& lr_tensor,
+void soft_sign_step_(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers,
+                     const SoftSignStepArgs& args, const std::optional<at::Tensor>& lr_tensor,
                      const std::optional<at::Tensor>& temperature,
                      const std::optional<at::Tensor>& grad_scale,
                      const std::optional<at::Tensor>& found_inf) {
   static auto op =
       find_op("softsign::soft_sign_step_")
           .typed<void(at::TensorList, at::TensorList, at::TensorList, double,
-                      const std::optional<at::Tensor>&, double, double, double, bool, bool,
-                      bool, const std::optional<at::Tensor>&, const std::optional<at::Tensor>&,
+                      const std::optional<at::Tensor>&, double, double, double, bool, bool, bool,
+                      const std::optional<at::Tensor>&, const std::optional<at::Tensor>&,
                       const std::optional<at::Tensor>&)>();
   op.call(params, grads, momentum_buffers, args.lr, lr_tensor, args.momentum, args.dampening,
-          args.weight_decay, args.nesterov, args.maximize, args.first_step, temperature,
-          grad_scale, found_inf);
+          args.weight_decay, args.nesterov, args.maximize, args.first_step, temperature, grad_scale,
+          found_inf);
 }
 
-std::vector<at::Tensor> soft_sign_direction(at::TensorList grads,
-                                            at::TensorList momentum_buffers,
+std::vector<at::Tensor> soft_sign_direction(at::TensorList grads, at::TensorList momentum_buffers,
                                             const SoftSignStepArgs& args,
                                             const std::optional<at::Tensor>& grad_scale) {
-  static auto op = find_op("softsign::soft_sign_direction")
-                       .typed<std::vector<at::Tensor>(at::TensorList, at::TensorList, double,
-                                                      double, bool, bool, bool,
-                                                      const std::optional<at::Tensor>&)>();
+  static auto op =
+      find_op("softsign::soft_sign_direction")
+          .typed<std::vector<at::Tensor>(at::TensorList, at::TensorList, double, double, bool, bool,
+                                         bool, const std::optional<at::Tensor>&)>();
   return op.call(grads, momentum_buffers, args.momentum, args.dampening, args.nesterov,
                  args.maximize, args.first_step, grad_scale);
 }
 
 std::tuple<at::Tensor, at::Tensor> median_mad(at::TensorList tensors) {
-  static auto op = find_op("softsign::median_mad")
-                       .typed<std::tuple<at::Tensor, at::Tensor>(at::TensorList)>();
+  static auto op =
+      find_op("softsign::median_mad").typed<std::tuple<at::Tensor, at::Tensor>(at::TensorList)>();
   return op.call(tensors);
 }
 
@@ -79,14 +77,13 @@ at::Tensor temperature_schedule(const at::Tensor& median, const at::Tensor& mad,
 }
 
 std::tuple<at::Tensor, at::Tensor> fit_temperature(at::TensorList statistic, int64_t steps,
-                                                   double eps, int64_t newton_iters,
-                                                   double tmax, const std::string& kind,
+                                                   double eps, int64_t newton_iters, double tmax,
+                                                   const std::string& kind,
                                                    const std::optional<at::Tensor>& found_inf) {
-  static auto op =
-      find_op("softsign::fit_temperature")
-          .typed<std::tuple<at::Tensor, at::Tensor>(at::TensorList, int64_t, double, int64_t,
-                                                    double, c10::string_view,
-                                                    const std::optional<at::Tensor>&)>();
+  static auto op = find_op("softsign::fit_temperature")
+                       .typed<std::tuple<at::Tensor, at::Tensor>(
+                           at::TensorList, int64_t, double, int64_t, double, c10::string_view,
+                           const std::optional<at::Tensor>&)>();
   return op.call(statistic, steps, eps, newton_iters, tmax, kind, found_inf);
 }
 

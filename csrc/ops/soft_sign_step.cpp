@@ -11,8 +11,8 @@ void check_scalar_tensor(const std::optional<at::Tensor>& t, const char* name,
               t->numel());
   TORCH_CHECK(t->device() == device, "softsign: expected ", name, " on ", device, ", got ",
               t->device());
-  TORCH_CHECK(t->is_floating_point(), "softsign: expected ", name,
-              " to be floating point, got ", t->scalar_type());
+  TORCH_CHECK(t->is_floating_point(), "softsign: expected ", name, " to be floating point, got ",
+              t->scalar_type());
 }
 
 }  // namespace
@@ -27,8 +27,8 @@ void check_soft_sign_step(at::TensorList params, at::TensorList grads,
               grads.size(), " and ", params.size());
   if (momentum != 0.0) {
     TORCH_CHECK(momentum_buffers.size() == params.size(),
-                "softsign: expected one momentum buffer per param, got ",
-                momentum_buffers.size(), " for ", params.size(), " params");
+                "softsign: expected one momentum buffer per param, got ", momentum_buffers.size(),
+                " for ", params.size(), " params");
   } else {
     TORCH_CHECK(momentum_buffers.empty(),
                 "softsign: expected no momentum buffers with momentum = 0, got ",
@@ -52,11 +52,10 @@ void check_soft_sign_step(at::TensorList params, at::TensorList grads,
                 p.scalar_type(), " at index ", i);
     TORCH_CHECK(g.scalar_type() == p.scalar_type(), "softsign: expected grad dtype ",
                 p.scalar_type(), ", got ", g.scalar_type(), " at index ", i);
-    TORCH_CHECK(p.sizes() == g.sizes(), "softsign: expected grad of shape ", p.sizes(),
-                ", got ", g.sizes(), " at index ", i);
+    TORCH_CHECK(p.sizes() == g.sizes(), "softsign: expected grad of shape ", p.sizes(), ", got ",
+                g.sizes(), " at index ", i);
     TORCH_CHECK(p.is_non_overlapping_and_dense() && g.strides() == p.strides(),
-                "softsign: expected dense params with grads of the same strides (index ", i,
-                ")");
+                "softsign: expected dense params with grads of the same strides (index ", i, ")");
     if (!momentum_buffers.empty()) {
       const at::Tensor& b = momentum_buffers[i];
       TORCH_CHECK(b.device() == device && b.scalar_type() == p.scalar_type() &&

@@ -27,9 +27,9 @@ at::ScalarType opmath_of(const at::Tensor& t) {
 
 // Mirrors Note [soft-sign element math] with ATen ops, without writing anything.
 std::vector<at::Tensor> soft_sign_direction_impl(at::TensorList grads,
-                                                 at::TensorList momentum_buffers,
-                                                 double momentum, double dampening,
-                                                 bool nesterov, bool maximize, bool first_step,
+                                                 at::TensorList momentum_buffers, double momentum,
+                                                 double dampening, bool nesterov, bool maximize,
+                                                 bool first_step,
                                                  const std::optional<at::Tensor>& grad_scale) {
   TORCH_CHECK(momentum_buffers.empty() || momentum_buffers.size() == grads.size(),
               "softsign: expected one momentum buffer per grad or none, got ",
@@ -63,8 +63,8 @@ std::tuple<at::Tensor, at::Tensor> median_mad_impl(at::TensorList tensors) {
     TORCH_CHECK(!t.is_complex() && t.is_floating_point(),
                 "softsign: median_mad expects real floating tensors, got ", t.scalar_type());
     TORCH_CHECK(t.device() == tensors[0].device(),
-                "softsign: median_mad expects tensors on one device, got ", t.device(),
-                " and ", tensors[0].device());
+                "softsign: median_mad expects tensors on one device, got ", t.device(), " and ",
+                tensors[0].device());
     flat.push_back(t.reshape(-1).to(opmath_of(t)));
   }
   // Every float32/16 value is exact in float64, and so is the difference of two
@@ -75,9 +75,9 @@ std::tuple<at::Tensor, at::Tensor> median_mad_impl(at::TensorList tensors) {
   return {mu, mad};
 }
 
-at::Tensor temperature_schedule_impl(const at::Tensor& median, const at::Tensor& mad,
-                                     int64_t steps, double eps, int64_t newton_iters,
-                                     double tmax, c10::string_view kind) {
+at::Tensor temperature_schedule_impl(const at::Tensor& median, const at::Tensor& mad, int64_t steps,
+                                     double eps, int64_t newton_iters, double tmax,
+                                     c10::string_view kind) {
   TORCH_CHECK(steps >= 1, "softsign: expected steps >= 1, got ", steps);
   TORCH_CHECK(newton_iters >= 0, "softsign: expected newton_iters >= 0, got ", newton_iters);
   TORCH_CHECK(tmax >= 1.0, "softsign: expected tmax >= 1, got ", tmax);
@@ -108,18 +108,17 @@ std::tuple<at::Tensor, at::Tensor> fit_temperature_impl(
   const auto f64 = mu.options();
   const at::Tensor non_finite = at::logical_not(at::isfinite(mu) & at::isfinite(s));
   auto code = [&](FitStatus st) { return at::full({}, static_cast<double>(st), f64); };
-  at::Tensor status =
-      at::where(non_finite, code(FitStatus::kNonFinite),
-                at::where(s == 0, code(FitStatus::kZeroMad), code(FitStatus::kOk)));
+  at::Tensor status = at::where(non_finite, code(FitStatus::kNonFinite),
+                                at::where(s == 0, code(FitStatus::kZeroMad), code(FitStatus::kOk)));
   if (found_inf.has_value()) {
-    status = at::where(found_inf->to(mu.device()).reshape({}) != 0, code(FitStatus::kPending),
-                       status);
+    status =
+        at::where(found_inf->to(mu.device()).reshape({}) != 0, code(FitStatus::kPending), status);
   }
   const at::Tensor usable = (status == static_cast<double>(FitStatus::kOk)) |
                             (status == static_cast<double>(FitStatus::kZeroMad));
-  const at::Tensor schedule = at::where(
-      usable, temperature_schedule_impl(mu, s, steps, eps, newton_iters, tmax, kind),
-      at::full({}, std::numeric_limits<double>::quiet_NaN(), f64));
+  const at::Tensor schedule =
+      at::where(usable, temperature_schedule_impl(mu, s, steps, eps, newton_iters, tmax, kind),
+                at::full({}, std::numeric_limits<double>::quiet_NaN(), f64));
   return {at::stack({mu, s, status}), schedule};
 }
 

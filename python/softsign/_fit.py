@@ -90,8 +90,10 @@ def schedule_from_fit(group, steps: int, device, kind: str) -> torch.Tensor:
     """The schedule of a fitted group, recomputed from its stored median and MAD: the same
     op on the same numbers, so a resumed run gets the same bits."""
     fit = group["fit"]
-    median = torch.tensor(fit["median"], dtype=torch.float64, device=device)
-    mad = torch.tensor(fit["mad"], dtype=torch.float64, device=device)
+    # torch.full fills on the device; torch.tensor(x, device=...) would copy from pageable
+    # host memory, which synchronizes.
+    median = torch.full((), fit["median"], dtype=torch.float64, device=device)
+    mad = torch.full((), fit["mad"], dtype=torch.float64, device=device)
     return ops.temperature_schedule(
         median,
         mad,

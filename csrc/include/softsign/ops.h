@@ -34,8 +34,8 @@ struct SoftSignStepArgs {
 // device tensors read by the kernel, never by the host. The step is a no-op for the
 // whole call (params and buffers untouched) when found_inf != 0 or the temperature is
 // not finite: that is how an unfitted or failed temperature fit can never write NaN.
-void soft_sign_step_(at::TensorList params, at::TensorList grads,
-                     at::TensorList momentum_buffers, const SoftSignStepArgs& args,
+void soft_sign_step_(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers,
+                     const SoftSignStepArgs& args,
                      const std::optional<at::Tensor>& lr_tensor = std::nullopt,
                      const std::optional<at::Tensor>& temperature = std::nullopt,
                      const std::optional<at::Tensor>& grad_scale = std::nullopt,

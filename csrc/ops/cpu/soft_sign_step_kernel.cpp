@@ -1,18 +1,22 @@
-// CPU kernel of softsign::soft_sign_step_: all tensors of a call are cut into chunks
-// and the chunk list is run by one at::parallel_for, so thousands of tiny tensors cost
-// one parallel region, not one each. Math per Note [soft-sign element math].
+// CPU kernel body of softsign::soft_sign_step_, built once per CPU capability (see
+// soft_sign_step_kernel.h). All tensors of a call are cut into chunks and the chunk list
+// is run by one at::parallel_for, so thousands of tiny tensors cost one parallel region,
+// not one each. Math per Note [soft-sign element math].
+#include "cpu/soft_sign_step_kernel.h"
+
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <vector>
 
-#include "soft_sign_step.h"
+#ifndef CPU_CAPABILITY
+#error "compile with CPU_CAPABILITY defined (DEFAULT or AVX2)"
+#endif
 
-namespace softsign::ops {
+namespace softsign::ops::CPU_CAPABILITY {
 
 // Vectorized overload of soft_sign (the scalar template's bool arithmetic does not
 // apply to lane masks): sign via masks, tanh via Sleef.
@@ -24,6 +28,8 @@ inline at::vec::Vectorized<T> soft_sign(at::vec::Vectorized<T> d, bool soft,
   const Vec one(T(1)), zero(T(0));
   return ((d > zero) & one) - ((d < zero) & one);
 }
+// The scalar template of soft_sign_step.h, which the overload above would otherwise hide.
+using ::softsign::ops::soft_sign;
 
 namespace {
 
@@ -77,9 +83,8 @@ void step_block(scalar_t* p, const scalar_t* g, scalar_t* b, int64_t len,
 }
 
 template <typename scalar_t>
-void step_bucket(const std::vector<int64_t>& members, at::TensorList params,
-                 at::TensorList grads, at::TensorList bufs,
-                 const Scalars<at::opmath_type<scalar_t>>& s) {
+void step_bucket(const std::vector<int64_t>& members, at::TensorList params, at::TensorList grads,
+                 at::TensorList bufs, const Scalars<at::opmath_type<scalar_t>>& s) {
   std::vector<Chunk> chunks;
   for (int64_t t : members) {
     const int64_t n = params[t].numel();
@@ -98,26 +103,10 @@ void step_bucket(const std::vector<int64_t>& members, at::TensorList params,
   });
 }
 
-double read_scalar(const std::optional<at::Tensor>& t, double fallback) {
-  return t.has_value() ? t->item<double>() : fallback;  // CPU tensors: no device sync
-}
+}  // namespace
 
-void soft_sign_step_cpu(at::TensorList params, at::TensorList grads,
-                        at::TensorList momentum_buffers, double lr,
-                        const std::optional<at::Tensor>& lr_tensor, double momentum,
-                        double dampening, double weight_decay, bool nesterov, bool maximize,
-                        bool first_step, const std::optional<at::Tensor>& temperature,
-                        const std::optional<at::Tensor>& grad_scale,
-                        const std::optional<at::Tensor>& found_inf) {
-  check_soft_sign_step(params, grads, momentum_buffers, momentum, lr_tensor, temperature,
-                       grad_scale, found_inf);
-  if (read_scalar(found_inf, 0.0) != 0.0) return;
-  const double tau = read_scalar(temperature, 0.0);
-  if (!std::isfinite(tau)) return;  // unfitted or failed fit: never write NaN
-  const StepScalars step{momentum, dampening, weight_decay, nesterov, maximize, first_step};
-  const double lr_value = read_scalar(lr_tensor, lr);
-  const double scale = read_scalar(grad_scale, 1.0);
-
+void soft_sign_step_kernel(at::TensorList params, at::TensorList grads,
+                           at::TensorList momentum_buffers, const CpuStepArgs& args) {
   // One bucket per dtype: params of a group may mix float32 and bfloat16.
   std::vector<std::pair<at::ScalarType, std::vector<int64_t>>> buckets;
   for (size_t i = 0; i < params.size(); ++i) {
@@ -133,16 +122,12 @@ void soft_sign_step_cpu(at::TensorList params, at::TensorList grads,
   for (const auto& [dtype, members] : buckets) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dtype, "soft_sign_step_cpu", [&] {
       using opmath_t = at::opmath_type<scalar_t>;
-      const Scalars<opmath_t> s{step, static_cast<opmath_t>(lr_value),
-                                static_cast<opmath_t>(scale), temperature.has_value(),
-                                static_cast<opmath_t>(tau)};
+      const Scalars<opmath_t> s{args.step, static_cast<opmath_t>(args.lr),
+                                static_cast<opmath_t>(args.grad_scale), args.soft,
+                                static_cast<opmath_t>(args.tau)};
       step_bucket<scalar_t>(members, params, grads, momentum_buffers, s);
     });
   }
 }
 
-}  // namespace
-
-TORCH_LIBRARY_IMPL(softsign, CPU, m) { m.impl("soft_sign_step_", &soft_sign_step_cpu); }
-
-}  // namespace softsign::ops
+}  // namespace softsign::ops::CPU_CAPABILITY

@@ -1,0 +1,189 @@
+// softsign::optim::SoftSignum and Signum: torch::optim optimizers over the softsign ops
+// (spec sections 2-4). They run the same fused kernels as the Python optimizers, through
+// the op API in <softsign/ops.h>.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <c10/core/Event.h>
+#include <torch/arg.h>
+#include <torch/optim/optimizer.h>
+#include <torch/serialize/archive.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace softsign::optim {
+
+namespace detail {
+
+// Note [schedule cache]: per-group values derived from the serialized fit, never
+// serialized themselves: the temperature schedule on the group's devices, and a fit whose
+// status is still on its way from the device. A copy is empty: whoever holds a copy of the
+// options (load(), a cloned group) recomputes the schedule with temperature_schedule from
+// the stored median and MAD, exactly as the uninterrupted run does once its fit is known;
+// that is what makes a resumed run bit-identical.
+class ScheduleCache {
+ public:
+  ScheduleCache() = default;
+  ScheduleCache(const ScheduleCache&) {}
+  ScheduleCache(ScheduleCache&&) noexcept = default;
+  ScheduleCache& operator=(const ScheduleCache& other) {
+    if (this != &other) *this = ScheduleCache();
+    return *this;
+  }
+  ScheduleCache& operator=(ScheduleCache&&) noexcept = default;
+  ~ScheduleCache() = default;
+
+  // float64 schedule of `steps` temperatures, one copy per device it was asked for.
+  std::vector<std::pair<c10::Device, at::Tensor>> schedules;
+  int64_t steps = 0;
+  // A fit launched on an accelerator: stats [median, mad, status] copied to pinned host
+  // memory without waiting, and the event after which they are readable.
+  at::Tensor pending_stats;
+  std::unique_ptr<c10::Event> pending_event;
+};
+
+}  // namespace detail
+
+// Options of SoftSignum (spec section 4). Defaults follow the paper; see ALGORITHMS.md.
+// Besides the options, an instance holds its group's step count and temperature fit:
+// torch::optim keeps per-group values in the options object, and these are serialized
+// with them.
+struct SoftSignumOptions : public torch::optim::OptimizerCloneableOptions<SoftSignumOptions> {
+  SoftSignumOptions(double lr = 1e-3);  // NOLINT(google-explicit-constructor): torch's pattern
+  TORCH_ARG(double, lr) = 1e-3;
+  TORCH_ARG(double, momentum) = 0.9;
+  TORCH_ARG(double, dampening) = 0;
+  TORCH_ARG(double, weight_decay) = 0;
+  TORCH_ARG(bool, nesterov) = false;
+  TORCH_ARG(bool, maximize) = false;
+  // Planned length of training; gives S = round(alpha_sign * total_steps), T = rest.
+  TORCH_ARG(std::optional<int64_t>, total_steps) = std::nullopt;
+  TORCH_ARG(double, alpha_sign) = 0.9;
+  // Explicit phase lengths; each overrides the one derived from total_steps.
+  TORCH_ARG(std::optional<int64_t>, sign_steps) = std::nullopt;
+  TORCH_ARG(std::optional<int64_t>, transition_steps) = std::nullopt;
+  TORCH_ARG(double, eps) = 1e-4;
+  TORCH_ARG(int64_t, newton_iters) = 10;
+  TORCH_ARG(double, tmax) = 1e9;
+
+ public:
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
+  double get_lr() const override;
+  void set_lr(const double lr) override;
+  // Equal options and equal group state (step count and fit).
+  friend bool operator==(const SoftSignumOptions& lhs, const SoftSignumOptions& rhs);
+
+  // Group state: steps taken by this group (k of the spec), and the fit once known.
+  int64_t step_count() const { return step_count_; }
+  bool fitted() const { return fitted_; }
+  double fit_median() const { return fit_median_; }
+  double fit_mad() const { return fit_mad_; }
+
+ private:
+  friend class SoftSignum;
+  int64_t step_count_ = 0;
+  bool fitted_ = false;
+  double fit_median_ = 0;
+  double fit_mad_ = 0;
+  detail::ScheduleCache cache_;
+};
+
+// Options of Signum: SoftSignum's update rule with the sign phase forever.
+struct SignumOptions : public torch::optim::OptimizerCloneableOptions<SignumOptions> {
+  SignumOptions(double lr = 1e-3);  // NOLINT(google-explicit-constructor): torch's pattern
+  TORCH_ARG(double, lr) = 1e-3;
+  TORCH_ARG(double, momentum) = 0.9;
+  TORCH_ARG(double, dampening) = 0;
+  TORCH_ARG(double, weight_decay) = 0;
+  TORCH_ARG(bool, nesterov) = false;
+  TORCH_ARG(bool, maximize) = false;
+
+ public:
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
+  double get_lr() const override;
+  void set_lr(const double lr) override;
+  friend bool operator==(const SignumOptions& lhs, const SignumOptions& rhs);
+};
+
+// Per-parameter state of both optimizers: the heavy-ball buffer, created on the first
+// step on which the parameter has a gradient (none when momentum is 0).
+struct SoftSignumParamState
+    : public torch::optim::OptimizerCloneableParamState<SoftSignumParamState> {
+  TORCH_ARG(torch::Tensor, momentum_buffer);
+
+ public:
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
+};
+using SignumParamState = SoftSignumParamState;
+
+// Sign phase length S and transition length T of a group (spec section 2): explicit
+// counts win, else S = floor(alpha_sign * total_steps + 0.5) and T = total_steps - S;
+// T < 1 becomes 1 (the whole run is then sign phase).
+struct Phases {
+  int64_t sign_steps;
+  int64_t transition_steps;
+};
+Phases resolve_phases(const SoftSignumOptions& options);
+
+// SoftSignum (spec section 4): Signum for S steps, then tanh(tau_j * d) with the
+// temperature schedule fitted once, at step S + 1, to the median and MAD of the group's
+// momentum directions d. step() never synchronizes with the device: on an accelerator the
+// fit's status is read from pinned memory at a later step, once its event has completed.
+//
+// Group options given to the constructor (or to add_param_group of this class) inherit
+// every field left at its SoftSignumOptions() default from `defaults`, as torch's own
+// optimizers do. Throws c10::Error ("Invalid ...") for invalid options.
+class SoftSignum : public torch::optim::Optimizer {
+ public:
+  explicit SoftSignum(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
+                      SoftSignumOptions defaults = {});
+  explicit SoftSignum(std::vector<torch::Tensor> params, SoftSignumOptions defaults = {});
+
+  // One step of every group; returns the closure's loss (undefined without a closure).
+  // Checks every group (no sparse gradients, no complex params) and fits every due
+  // temperature before it changes any parameter.
+  torch::Tensor step(LossClosure closure = nullptr) override;
+
+  // Validates and merges the group's options (see above), then adds it.
+  void add_param_group(const torch::optim::OptimizerParamGroup& param_group);
+
+  // The temperature the group's last step used (tau_j, j = min(k - S - 1, T - 1));
+  // nullopt in the sign phase or before the fit. Waits for an in-flight fit: for logging.
+  std::optional<double> temperature(size_t group = 0);
+
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
+
+ private:
+  SoftSignumOptions& group_options(size_t group);
+  // Reads the status of an in-flight fit if it has arrived (or, with wait, once it has).
+  void resolve_pending_fit(SoftSignumOptions& options, bool wait);
+  // The schedule of a fitted or fitting group on `device` (computed and cached if needed).
+  at::Tensor schedule_on(SoftSignumOptions& options, int64_t steps, const c10::Device& device,
+                         const c10::Device& home);
+};
+
+// Signum: SoftSignum without a transition (SoftSignum with S >= the number of steps
+// computes exactly the same parameters).
+class Signum : public torch::optim::Optimizer {
+ public:
+  explicit Signum(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
+                  SignumOptions defaults = {});
+  explicit Signum(std::vector<torch::Tensor> params, SignumOptions defaults = {});
+
+  torch::Tensor step(LossClosure closure = nullptr) override;
+  void add_param_group(const torch::optim::OptimizerParamGroup& param_group);
+
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
+};
+
+}  // namespace softsign::optim

@@ -1,0 +1,5 @@
+// Everything a LibTorch user of softsign needs: the op API and the optimizers.
+#pragma once
+
+#include <softsign/ops.h>
+#include <softsign/optim/soft_signum.h>

@@ -1,0 +1,59 @@
+// CPU entry of softsign::soft_sign_step_: validates, reads the (CPU) scalar tensors,
+// applies the no-op rule and runs the kernel built for the best capability this CPU has.
+#include <torch/library.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "cpu/soft_sign_step_kernel.h"
+
+namespace softsign::ops {
+namespace {
+
+double read_scalar(const std::optional<at::Tensor>& t, double fallback) {
+  return t.has_value() ? t->item<double>() : fallback;  // CPU tensors: no device sync
+}
+
+// AVX2 + FMA when the CPU has them, unless SOFTSIGN_CPU_CAPABILITY=default asks for the
+// portable build (the tests run both).
+bool use_avx2() {
+#if defined(SOFTSIGN_HAVE_AVX2)
+  static const bool avx2 = [] {
+    const char* want = std::getenv("SOFTSIGN_CPU_CAPABILITY");
+    if (want != nullptr && std::strcmp(want, "default") == 0) return false;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return avx2;
+#else
+  return false;
+#endif
+}
+
+void soft_sign_step_cpu(at::TensorList params, at::TensorList grads,
+                        at::TensorList momentum_buffers, double lr,
+                        const std::optional<at::Tensor>& lr_tensor, double momentum,
+                        double dampening, double weight_decay, bool nesterov, bool maximize,
+                        bool first_step, const std::optional<at::Tensor>& temperature,
+                        const std::optional<at::Tensor>& grad_scale,
+                        const std::optional<at::Tensor>& found_inf) {
+  check_soft_sign_step(params, grads, momentum_buffers, momentum, lr_tensor, temperature,
+                       grad_scale, found_inf);
+  if (read_scalar(found_inf, 0.0) != 0.0) return;
+  const double tau = read_scalar(temperature, 0.0);
+  if (!std::isfinite(tau)) return;  // unfitted or failed fit: never write NaN
+  const CpuStepArgs args{
+      StepScalars{momentum, dampening, weight_decay, nesterov, maximize, first_step},
+      read_scalar(lr_tensor, lr), read_scalar(grad_scale, 1.0), temperature.has_value(), tau};
+  if (use_avx2()) {
+    AVX2::soft_sign_step_kernel(params, grads, momentum_buffers, args);
+  } else {
+    DEFAULT::soft_sign_step_kernel(params, grads, momentum_buffers, args);
+  }
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(softsign, CPU, m) { m.impl("soft_sign_step_", &soft_sign_step_cpu); }
+
+}  // namespace softsign::ops

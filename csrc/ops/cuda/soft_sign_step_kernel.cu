@@ -1,0 +1,200 @@
+// CUDA kernel of softsign::soft_sign_step_: one chunked multi-tensor launch per dtype,
+// element math from soft_sign_step.h (Note [soft-sign element math]).
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <array>
+#include <cmath>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "multi_tensor.cuh"
+#include "soft_sign_step.h"
+
+namespace softsign::ops {
+namespace {
+
+namespace mt = multi_tensor;
+
+// A 1-element device tensor read by the kernel itself, so the host never waits on it.
+struct DeviceScalar {
+  const void* ptr = nullptr;
+  bool is_double = false;
+
+  template <typename T>
+  __device__ __forceinline__ T get() const {
+    return is_double ? static_cast<T>(*static_cast<const double*>(ptr))
+                     : static_cast<T>(*static_cast<const float*>(ptr));
+  }
+};
+
+// The kernel reads float32 or float64 only; other floating dtypes get a device-side copy,
+// kept alive in `keep` until the launches are queued (the caching allocator orders its
+// reuse after them on this stream).
+DeviceScalar device_scalar(const std::optional<at::Tensor>& t, std::vector<at::Tensor>& keep) {
+  if (!t.has_value()) return {};
+  at::Tensor v = *t;
+  if (v.scalar_type() != at::kFloat && v.scalar_type() != at::kDouble) v = v.to(at::kFloat);
+  keep.push_back(v);
+  return {v.data_ptr(), v.scalar_type() == at::kDouble};
+}
+
+template <typename scalar_t, bool kBuf>
+struct SoftSignStepOp {
+  using opmath_t = at::opmath_type<scalar_t>;
+  static constexpr int kDepth = kBuf ? 3 : 2;
+  using VecT = mt::Vec<scalar_t, mt::kILP>;
+
+  StepScalars s;
+  double lr;
+  DeviceScalar lr_tensor, temperature, grad_scale, found_inf;
+
+  // Per-block values, read once from the device scalars.
+  struct Ctx {
+    opmath_t lr, weight_decay, tau, scale;
+    bool soft, scaled;
+  };
+
+  __device__ __forceinline__ void update(const Ctx& c, scalar_t& p, scalar_t g_in,
+                                         scalar_t& b) const {
+    opmath_t g = static_cast<opmath_t>(g_in);
+    if (c.scaled) g = g / c.scale;
+    if (s.maximize) g = -g;
+    // On the first step the buffer may be uninitialized memory: never read it.
+    opmath_t buf = (kBuf && !s.first_step) ? static_cast<opmath_t>(b) : opmath_t(0);
+    const opmath_t d = momentum_direction(g, buf, s);
+    if constexpr (kBuf) b = static_cast<scalar_t>(buf);
+    p = static_cast<scalar_t>(
+        apply_update(static_cast<opmath_t>(p), soft_sign(d, c.soft, c.tau), c.lr, c.weight_decay));
+  }
+
+  __device__ void operator()(void* const (&ptrs)[kDepth], int64_t start, int64_t n) const {
+    // The whole call is a no-op when AMP found inf/NaN or the temperature fit failed;
+    // every block decides alone, so the host never synchronizes.
+    if (found_inf.ptr != nullptr && found_inf.get<double>() != 0.0) return;
+    Ctx c;
+    c.soft = temperature.ptr != nullptr;
+    // Checked after conversion to opmath: a float64 temperature beyond float32's range
+    // would become inf and turn tanh(inf * 0) into NaN.
+    c.tau = c.soft ? temperature.get<opmath_t>() : opmath_t(0);
+    if (c.soft && !isfinite(c.tau)) return;
+    c.lr = lr_tensor.ptr != nullptr ? lr_tensor.get<opmath_t>() : static_cast<opmath_t>(lr);
+    c.weight_decay = static_cast<opmath_t>(s.weight_decay);
+    c.scaled = grad_scale.ptr != nullptr;
+    c.scale = c.scaled ? grad_scale.get<opmath_t>() : opmath_t(1);
+
+    scalar_t* p = static_cast<scalar_t*>(ptrs[0]) + start;
+    const scalar_t* g = static_cast<const scalar_t*>(ptrs[1]) + start;
+    scalar_t* b = kBuf ? static_cast<scalar_t*>(ptrs[kDepth - 1]) + start : nullptr;
+    const bool read_buf = kBuf && !s.first_step;
+    const int tid = threadIdx.x;
+
+    if (mt::is_aligned<mt::kILP>(p) && mt::is_aligned<mt::kILP>(g) &&
+        (!kBuf || mt::is_aligned<mt::kILP>(b))) {
+      const int64_t nvec = n / mt::kILP;
+      for (int64_t v = tid; v < nvec; v += mt::kBlockSize) {
+        VecT pv = reinterpret_cast<const VecT*>(p)[v];
+        const VecT gv = reinterpret_cast<const VecT*>(g)[v];
+        VecT bv{};
+        if (read_buf) bv = reinterpret_cast<const VecT*>(b)[v];
+#pragma unroll
+        for (int k = 0; k < mt::kILP; ++k) update(c, pv.val[k], gv.val[k], bv.val[k]);
+        reinterpret_cast<VecT*>(p)[v] = pv;
+        if constexpr (kBuf) reinterpret_cast<VecT*>(b)[v] = bv;
+      }
+      // Fewer than kILP elements end the chunk when n is not a multiple of kILP.
+      for (int64_t i = nvec * mt::kILP + tid; i < n; i += mt::kBlockSize) {
+        scalar_t bi = read_buf ? b[i] : scalar_t(0);
+        update(c, p[i], g[i], bi);
+        if constexpr (kBuf) b[i] = bi;
+      }
+      return;
+    }
+
+    // Unaligned views: still kILP independent elements in flight per thread, each
+    // access coalesced across the block.
+    for (int64_t base = 0; base < n; base += int64_t(mt::kBlockSize) * mt::kILP) {
+      scalar_t pr[mt::kILP], gr[mt::kILP], br[mt::kILP];
+#pragma unroll
+      for (int k = 0; k < mt::kILP; ++k) {
+        const int64_t i = base + tid + int64_t(k) * mt::kBlockSize;
+        pr[k] = gr[k] = br[k] = scalar_t(0);
+        if (i < n) {
+          pr[k] = p[i];
+          gr[k] = g[i];
+          if (read_buf) br[k] = b[i];
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < mt::kILP; ++k) {
+        const int64_t i = base + tid + int64_t(k) * mt::kBlockSize;
+        if (i < n) {
+          update(c, pr[k], gr[k], br[k]);
+          p[i] = pr[k];
+          if constexpr (kBuf) b[i] = br[k];
+        }
+      }
+    }
+  }
+};
+
+void soft_sign_step_cuda(at::TensorList params, at::TensorList grads,
+                         at::TensorList momentum_buffers, double lr,
+                         const std::optional<at::Tensor>& lr_tensor, double momentum,
+                         double dampening, double weight_decay, bool nesterov, bool maximize,
+                         bool first_step, const std::optional<at::Tensor>& temperature,
+                         const std::optional<at::Tensor>& grad_scale,
+                         const std::optional<at::Tensor>& found_inf) {
+  check_soft_sign_step(params, grads, momentum_buffers, momentum, lr_tensor, temperature,
+                       grad_scale, found_inf);
+  if (params.empty()) return;
+  c10::cuda::CUDAGuard guard(params[0].device());
+
+  const StepScalars s{momentum, dampening, weight_decay, nesterov, maximize, first_step};
+  const bool use_buf = !momentum_buffers.empty() && momentum != 0.0;
+
+  std::vector<at::Tensor> keep;
+  const DeviceScalar lr_s = device_scalar(lr_tensor, keep);
+  const DeviceScalar temp_s = device_scalar(temperature, keep);
+  const DeviceScalar scale_s = device_scalar(grad_scale, keep);
+  const DeviceScalar inf_s = device_scalar(found_inf, keep);
+
+  // Buckets by dtype, in order of first appearance: one launch series per dtype.
+  using Lists = std::array<std::vector<at::Tensor>, 3>;
+  std::vector<std::pair<at::ScalarType, Lists>> buckets;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const at::ScalarType dtype = params[i].scalar_type();
+    size_t k = 0;
+    while (k < buckets.size() && buckets[k].first != dtype) ++k;
+    if (k == buckets.size()) buckets.emplace_back(dtype, Lists{});
+    buckets[k].second[0].push_back(params[i]);
+    buckets[k].second[1].push_back(grads[i]);
+    if (use_buf) buckets[k].second[2].push_back(momentum_buffers[i]);
+  }
+
+  for (auto& bucket : buckets) {
+    Lists& lists = bucket.second;
+    AT_DISPATCH_FLOATING_TYPES_AND2(
+        at::kBFloat16, at::kHalf, bucket.first, "soft_sign_step_cuda", [&] {
+          if (use_buf) {
+            mt::apply<3>(lists,
+                         SoftSignStepOp<scalar_t, true>{s, lr, lr_s, temp_s, scale_s, inf_s});
+          } else {
+            mt::apply<2>({std::move(lists[0]), std::move(lists[1])},
+                         SoftSignStepOp<scalar_t, false>{s, lr, lr_s, temp_s, scale_s, inf_s});
+          }
+        });
+  }
+}
+
+}  // namespace
+}  // namespace softsign::ops
+
+TORCH_LIBRARY_IMPL(softsign, CUDA, m) {
+  m.impl("soft_sign_step_", &softsign::ops::soft_sign_step_cuda);
+}

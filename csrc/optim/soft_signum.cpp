@@ -1,0 +1,599 @@
+// SoftSignum and Signum over the softsign op API. The optimizers only organize the call:
+// which params have gradients, which momentum buffers are new, when the temperature is
+// fitted and which temperature a step uses. All arithmetic happens in the ops.
+#include "softsign/optim/soft_signum.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
+#include <torch/optim/serialize.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <tuple>
+
+#include "softsign/ops.h"
+
+namespace softsign::optim {
+namespace {
+
+using torch::optim::OptimizerParamGroup;
+using StateMap = ska::flat_hash_map<void*, std::unique_ptr<torch::optim::OptimizerParamState>>;
+
+// ---- options -----------------------------------------------------------------------------
+
+template <typename Options>
+void validate_update_rule(const Options& o) {
+  // The same checks, and bounds, as the Python optimizers (softsign/optim/_validate.py).
+  TORCH_CHECK(std::isfinite(o.lr()) && o.lr() >= 0, "Invalid learning rate: ", o.lr());
+  TORCH_CHECK(o.momentum() >= 0 && o.momentum() <= 1, "Invalid momentum value: ", o.momentum(),
+              " (expected 0 <= momentum <= 1)");
+  TORCH_CHECK(o.dampening() >= 0 && o.dampening() <= 1, "Invalid dampening value: ", o.dampening(),
+              " (expected 0 <= dampening <= 1)");
+  TORCH_CHECK(std::isfinite(o.weight_decay()) && o.weight_decay() >= 0,
+              "Invalid weight_decay value: ", o.weight_decay());
+  TORCH_CHECK(!o.nesterov() || (o.momentum() > 0 && o.dampening() == 0),
+              "Invalid nesterov: Nesterov momentum requires momentum > 0 and dampening = 0");
+}
+
+void validate(const SignumOptions& o) { validate_update_rule(o); }
+
+void validate(const SoftSignumOptions& o) {
+  validate_update_rule(o);
+  TORCH_CHECK(o.alpha_sign() > 0 && o.alpha_sign() <= 1,
+              "Invalid alpha_sign value: ", o.alpha_sign(), " (expected 0 < alpha_sign <= 1)");
+  TORCH_CHECK(o.eps() > 0 && o.eps() < 1, "Invalid eps value: ", o.eps(),
+              " (expected 0 < eps < 1)");
+  TORCH_CHECK(o.newton_iters() >= 0, "Invalid newton_iters value: ", o.newton_iters());
+  // The kernels use tau in float32: keep it finite there.
+  TORCH_CHECK(o.tmax() >= 1 && o.tmax() <= 1e38, "Invalid tmax value: ", o.tmax(),
+              " (expected 1 <= tmax <= 1e38)");
+  TORCH_CHECK(!o.total_steps() || *o.total_steps() >= 1,
+              "Invalid total_steps value: ", *o.total_steps());
+  TORCH_CHECK(!o.sign_steps() || *o.sign_steps() >= 0,
+              "Invalid sign_steps value: ", *o.sign_steps());
+  TORCH_CHECK(!o.transition_steps() || *o.transition_steps() >= 1,
+              "Invalid transition_steps value: ", *o.transition_steps());
+  TORCH_CHECK(o.total_steps() || (o.sign_steps() && o.transition_steps()),
+              "Invalid SoftSignum options: pass total_steps, or both sign_steps and "
+              "transition_steps (Signum is the optimizer without a transition)");
+}
+
+// Group options inherit every field the user left at its constructor default, the rule
+// torch's own optimizers follow. (torch::optim::Optimizer::add_param_group only knows
+// torch's option types: for any other type it silently keeps the defaults, which is why
+// both optimizers add their groups themselves.)
+#define SOFTSIGN_INHERIT(name) out.name(user.name() == fresh.name() ? defaults.name() : user.name())
+
+template <typename Options>
+void inherit_update_rule(Options& out, const Options& defaults, const Options& user) {
+  const Options fresh;
+  SOFTSIGN_INHERIT(lr);
+  SOFTSIGN_INHERIT(momentum);
+  SOFTSIGN_INHERIT(dampening);
+  SOFTSIGN_INHERIT(weight_decay);
+  SOFTSIGN_INHERIT(nesterov);
+  SOFTSIGN_INHERIT(maximize);
+}
+
+SignumOptions merge(const SignumOptions& defaults, const SignumOptions& user) {
+  SignumOptions out;
+  inherit_update_rule(out, defaults, user);
+  return out;
+}
+
+// The result starts a fresh group: step count 0, no fit.
+SoftSignumOptions merge(const SoftSignumOptions& defaults, const SoftSignumOptions& user) {
+  const SoftSignumOptions fresh;
+  SoftSignumOptions out;
+  inherit_update_rule(out, defaults, user);
+  SOFTSIGN_INHERIT(total_steps);
+  SOFTSIGN_INHERIT(alpha_sign);
+  SOFTSIGN_INHERIT(sign_steps);
+  SOFTSIGN_INHERIT(transition_steps);
+  SOFTSIGN_INHERIT(eps);
+  SOFTSIGN_INHERIT(newton_iters);
+  SOFTSIGN_INHERIT(tmax);
+#undef SOFTSIGN_INHERIT
+  return out;
+}
+
+template <typename Options>
+Options group_options_for(const OptimizerParamGroup& group, const Options& defaults) {
+  if (!group.has_options()) return merge(defaults, defaults);
+  const auto* user = dynamic_cast<const Options*>(&group.options());
+  TORCH_CHECK(user != nullptr, "softsign: expected param group options of the optimizer's own ",
+              "options type");
+  return merge(defaults, *user);
+}
+
+template <typename Options>
+ops::SoftSignStepArgs step_args(const Options& o) {
+  ops::SoftSignStepArgs args;
+  args.lr = o.lr();
+  args.momentum = o.momentum();
+  args.dampening = o.dampening();
+  args.weight_decay = o.weight_decay();
+  args.nesterov = o.nesterov();
+  args.maximize = o.maximize();
+  return args;
+}
+
+// ---- one group's work ----------------------------------------------------------------------
+
+// Tensors of one fused call. A fused call takes one device, and one first_step flag.
+struct CallLists {
+  std::vector<at::Tensor> params, grads, bufs;
+};
+
+// The params of a group that have a gradient, on one device: `buffered` have a momentum
+// buffer (or need none: momentum 0), `fresh` get theirs on this step (first_step).
+struct DeviceBucket {
+  c10::Device device;
+  CallLists buffered, fresh;
+};
+
+// Collects a group's params with gradients and checks them; allocates (but does not yet
+// store) the buffers of params seen for the first time. Throws before anything changes.
+std::vector<DeviceBucket> gather(const OptimizerParamGroup& group, size_t index,
+                                 const StateMap& state, double momentum) {
+  std::vector<DeviceBucket> buckets;
+  for (const at::Tensor& p : group.params()) {
+    const at::Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    TORCH_CHECK(g.layout() == at::kStrided,
+                "softsign: sparse gradients are not supported (param group ", index, ")");
+    TORCH_CHECK(!p.is_complex(), "softsign: complex parameters are not supported (param group ",
+                index, ")");
+    TORCH_CHECK(
+        g.device() == p.device() && g.scalar_type() == p.scalar_type() && g.sizes() == p.sizes(),
+        "softsign: expected a gradient of the parameter's device, dtype and shape ",
+        "(param group ", index, "), got ", g.device(), " ", g.scalar_type(), " ", g.sizes(),
+        " for ", p.device(), " ", p.scalar_type(), " ", p.sizes());
+    auto bucket = std::find_if(buckets.begin(), buckets.end(),
+                               [&](const DeviceBucket& b) { return b.device == p.device(); });
+    if (bucket == buckets.end()) {
+      buckets.push_back(DeviceBucket{p.device(), {}, {}});
+      bucket = std::prev(buckets.end());
+    }
+    at::Tensor buf;
+    if (momentum != 0) {
+      auto it = state.find(p.unsafeGetTensorImpl());
+      if (it != state.end()) {
+        buf = static_cast<const SoftSignumParamState&>(*it->second).momentum_buffer();
+      }
+    }
+    CallLists& lists = (momentum != 0 && !buf.defined()) ? bucket->fresh : bucket->buffered;
+    lists.params.push_back(p);
+    lists.grads.push_back(g);
+    if (momentum != 0) {
+      lists.bufs.push_back(buf.defined() ? buf : at::zeros_like(p, at::MemoryFormat::Preserve));
+    }
+  }
+  return buckets;
+}
+
+// The fit statistic: the post-momentum direction of every param, on `home`.
+std::vector<at::Tensor> directions(const std::vector<DeviceBucket>& buckets,
+                                   ops::SoftSignStepArgs args, const c10::Device& home) {
+  std::vector<at::Tensor> out;
+  for (const DeviceBucket& b : buckets) {
+    for (const bool first_step : {false, true}) {
+      const CallLists& lists = first_step ? b.fresh : b.buffered;
+      if (lists.params.empty()) continue;
+      args.first_step = first_step;
+      for (at::Tensor& d : ops::soft_sign_direction(lists.grads, lists.bufs, args)) {
+        out.push_back(b.device == home ? std::move(d) : d.to(home));
+      }
+    }
+  }
+  return out;
+}
+
+// Stores the new buffers and runs the fused step of every bucket; `temperature_on(device)`
+// gives the 1-element temperature slice (nullopt: sign phase).
+template <typename TemperatureFn>
+void update(std::vector<DeviceBucket>& buckets, ops::SoftSignStepArgs args, StateMap& state,
+            TemperatureFn&& temperature_on) {
+  for (DeviceBucket& b : buckets) {
+    const std::optional<at::Tensor> tau = temperature_on(b.device);
+    for (size_t i = 0; i < b.fresh.params.size(); ++i) {
+      auto param_state = std::make_unique<SoftSignumParamState>();
+      param_state->momentum_buffer(b.fresh.bufs[i]);
+      state[b.fresh.params[i].unsafeGetTensorImpl()] = std::move(param_state);
+    }
+    for (const bool first_step : {false, true}) {
+      CallLists& lists = first_step ? b.fresh : b.buffered;
+      if (lists.params.empty()) continue;
+      args.first_step = first_step;
+      ops::soft_sign_step_(lists.params, lists.grads, lists.bufs, args, std::nullopt, tau);
+    }
+  }
+}
+
+c10::Device home_device(const OptimizerParamGroup& group) {
+  return group.params().empty() ? c10::Device(c10::kCPU) : group.params().front().device();
+}
+
+[[noreturn]] void throw_non_finite(double median, double mad) {
+  TORCH_CHECK(false,
+              "softsign: non-finite median/MAD of the momentum at the temperature fit step "
+              "(median ",
+              median, ", MAD ", mad,
+              "); the gradients contain inf or NaN. No parameter was changed by this step.");
+}
+
+// A fit launched at this step: the device results, and on CPU the status already read.
+struct FitLaunch {
+  at::Tensor stats;     // float64 [median, mad, status] on the home device
+  at::Tensor schedule;  // float64 [T] on the home device
+  std::optional<ops::FitStatus> status;
+  double median = 0, mad = 0;
+};
+
+}  // namespace
+
+// ---- SoftSignumOptions / SignumOptions / param state ------------------------------------------
+
+SoftSignumOptions::SoftSignumOptions(double lr) : lr_(lr) {}
+
+double SoftSignumOptions::get_lr() const { return lr(); }
+void SoftSignumOptions::set_lr(const double lr) { this->lr(lr); }
+
+bool operator==(const SoftSignumOptions& lhs, const SoftSignumOptions& rhs) {
+  return lhs.lr() == rhs.lr() && lhs.momentum() == rhs.momentum() &&
+         lhs.dampening() == rhs.dampening() && lhs.weight_decay() == rhs.weight_decay() &&
+         lhs.nesterov() == rhs.nesterov() && lhs.maximize() == rhs.maximize() &&
+         lhs.total_steps() == rhs.total_steps() && lhs.alpha_sign() == rhs.alpha_sign() &&
+         lhs.sign_steps() == rhs.sign_steps() && lhs.transition_steps() == rhs.transition_steps() &&
+         lhs.eps() == rhs.eps() && lhs.newton_iters() == rhs.newton_iters() &&
+         lhs.tmax() == rhs.tmax() && lhs.step_count_ == rhs.step_count_ &&
+         lhs.fitted_ == rhs.fitted_ && lhs.fit_median_ == rhs.fit_median_ &&
+         lhs.fit_mad_ == rhs.fit_mad_;
+}
+
+void SoftSignumOptions::serialize(torch::serialize::OutputArchive& archive) const {
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(momentum);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(dampening);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(weight_decay);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(nesterov);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(maximize);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(total_steps);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(alpha_sign);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(sign_steps);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(transition_steps);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(eps);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(newton_iters);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(tmax);
+  archive.write("step", c10::IValue(step_count_));
+  archive.write("fitted", c10::IValue(fitted_));
+  archive.write("fit_median", c10::IValue(fit_median_));
+  archive.write("fit_mad", c10::IValue(fit_mad_));
+}
+
+void SoftSignumOptions::serialize(torch::serialize::InputArchive& archive) {
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lr);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, momentum);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, dampening);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, weight_decay);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(bool, nesterov);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(bool, maximize);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG_OPTIONAL(int64_t, total_steps);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, alpha_sign);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG_OPTIONAL(int64_t, sign_steps);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG_OPTIONAL(int64_t, transition_steps);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, eps);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(int64_t, newton_iters);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, tmax);
+  c10::IValue value;
+  archive.read("step", value);
+  step_count_ = value.toInt();
+  archive.read("fitted", value);
+  fitted_ = value.toBool();
+  archive.read("fit_median", value);
+  fit_median_ = value.toDouble();
+  archive.read("fit_mad", value);
+  fit_mad_ = value.toDouble();
+}
+
+SignumOptions::SignumOptions(double lr) : lr_(lr) {}
+
+double SignumOptions::get_lr() const { return lr(); }
+void SignumOptions::set_lr(const double lr) { this->lr(lr); }
+
+bool operator==(const SignumOptions& lhs, const SignumOptions& rhs) {
+  return lhs.lr() == rhs.lr() && lhs.momentum() == rhs.momentum() &&
+         lhs.dampening() == rhs.dampening() && lhs.weight_decay() == rhs.weight_decay() &&
+         lhs.nesterov() == rhs.nesterov() && lhs.maximize() == rhs.maximize();
+}
+
+void SignumOptions::serialize(torch::serialize::OutputArchive& archive) const {
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(momentum);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(dampening);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(weight_decay);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(nesterov);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(maximize);
+}
+
+void SignumOptions::serialize(torch::serialize::InputArchive& archive) {
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lr);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, momentum);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, dampening);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, weight_decay);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(bool, nesterov);
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(bool, maximize);
+}
+
+void SoftSignumParamState::serialize(torch::serialize::OutputArchive& archive) const {
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(momentum_buffer);
+}
+
+void SoftSignumParamState::serialize(torch::serialize::InputArchive& archive) {
+  _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, momentum_buffer);
+}
+
+Phases resolve_phases(const SoftSignumOptions& o) {
+  TORCH_CHECK(o.total_steps() || (o.sign_steps() && o.transition_steps()),
+              "Invalid SoftSignum options: pass total_steps, or both sign_steps and "
+              "transition_steps");
+  const int64_t sign_steps =
+      o.sign_steps() ? *o.sign_steps()
+                     : static_cast<int64_t>(std::floor(
+                           o.alpha_sign() * static_cast<double>(*o.total_steps()) + 0.5));
+  const int64_t transition_steps =
+      o.transition_steps() ? *o.transition_steps() : *o.total_steps() - sign_steps;
+  return Phases{sign_steps, std::max<int64_t>(transition_steps, 1)};
+}
+
+// ---- SoftSignum -------------------------------------------------------------------------------
+
+SoftSignum::SoftSignum(const std::vector<OptimizerParamGroup>& param_groups,
+                       SoftSignumOptions defaults)
+    : Optimizer(std::vector<OptimizerParamGroup>(),
+                std::make_unique<SoftSignumOptions>(std::move(defaults))) {
+  validate(static_cast<const SoftSignumOptions&>(*defaults_));
+  for (const auto& group : param_groups) add_param_group(group);
+}
+
+SoftSignum::SoftSignum(std::vector<torch::Tensor> params, SoftSignumOptions defaults)
+    : SoftSignum({OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
+
+void SoftSignum::add_param_group(const OptimizerParamGroup& param_group) {
+  SoftSignumOptions options =
+      group_options_for(param_group, static_cast<const SoftSignumOptions&>(*defaults_));
+  validate(options);
+  Optimizer::add_param_group(OptimizerParamGroup(param_group.params()));
+  param_groups_.back().set_options(std::make_unique<SoftSignumOptions>(std::move(options)));
+}
+
+SoftSignumOptions& SoftSignum::group_options(size_t group) {
+  TORCH_CHECK(group < param_groups_.size(), "softsign: expected a param group index below ",
+              param_groups_.size(), ", got ", group);
+  return static_cast<SoftSignumOptions&>(param_groups_[group].options());
+}
+
+at::Tensor SoftSignum::schedule_on(SoftSignumOptions& o, int64_t steps, const c10::Device& device,
+                                   const c10::Device& home) {
+  detail::ScheduleCache& cache = o.cache_;
+  // A fitted group's schedule is always temperature_schedule of the stored fit: the same
+  // op on the same numbers whether the run was resumed or not (Note [schedule cache]).
+  if (o.fitted_ && cache.steps != steps) cache.schedules.clear();
+  for (const auto& entry : cache.schedules) {
+    if (entry.first == device) return entry.second;
+  }
+  if (cache.schedules.empty()) {
+    TORCH_INTERNAL_ASSERT(o.fitted_, "softsign: a temperature was asked of an unfitted group");
+    const auto options = at::TensorOptions().dtype(at::kDouble).device(home);
+    at::Tensor schedule = ops::temperature_schedule(at::scalar_tensor(o.fit_median_, options),
+                                                    at::scalar_tensor(o.fit_mad_, options), steps,
+                                                    o.eps(), o.newton_iters(), o.tmax(), "tanh");
+    cache.schedules.emplace_back(home, schedule);
+    cache.steps = steps;
+    if (device == home) return schedule;
+  }
+  at::Tensor copy = cache.schedules.front().second.to(device, /*non_blocking=*/true);
+  cache.schedules.emplace_back(device, copy);
+  return copy;
+}
+
+void SoftSignum::resolve_pending_fit(SoftSignumOptions& o, bool wait) {
+  detail::ScheduleCache& cache = o.cache_;
+  if (!cache.pending_event) return;
+  if (wait) {
+    cache.pending_event->synchronize();
+  } else if (!cache.pending_event->query()) {
+    return;
+  }
+  const double* stats = cache.pending_stats.const_data_ptr<double>();
+  const double median = stats[0];
+  const double mad = stats[1];
+  const auto status = static_cast<ops::FitStatus>(static_cast<int>(stats[2]));
+  cache.pending_event.reset();
+  cache.pending_stats.reset();
+  switch (status) {
+    case ops::FitStatus::kPending:
+      return;  // the group fits again at its next step with gradients
+    case ops::FitStatus::kNonFinite:
+      cache.schedules.clear();
+      throw_non_finite(median, mad);
+    case ops::FitStatus::kZeroMad:
+      TORCH_WARN("softsign: the momentum has zero MAD at the temperature fit step (median ", median,
+                 "); the temperature stays at c_eps / |median|");
+      [[fallthrough]];
+    case ops::FitStatus::kOk:
+      o.fitted_ = true;
+      o.fit_median_ = median;
+      o.fit_mad_ = mad;
+      cache.schedules.clear();  // recomputed from the stored fit, as after load()
+      return;
+  }
+}
+
+torch::Tensor SoftSignum::step(LossClosure closure) {
+  at::NoGradGuard no_grad;
+  torch::Tensor loss;
+  if (closure) {
+    at::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+
+  // 1. Checks of every group, and fits whose status has arrived: may throw, changes nothing.
+  std::vector<std::vector<DeviceBucket>> work;
+  work.reserve(param_groups_.size());
+  for (size_t i = 0; i < param_groups_.size(); ++i) {
+    work.push_back(gather(param_groups_[i], i, state_, group_options(i).momentum()));
+  }
+  for (size_t i = 0; i < param_groups_.size(); ++i) resolve_pending_fit(group_options(i), false);
+
+  // 2. Fits due at this step, for every group before any update: on CPU a non-finite
+  // statistic throws here, while every parameter is still untouched.
+  std::vector<std::optional<FitLaunch>> fits(param_groups_.size());
+  for (size_t i = 0; i < param_groups_.size(); ++i) {
+    SoftSignumOptions& o = group_options(i);
+    const Phases phases = resolve_phases(o);
+    if (o.step_count_ + 1 <= phases.sign_steps || o.fitted_ || o.cache_.pending_event ||
+        work[i].empty()) {
+      continue;
+    }
+    const c10::Device home = home_device(param_groups_[i]);
+    FitLaunch fit;
+    std::tie(fit.stats, fit.schedule) =
+        ops::fit_temperature(directions(work[i], step_args(o), home), phases.transition_steps,
+                             o.eps(), o.newton_iters(), o.tmax(), "tanh");
+    if (home.is_cpu()) {
+      const at::Tensor stats = fit.stats.to(at::kDouble).contiguous();
+      fit.median = stats.const_data_ptr<double>()[0];
+      fit.mad = stats.const_data_ptr<double>()[1];
+      fit.status = static_cast<ops::FitStatus>(static_cast<int>(stats.const_data_ptr<double>()[2]));
+      if (*fit.status == ops::FitStatus::kNonFinite) throw_non_finite(fit.median, fit.mad);
+    }
+    fits[i] = std::move(fit);
+  }
+
+  // 3. Commit: step counts, fit results, then the updates.
+  for (size_t i = 0; i < param_groups_.size(); ++i) {
+    SoftSignumOptions& o = group_options(i);
+    ++o.step_count_;
+    if (!fits[i]) continue;
+    FitLaunch& fit = *fits[i];
+    detail::ScheduleCache& cache = o.cache_;
+    const Phases phases = resolve_phases(o);
+    cache.schedules.clear();
+    cache.schedules.emplace_back(fit.schedule.device(), fit.schedule);
+    cache.steps = phases.transition_steps;
+    if (fit.status) {
+      if (*fit.status == ops::FitStatus::kZeroMad) {
+        TORCH_WARN("softsign: the momentum has zero MAD at the temperature fit step (median ",
+                   fit.median, "); the temperature stays at c_eps / |median|");
+      }
+      if (*fit.status != ops::FitStatus::kPending) {
+        o.fitted_ = true;
+        o.fit_median_ = fit.median;
+        o.fit_mad_ = fit.mad;
+        cache.schedules.clear();  // recomputed from the stored fit, as after load()
+      }
+    } else {
+      // Accelerator: read the status at a later step, once the copy has landed; the
+      // device schedule serves meanwhile (all NaN, so a no-op step, if the fit failed).
+      const c10::Device home = fit.stats.device();
+      cache.pending_stats =
+          at::empty({3}, at::TensorOptions().dtype(at::kDouble).pinned_memory(true));
+      cache.pending_stats.copy_(fit.stats, /*non_blocking=*/true);
+      cache.pending_event = std::make_unique<c10::Event>(home.type());
+      cache.pending_event->record(c10::impl::VirtualGuardImpl(home.type()).getStream(home));
+    }
+  }
+  for (size_t i = 0; i < param_groups_.size(); ++i) {
+    SoftSignumOptions& o = group_options(i);
+    const Phases phases = resolve_phases(o);
+    const int64_t k = o.step_count_;
+    const c10::Device home = home_device(param_groups_[i]);
+    update(work[i], step_args(o), state_,
+           [&](const c10::Device& device) -> std::optional<at::Tensor> {
+             if (k <= phases.sign_steps) return std::nullopt;
+             const int64_t j = std::min(k - phases.sign_steps - 1, phases.transition_steps - 1);
+             return schedule_on(o, phases.transition_steps, device, home).narrow(0, j, 1);
+           });
+  }
+  return loss;
+}
+
+std::optional<double> SoftSignum::temperature(size_t group) {
+  SoftSignumOptions& o = group_options(group);
+  const Phases phases = resolve_phases(o);
+  const int64_t k = o.step_count_;
+  if (k <= phases.sign_steps) return std::nullopt;
+  resolve_pending_fit(o, /*wait=*/true);
+  if (!o.fitted_) return std::nullopt;
+  const c10::Device home = home_device(param_groups_[group]);
+  const int64_t j = std::min(k - phases.sign_steps - 1, phases.transition_steps - 1);
+  return schedule_on(o, phases.transition_steps, home, home)[j].item<double>();
+}
+
+void SoftSignum::save(torch::serialize::OutputArchive& archive) const {
+  // A fit still in flight is awaited, so that the checkpoint holds it. save() is const in
+  // torch::optim; completing the fit changes no observable value.
+  auto* self = const_cast<SoftSignum*>(this);
+  for (size_t i = 0; i < param_groups_.size(); ++i) {
+    self->resolve_pending_fit(self->group_options(i), /*wait=*/true);
+  }
+  torch::optim::serialize<SoftSignumParamState, SoftSignumOptions>(archive, *this);
+}
+
+void SoftSignum::load(torch::serialize::InputArchive& archive) {
+  // Replaces every group's options by copy assignment, which empties the schedule caches.
+  torch::optim::serialize<SoftSignumParamState, SoftSignumOptions>(archive, *this);
+}
+
+// ---- Signum -----------------------------------------------------------------------------------
+
+Signum::Signum(const std::vector<OptimizerParamGroup>& param_groups, SignumOptions defaults)
+    : Optimizer(std::vector<OptimizerParamGroup>(),
+                std::make_unique<SignumOptions>(std::move(defaults))) {
+  validate(static_cast<const SignumOptions&>(*defaults_));
+  for (const auto& group : param_groups) add_param_group(group);
+}
+
+Signum::Signum(std::vector<torch::Tensor> params, SignumOptions defaults)
+    : Signum({OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
+
+void Signum::add_param_group(const OptimizerParamGroup& param_group) {
+  SignumOptions options =
+      group_options_for(param_group, static_cast<const SignumOptions&>(*defaults_));
+  validate(options);
+  Optimizer::add_param_group(OptimizerParamGroup(param_group.params()));
+  param_groups_.back().set_options(std::make_unique<SignumOptions>(std::move(options)));
+}
+
+torch::Tensor Signum::step(LossClosure closure) {
+  at::NoGradGuard no_grad;
+  torch::Tensor loss;
+  if (closure) {
+    at::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+  std::vector<std::vector<DeviceBucket>> work;
+  work.reserve(param_groups_.size());
+  for (size_t i = 0; i < param_groups_.size(); ++i) {
+    const auto& o = static_cast<const SignumOptions&>(param_groups_[i].options());
+    work.push_back(gather(param_groups_[i], i, state_, o.momentum()));
+  }
+  for (size_t i = 0; i < param_groups_.size(); ++i) {
+    const auto& o = static_cast<const SignumOptions&>(param_groups_[i].options());
+    update(work[i], step_args(o), state_,
+           [](const c10::Device&) -> std::optional<at::Tensor> { return std::nullopt; });
+  }
+  return loss;
+}
+
+void Signum::save(torch::serialize::OutputArchive& archive) const {
+  torch::optim::serialize<SignumParamState, SignumOptions>(archive, *this);
+}
+
+void Signum::load(torch::serialize::InputArchive& archive) {
+  torch::optim::serialize<SignumParamState, SignumOptions>(archive, *this);
+}
+
+}  // namespace softsign::optim

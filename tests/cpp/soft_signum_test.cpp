@@ -1,0 +1,482 @@
+// Contract tests of softsign::optim::SoftSignum and Signum: equivalences, LR schedulers,
+// checkpoint resume, validation, and that failing steps change nothing.
+#include <gtest/gtest.h>
+#include <softsign/softsign.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+using softsign::optim::Signum;
+using softsign::optim::SignumOptions;
+using softsign::optim::SoftSignum;
+using softsign::optim::SoftSignumOptions;
+using torch::optim::OptimizerParamGroup;
+
+std::vector<torch::Tensor> make_params(int64_t seed) {
+  torch::manual_seed(seed);
+  return {torch::randn({4, 3}).requires_grad_(true), torch::randn({5}).requires_grad_(true),
+          torch::randn({2, 2, 3}).requires_grad_(true)};
+}
+
+std::vector<torch::Tensor> clone_params(const std::vector<torch::Tensor>& params) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : params) out.push_back(p.detach().clone().requires_grad_(true));
+  return out;
+}
+
+// grads[k][i]: gradient of param i at step k (undefined: no gradient that step).
+using GradPlan = std::vector<std::vector<torch::Tensor>>;
+
+GradPlan make_grads(const std::vector<torch::Tensor>& params, int64_t steps, int64_t seed) {
+  torch::manual_seed(seed);
+  GradPlan plan(steps);
+  for (auto& grads : plan) {
+    for (const auto& p : params) grads.push_back(torch::randn_like(p));
+  }
+  return plan;
+}
+
+void set_grads(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& grads) {
+  for (size_t i = 0; i < params.size(); ++i) params[i].mutable_grad() = grads[i];
+}
+
+std::string temp_path(const std::string& name) {
+  return testing::TempDir() + "softsign_" + std::to_string(getpid()) + "_" + name + ".pt";
+}
+
+std::vector<torch::Tensor> snapshot(const std::vector<torch::Tensor>& params) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : params) out.push_back(p.detach().clone());
+  return out;
+}
+
+void expect_unchanged(const std::vector<torch::Tensor>& params,
+                      const std::vector<torch::Tensor>& before) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    EXPECT_TRUE(torch::equal(params[i], before[i])) << "param " << i << " changed";
+  }
+}
+
+// Collects c10 warnings while alive.
+class WarningCollector : public c10::WarningHandler {
+ public:
+  WarningCollector() : guard_(this) {}
+  void process(const c10::Warning& warning) override { messages.push_back(warning.msg()); }
+  std::vector<std::string> messages;
+
+ private:
+  c10::WarningUtils::WarningHandlerGuard guard_;
+};
+
+// ---- equivalences ---------------------------------------------------------------------------
+
+struct UpdateRule {
+  double momentum, dampening, weight_decay;
+  bool nesterov, maximize;
+};
+
+std::string rule_name(const testing::TestParamInfo<UpdateRule>& info) {
+  const UpdateRule& r = info.param;
+  std::string name = "momentum" + std::to_string(static_cast<int>(r.momentum * 10));
+  if (r.dampening != 0) name += "_dampening";
+  if (r.weight_decay != 0) name += "_weight_decay";
+  if (r.nesterov) name += "_nesterov";
+  if (r.maximize) name += "_maximize";
+  return name;
+}
+
+class SignumEquivalence : public testing::TestWithParam<UpdateRule> {};
+
+TEST_P(SignumEquivalence, SoftSignumWithLongSignPhaseEqualsSignum) {
+  const UpdateRule r = GetParam();
+  const int64_t steps = 12;
+  auto a = make_params(0);
+  auto b = clone_params(a);
+  const GradPlan grads = make_grads(a, steps, 1);
+  Signum signum(a, SignumOptions(0.01)
+                       .momentum(r.momentum)
+                       .dampening(r.dampening)
+                       .weight_decay(r.weight_decay)
+                       .nesterov(r.nesterov)
+                       .maximize(r.maximize));
+  SoftSignum soft(b, SoftSignumOptions(0.01)
+                         .momentum(r.momentum)
+                         .dampening(r.dampening)
+                         .weight_decay(r.weight_decay)
+                         .nesterov(r.nesterov)
+                         .maximize(r.maximize)
+                         .sign_steps(steps)
+                         .transition_steps(5));
+  for (int64_t k = 0; k < steps; ++k) {
+    set_grads(a, grads[k]);
+    set_grads(b, grads[k]);
+    signum.step();
+    soft.step();
+    for (size_t i = 0; i < a.size(); ++i) {
+      ASSERT_TRUE(torch::equal(a[i], b[i])) << "param " << i << " at step " << k + 1;
+    }
+    EXPECT_FALSE(soft.temperature().has_value());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(UpdateRules, SignumEquivalence,
+                         testing::Values(UpdateRule{0.9, 0, 0, false, false},
+                                         UpdateRule{0, 0, 0.1, false, true},
+                                         UpdateRule{0.9, 0, 0.01, true, false},
+                                         UpdateRule{0.8, 0.5, 0, false, true}),
+                         rule_name);
+
+TEST(SoftSignum, SignPhaseMovesEveryCoordinateByLr) {
+  auto p = torch::zeros({6}).requires_grad_(true);
+  SoftSignum optimizer({p}, SoftSignumOptions(0.25).momentum(0).total_steps(10));
+  p.mutable_grad() = torch::tensor({1.f, -2.f, 3.f, -4.f, 5.f, -6.f});
+  optimizer.step();
+  EXPECT_TRUE(torch::equal(p, torch::tensor({-0.25f, 0.25f, -0.25f, 0.25f, -0.25f, 0.25f})));
+}
+
+// ---- LR scheduler ----------------------------------------------------------------------------
+
+TEST(SoftSignum, StepLRChangesTheLearningRate) {
+  auto p = torch::zeros({3}).requires_grad_(true);
+  SoftSignum optimizer({p}, SoftSignumOptions(0.5).momentum(0).total_steps(100));
+  torch::optim::StepLR scheduler(optimizer, /*step_size=*/2, /*gamma=*/0.5);
+  double expected = 0;
+  for (int k = 0; k < 6; ++k) {
+    // Whatever lr the scheduler has set is the one the step uses: p moves by exactly lr.
+    const double lr = optimizer.param_groups()[0].options().get_lr();
+    p.mutable_grad() = torch::ones({3});
+    optimizer.step();
+    scheduler.step();
+    expected -= lr;
+    EXPECT_TRUE(torch::allclose(p, torch::full({3}, expected))) << p;
+  }
+  // torch::optim::StepLR decays at its 3rd and 5th step() calls (LibTorch's counting).
+  EXPECT_DOUBLE_EQ(optimizer.param_groups()[0].options().get_lr(), 0.125);
+  EXPECT_FLOAT_EQ(p[0].item<float>(), -(0.5 * 3 + 0.25 * 2 + 0.125));
+}
+
+// ---- checkpoints -----------------------------------------------------------------------------
+
+// Two groups with different update rules; param 1 has no gradient on some steps.
+std::vector<OptimizerParamGroup> make_groups(const std::vector<torch::Tensor>& params) {
+  return {OptimizerParamGroup({params[0], params[1]},
+                              std::make_unique<SoftSignumOptions>(
+                                  SoftSignumOptions(0.02).momentum(0.9).nesterov(true))),
+          OptimizerParamGroup({params[2]},
+                              std::make_unique<SoftSignumOptions>(SoftSignumOptions(0.01)
+                                                                      .momentum(0.8)
+                                                                      .dampening(0.5)
+                                                                      .weight_decay(0.1)
+                                                                      .sign_steps(7)
+                                                                      .transition_steps(6)))};
+}
+
+SoftSignumOptions checkpoint_defaults() {
+  return SoftSignumOptions().sign_steps(5).transition_steps(10);
+}
+
+void run_steps(SoftSignum& optimizer, const std::vector<torch::Tensor>& params,
+               const GradPlan& grads, int64_t from, int64_t to) {
+  for (int64_t k = from; k < to; ++k) {
+    auto g = grads[k];
+    if (k % 4 == 1) g[1] = torch::Tensor();
+    set_grads(params, g);
+    optimizer.step();
+  }
+}
+
+class Resume : public testing::TestWithParam<int64_t> {};
+
+TEST_P(Resume, LoadedRunIsBitIdentical) {
+  const int64_t steps = 20;
+  const int64_t save_at = GetParam();
+  auto a = make_params(2);
+  auto b = clone_params(a);
+  const GradPlan grads = make_grads(a, steps, 3);
+
+  SoftSignum uninterrupted(make_groups(a), checkpoint_defaults());
+  run_steps(uninterrupted, a, grads, 0, steps);
+
+  const std::string path = temp_path("resume_" + std::to_string(save_at));
+  {
+    SoftSignum first(make_groups(b), checkpoint_defaults());
+    run_steps(first, b, grads, 0, save_at);
+    torch::save(first, path);
+  }
+  auto c = clone_params(b);
+  SoftSignum resumed(make_groups(c), checkpoint_defaults());
+  torch::load(resumed, path);
+  std::remove(path.c_str());
+  for (size_t g = 0; g < 2; ++g) {
+    const auto& o = static_cast<const SoftSignumOptions&>(resumed.param_groups()[g].options());
+    EXPECT_EQ(o.step_count(), save_at);
+  }
+  run_steps(resumed, c, grads, save_at, steps);
+
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(torch::equal(a[i], c[i])) << "param " << i;
+  }
+  for (size_t g = 0; g < 2; ++g) {
+    EXPECT_TRUE(static_cast<const SoftSignumOptions&>(uninterrupted.param_groups()[g].options()) ==
+                static_cast<const SoftSignumOptions&>(resumed.param_groups()[g].options()))
+        << "group " << g;
+    EXPECT_EQ(uninterrupted.temperature(g), resumed.temperature(g)) << "group " << g;
+  }
+}
+
+// Sign phase (before the fit), the middle of both transitions, after group 1's transition.
+INSTANTIATE_TEST_SUITE_P(SaveAtStep, Resume, testing::Values(3, 9, 12, 16));
+
+TEST(Signum, SaveLoadRoundTripsBuffersAndOptions) {
+  auto a = make_params(4);
+  auto b = clone_params(a);
+  const GradPlan grads = make_grads(a, 6, 5);
+  Signum uninterrupted(a, SignumOptions(0.01).momentum(0.9).weight_decay(0.1));
+  Signum first(b, SignumOptions(0.01).momentum(0.9).weight_decay(0.1));
+  for (int64_t k = 0; k < 3; ++k) {
+    set_grads(a, grads[k]);
+    uninterrupted.step();
+    set_grads(b, grads[k]);
+    first.step();
+  }
+  const std::string path = temp_path("signum");
+  torch::save(first, path);
+  auto c = clone_params(b);
+  Signum resumed(c, SignumOptions(0.5));
+  torch::load(resumed, path);
+  std::remove(path.c_str());
+  EXPECT_TRUE(static_cast<const SignumOptions&>(resumed.param_groups()[0].options()) ==
+              SignumOptions(0.01).momentum(0.9).weight_decay(0.1));
+  for (int64_t k = 3; k < 6; ++k) {
+    set_grads(a, grads[k]);
+    uninterrupted.step();
+    set_grads(c, grads[k]);
+    resumed.step();
+  }
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], c[i])) << "param " << i;
+}
+
+// ---- options ---------------------------------------------------------------------------------
+
+void expect_invalid(const std::function<void()>& build, const std::string& what) {
+  try {
+    build();
+    ADD_FAILURE() << "no error for " << what;
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what_without_backtrace()).find("Invalid"), std::string::npos)
+        << what << ": " << e.what_without_backtrace();
+  }
+}
+
+TEST(SoftSignum, InvalidOptionsThrow) {
+  auto p = torch::zeros({2}).requires_grad_(true);
+  const auto base = SoftSignumOptions().total_steps(10);
+  const std::vector<std::pair<std::string, SoftSignumOptions>> cases = {
+      {"lr < 0", SoftSignumOptions(base).lr(-1)},
+      {"lr nan", SoftSignumOptions(base).lr(std::nan(""))},
+      {"momentum < 0", SoftSignumOptions(base).momentum(-0.1)},
+      {"dampening > 1", SoftSignumOptions(base).dampening(1.5)},
+      {"weight_decay < 0", SoftSignumOptions(base).weight_decay(-1)},
+      {"nesterov without momentum", SoftSignumOptions(base).momentum(0).nesterov(true)},
+      {"nesterov with dampening", SoftSignumOptions(base).dampening(0.5).nesterov(true)},
+      {"alpha_sign 0", SoftSignumOptions(base).alpha_sign(0)},
+      {"alpha_sign > 1", SoftSignumOptions(base).alpha_sign(1.5)},
+      {"eps 0", SoftSignumOptions(base).eps(0)},
+      {"eps 1", SoftSignumOptions(base).eps(1)},
+      {"newton_iters < 0", SoftSignumOptions(base).newton_iters(-1)},
+      {"tmax < 1", SoftSignumOptions(base).tmax(0.5)},
+      {"total_steps 0", SoftSignumOptions().total_steps(0)},
+      {"sign_steps < 0", SoftSignumOptions(base).sign_steps(-1)},
+      {"transition_steps 0", SoftSignumOptions(base).transition_steps(0)},
+      {"no phases", SoftSignumOptions()},
+      {"sign_steps alone", SoftSignumOptions().sign_steps(5)},
+      {"transition_steps alone", SoftSignumOptions().transition_steps(5)},
+  };
+  for (const auto& [what, options] : cases) {
+    expect_invalid([&] { SoftSignum optimizer({p}, options); }, what);
+  }
+  // A group's own options are checked too.
+  expect_invalid(
+      [&] {
+        std::vector<OptimizerParamGroup> groups;
+        groups.emplace_back(std::vector<torch::Tensor>{p},
+                            std::make_unique<SoftSignumOptions>(SoftSignumOptions().tmax(0)));
+        SoftSignum optimizer(groups, base);
+      },
+      "group tmax");
+  expect_invalid([&] { Signum optimizer({p}, SignumOptions(-1)); }, "Signum lr < 0");
+  expect_invalid([&] { Signum optimizer({p}, SignumOptions().momentum(0).nesterov(true)); },
+                 "Signum nesterov without momentum");
+}
+
+TEST(SoftSignum, PhasesFromTotalSteps) {
+  using softsign::optim::resolve_phases;
+  auto phases = resolve_phases(SoftSignumOptions().total_steps(30));
+  EXPECT_EQ(phases.sign_steps, 27);
+  EXPECT_EQ(phases.transition_steps, 3);
+  phases = resolve_phases(SoftSignumOptions().total_steps(5).alpha_sign(0.5));  // 2.5 -> 3
+  EXPECT_EQ(phases.sign_steps, 3);
+  EXPECT_EQ(phases.transition_steps, 2);
+  phases = resolve_phases(SoftSignumOptions().total_steps(10).transition_steps(4));
+  EXPECT_EQ(phases.sign_steps, 9);
+  EXPECT_EQ(phases.transition_steps, 4);
+  phases = resolve_phases(SoftSignumOptions().total_steps(10).sign_steps(20));  // T < 1
+  EXPECT_EQ(phases.sign_steps, 20);
+  EXPECT_EQ(phases.transition_steps, 1);
+}
+
+TEST(SoftSignum, GroupOptionsInheritUnsetFieldsFromDefaults) {
+  auto p = torch::zeros({2}).requires_grad_(true);
+  auto q = torch::zeros({2}).requires_grad_(true);
+  std::vector<OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{p});
+  groups.emplace_back(std::vector<torch::Tensor>{q},
+                      std::make_unique<SoftSignumOptions>(SoftSignumOptions(0.5).sign_steps(3)));
+  SoftSignum optimizer(groups, SoftSignumOptions(0.1).momentum(0.5).total_steps(100));
+  const auto& g0 = static_cast<const SoftSignumOptions&>(optimizer.param_groups()[0].options());
+  const auto& g1 = static_cast<const SoftSignumOptions&>(optimizer.param_groups()[1].options());
+  EXPECT_EQ(g0.lr(), 0.1);
+  EXPECT_EQ(g0.momentum(), 0.5);
+  EXPECT_EQ(g1.lr(), 0.5);
+  EXPECT_EQ(g1.momentum(), 0.5);
+  EXPECT_EQ(g1.total_steps(), std::optional<int64_t>(100));
+  EXPECT_EQ(g1.sign_steps(), std::optional<int64_t>(3));
+}
+
+// ---- failures change nothing ------------------------------------------------------------------
+
+TEST(SoftSignum, SparseGradientThrowsAndChangesNothing) {
+  auto params = make_params(6);
+  std::vector<OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{params[0], params[1]});
+  groups.emplace_back(std::vector<torch::Tensor>{params[2]});
+  SoftSignum optimizer(groups, SoftSignumOptions(0.1).total_steps(10));
+  params[0].mutable_grad() = torch::ones_like(params[0]);
+  params[1].mutable_grad() = torch::ones_like(params[1]);
+  params[2].mutable_grad() = torch::ones_like(params[2]).to_sparse();
+  const auto before = snapshot(params);
+  try {
+    optimizer.step();
+    ADD_FAILURE() << "no error for a sparse gradient";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what_without_backtrace()).find("sparse gradients are not supported"),
+              std::string::npos)
+        << e.what_without_backtrace();
+  }
+  expect_unchanged(params, before);
+  EXPECT_TRUE(optimizer.state().empty());
+  for (const auto& group : optimizer.param_groups()) {
+    EXPECT_EQ(static_cast<const SoftSignumOptions&>(group.options()).step_count(), 0);
+  }
+}
+
+TEST(SoftSignum, ComplexParamThrows) {
+  auto p = torch::randn({3}, torch::kComplexFloat).requires_grad_(true);
+  SoftSignum optimizer({p}, SoftSignumOptions().total_steps(10));
+  p.mutable_grad() = torch::ones_like(p);
+  EXPECT_THROW(optimizer.step(), c10::Error);
+}
+
+TEST(SoftSignum, NonFiniteFitThrowsBeforeAnyParamChanges) {
+  auto params = make_params(7);
+  std::vector<OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{params[0], params[1]});
+  groups.emplace_back(std::vector<torch::Tensor>{params[2]});
+  // sign_steps 0: the first step is the fit step of both groups.
+  SoftSignum optimizer(groups,
+                       SoftSignumOptions(0.1).momentum(0).sign_steps(0).transition_steps(5));
+  params[0].mutable_grad() = torch::randn_like(params[0]);
+  params[1].mutable_grad() = torch::randn_like(params[1]);
+  params[2].mutable_grad() = torch::full_like(params[2], INFINITY);
+  const auto before = snapshot(params);
+  try {
+    optimizer.step();
+    ADD_FAILURE() << "no error for a non-finite fit statistic";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what_without_backtrace()).find("non-finite median/MAD"),
+              std::string::npos)
+        << e.what_without_backtrace();
+  }
+  expect_unchanged(params, before);
+  for (const auto& group : optimizer.param_groups()) {
+    const auto& o = static_cast<const SoftSignumOptions&>(group.options());
+    EXPECT_EQ(o.step_count(), 0);
+    EXPECT_FALSE(o.fitted());
+  }
+}
+
+TEST(SoftSignum, ZeroMadWarnsAndKeepsParamsFinite) {
+  auto p = torch::zeros({8}).requires_grad_(true);
+  SoftSignum optimizer({p}, SoftSignumOptions(0.1).momentum(0).sign_steps(1).transition_steps(4));
+  WarningCollector warnings;
+  for (int k = 0; k < 4; ++k) {
+    p.mutable_grad() = torch::full({8}, 0.5f);
+    optimizer.step();
+  }
+  ASSERT_EQ(warnings.messages.size(), 1u);
+  EXPECT_NE(warnings.messages[0].find("zero MAD"), std::string::npos) << warnings.messages[0];
+  EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
+  // s = 0: q_j = |median| for every j, tau = c_eps / 0.5.
+  const double tau = softsign::ops::saturation_constant("tanh", 1e-4) / 0.5;
+  ASSERT_TRUE(optimizer.temperature().has_value());
+  EXPECT_NEAR(*optimizer.temperature(), tau, 1e-12 * tau);
+}
+
+// ---- groups, closures ---------------------------------------------------------------------
+
+TEST(SoftSignum, GroupWithoutGradientsAtTheFitStepFitsAtItsNextGradient) {
+  auto a = torch::randn({6}).requires_grad_(true);
+  auto b = torch::randn({6}).requires_grad_(true);
+  std::vector<OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{a});
+  groups.emplace_back(std::vector<torch::Tensor>{b});
+  SoftSignum optimizer(groups, SoftSignumOptions(0.01).sign_steps(3).transition_steps(6));
+  torch::manual_seed(8);
+  for (int64_t k = 1; k <= 7; ++k) {
+    a.mutable_grad() = torch::randn({6});
+    const bool b_has_grad = k <= 3 || k >= 6;
+    b.mutable_grad() = b_has_grad ? torch::randn({6}) : torch::Tensor();
+    const auto b_before = b.detach().clone();
+    optimizer.step();
+    if (!b_has_grad) {
+      EXPECT_TRUE(torch::equal(b, b_before)) << "step " << k;
+    }
+    const auto& o = static_cast<const SoftSignumOptions&>(optimizer.param_groups()[1].options());
+    EXPECT_EQ(o.step_count(), k);
+    EXPECT_EQ(optimizer.temperature(0).has_value(), k > 3) << "step " << k;
+    EXPECT_EQ(optimizer.temperature(1).has_value(), k >= 6) << "step " << k;
+    if (k >= 6) {
+      // The schedule index follows the step count, not the step of the fit.
+      const auto schedule = softsign::ops::temperature_schedule(
+          torch::scalar_tensor(o.fit_median(), torch::kFloat64),
+          torch::scalar_tensor(o.fit_mad(), torch::kFloat64), 6, 1e-4, 10, 1e9, "tanh");
+      EXPECT_EQ(*optimizer.temperature(1), schedule[k - 3 - 1].item<double>());
+    }
+  }
+}
+
+TEST(SoftSignum, StepRunsTheClosureWithGradients) {
+  auto p = torch::ones({3}).requires_grad_(true);
+  SoftSignum optimizer({p}, SoftSignumOptions(0.1).momentum(0).total_steps(10));
+  const auto loss = optimizer.step([&] {
+    optimizer.zero_grad();
+    auto l = (p * p).sum();
+    l.backward();
+    return l;
+  });
+  ASSERT_TRUE(loss.defined());
+  EXPECT_FLOAT_EQ(loss.item<float>(), 3.f);
+  EXPECT_TRUE(torch::allclose(p, torch::full({3}, 0.9f)));
+  EXPECT_FALSE(optimizer.step().defined());
+}
+
+}  // namespace
