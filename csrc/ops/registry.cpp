@@ -18,10 +18,22 @@ TORCH_LIBRARY(softsign, m) {
       "-> Tensor[]");
   m.def("median_mad(Tensor[] tensors) -> (Tensor, Tensor)");
   m.def(
+      "direction_median_mad(Tensor[] grads, Tensor[] momentum_buffers, "
+      "Tensor[] first_step_grads, *, float momentum, float dampening, bool nesterov, "
+      "bool maximize, Tensor? grad_scale) -> (Tensor, Tensor)");
+  m.def(
+      "radix_select_histogram(Tensor[] grads, Tensor[] momentum_buffers, Tensor state, *, "
+      "int stage, int pass_, int digit_bits, int key_bits, float momentum, float dampening, "
+      "bool nesterov, bool maximize, bool first_step, Tensor? grad_scale) -> Tensor");
+  m.def(
+      "radix_select_advance_(Tensor(a!) state, Tensor histogram, *, int stage, int pass_, "
+      "int digit_bits, int key_bits) -> ()");
+  m.def("radix_select_result(Tensor state, *, int key_bits) -> (Tensor, Tensor)");
+  m.def(
       "temperature_schedule(Tensor median, Tensor mad, int steps, *, float eps, "
       "int newton_iters, float tmax, str kind) -> Tensor");
   m.def(
-      "fit_temperature(Tensor[] statistic, int steps, *, float eps, int newton_iters, "
+      "fit_temperature(Tensor median, Tensor mad, int steps, *, float eps, int newton_iters, "
       "float tmax, str kind, Tensor? found_inf) -> (Tensor, Tensor)");
 }
 
@@ -61,10 +73,32 @@ std::vector<at::Tensor> soft_sign_direction(at::TensorList grads, at::TensorList
                  args.maximize, args.first_step, grad_scale);
 }
 
-std::tuple<at::Tensor, at::Tensor> median_mad(at::TensorList tensors) {
+at::Tensor radix_select_histogram(at::TensorList grads, at::TensorList momentum_buffers,
+                                  const at::Tensor& state, int64_t stage, int64_t pass,
+                                  int64_t digit_bits, int64_t key_bits,
+                                  const SelectionSource& options, bool first_step,
+                                  const std::optional<at::Tensor>& grad_scale) {
+  static auto op = find_op("softsign::radix_select_histogram")
+                       .typed<at::Tensor(at::TensorList, at::TensorList, const at::Tensor&, int64_t,
+                                         int64_t, int64_t, int64_t, double, double, bool, bool,
+                                         bool, const std::optional<at::Tensor>&)>();
+  return op.call(grads, momentum_buffers, state, stage, pass, digit_bits, key_bits,
+                 options.momentum, options.dampening, options.nesterov, options.maximize,
+                 first_step, grad_scale);
+}
+
+void radix_select_advance_(const at::Tensor& state, const at::Tensor& histogram, int64_t stage,
+                           int64_t pass, int64_t digit_bits, int64_t key_bits) {
   static auto op =
-      find_op("softsign::median_mad").typed<std::tuple<at::Tensor, at::Tensor>(at::TensorList)>();
-  return op.call(tensors);
+      find_op("softsign::radix_select_advance_")
+          .typed<void(const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, int64_t)>();
+  op.call(state, histogram, stage, pass, digit_bits, key_bits);
+}
+
+std::tuple<at::Tensor, at::Tensor> radix_select_result(const at::Tensor& state, int64_t key_bits) {
+  static auto op = find_op("softsign::radix_select_result")
+                       .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, int64_t)>();
+  return op.call(state, key_bits);
 }
 
 at::Tensor temperature_schedule(const at::Tensor& median, const at::Tensor& mad, int64_t steps,
@@ -76,15 +110,15 @@ at::Tensor temperature_schedule(const at::Tensor& median, const at::Tensor& mad,
   return op.call(median, mad, steps, eps, newton_iters, tmax, kind);
 }
 
-std::tuple<at::Tensor, at::Tensor> fit_temperature(at::TensorList statistic, int64_t steps,
-                                                   double eps, int64_t newton_iters, double tmax,
-                                                   const std::string& kind,
+std::tuple<at::Tensor, at::Tensor> fit_temperature(const at::Tensor& median, const at::Tensor& mad,
+                                                   int64_t steps, double eps, int64_t newton_iters,
+                                                   double tmax, const std::string& kind,
                                                    const std::optional<at::Tensor>& found_inf) {
   static auto op = find_op("softsign::fit_temperature")
                        .typed<std::tuple<at::Tensor, at::Tensor>(
-                           at::TensorList, int64_t, double, int64_t, double, c10::string_view,
-                           const std::optional<at::Tensor>&)>();
-  return op.call(statistic, steps, eps, newton_iters, tmax, kind, found_inf);
+                           const at::Tensor&, const at::Tensor&, int64_t, double, int64_t, double,
+                           c10::string_view, const std::optional<at::Tensor>&)>();
+  return op.call(median, mad, steps, eps, newton_iters, tmax, kind, found_inf);
 }
 
 }  // namespace softsign::ops

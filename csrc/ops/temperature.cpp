@@ -1,6 +1,7 @@
-// The temperature fit (spec section 3) as device-generic compositions of ATen ops:
-// the direction statistic, the exact median/MAD, the folded-Cauchy schedule and the
-// fit with its status. Everything stays on the tensors' device: no host reads.
+// The temperature fit (spec section 3) as device-generic compositions of ATen ops: the
+// direction statistic (materialized; the fit itself reads directions in place, see
+// radix_select.h), the folded-Cauchy schedule and the fit with its status. Everything stays on the
+// tensors' device: no host reads.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -52,29 +53,6 @@ std::vector<at::Tensor> soft_sign_direction_impl(at::TensorList grads,
   return out;
 }
 
-// The element of rank floor((n - 1) / 2): at::median's definition.
-std::tuple<at::Tensor, at::Tensor> median_mad_impl(at::TensorList tensors) {
-  int64_t n = 0;
-  for (const auto& t : tensors) n += t.numel();
-  TORCH_CHECK(n > 0, "softsign: median_mad needs at least one element");
-  std::vector<at::Tensor> flat;
-  flat.reserve(tensors.size());
-  for (const auto& t : tensors) {
-    TORCH_CHECK(!t.is_complex() && t.is_floating_point(),
-                "softsign: median_mad expects real floating tensors, got ", t.scalar_type());
-    TORCH_CHECK(t.device() == tensors[0].device(),
-                "softsign: median_mad expects tensors on one device, got ", t.device(), " and ",
-                tensors[0].device());
-    flat.push_back(t.reshape(-1).to(opmath_of(t)));
-  }
-  // Every float32/16 value is exact in float64, and so is the difference of two
-  // float32 values: the MAD below is computed without rounding.
-  const at::Tensor x = at::cat(flat).to(at::kDouble);
-  const at::Tensor mu = at::median(x);
-  const at::Tensor mad = at::median((x - mu).abs_());
-  return {mu, mad};
-}
-
 at::Tensor temperature_schedule_impl(const at::Tensor& median, const at::Tensor& mad, int64_t steps,
                                      double eps, int64_t newton_iters, double tmax,
                                      c10::string_view kind) {
@@ -102,9 +80,11 @@ at::Tensor temperature_schedule_impl(const at::Tensor& median, const at::Tensor&
 }
 
 std::tuple<at::Tensor, at::Tensor> fit_temperature_impl(
-    at::TensorList statistic, int64_t steps, double eps, int64_t newton_iters, double tmax,
-    c10::string_view kind, const std::optional<at::Tensor>& found_inf) {
-  auto [mu, s] = median_mad_impl(statistic);
+    const at::Tensor& median, const at::Tensor& mad, int64_t steps, double eps,
+    int64_t newton_iters, double tmax, c10::string_view kind,
+    const std::optional<at::Tensor>& found_inf) {
+  const at::Tensor mu = median.to(at::kDouble);
+  const at::Tensor s = mad.to(at::kDouble);
   const auto f64 = mu.options();
   const at::Tensor non_finite = at::logical_not(at::isfinite(mu) & at::isfinite(s));
   auto code = [&](FitStatus st) { return at::full({}, static_cast<double>(st), f64); };
@@ -126,7 +106,6 @@ std::tuple<at::Tensor, at::Tensor> fit_temperature_impl(
 
 TORCH_LIBRARY_IMPL(softsign, CompositeExplicitAutograd, m) {
   m.impl("soft_sign_direction", &soft_sign_direction_impl);
-  m.impl("median_mad", &median_mad_impl);
   m.impl("temperature_schedule", &temperature_schedule_impl);
   m.impl("fit_temperature", &fit_temperature_impl);
 }

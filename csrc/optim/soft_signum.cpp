@@ -173,9 +173,17 @@ std::vector<DeviceBucket> gather(const OptimizerParamGroup& group, size_t index,
   return buckets;
 }
 
-// The fit statistic: the post-momentum direction of every param, on `home`.
-std::vector<at::Tensor> directions(const std::vector<DeviceBucket>& buckets,
-                                   ops::SoftSignStepArgs args, const c10::Device& home) {
+// Median and MAD of the fit statistic, the post-momentum direction of every param. A
+// group on one device is read in place (Note [radix selection]); a group spread over
+// devices gathers its directions on `home` first.
+std::tuple<at::Tensor, at::Tensor> statistics(const std::vector<DeviceBucket>& buckets,
+                                              ops::SoftSignStepArgs args, const c10::Device& home) {
+  if (buckets.size() == 1) {
+    const DeviceBucket& b = buckets.front();
+    const ops::SelectionSource src{b.buffered.grads, b.buffered.bufs, b.fresh.grads, args.momentum,
+                                   args.dampening,   args.nesterov,   args.maximize, std::nullopt};
+    return ops::direction_median_mad(src);
+  }
   std::vector<at::Tensor> out;
   for (const DeviceBucket& b : buckets) {
     for (const bool first_step : {false, true}) {
@@ -187,7 +195,7 @@ std::vector<at::Tensor> directions(const std::vector<DeviceBucket>& buckets,
       }
     }
   }
-  return out;
+  return ops::median_mad(out);
 }
 
 // Stores the new buffers and runs the fused step of every bucket; `temperature_on(device)`
@@ -459,9 +467,9 @@ torch::Tensor SoftSignum::step(LossClosure closure) {
     }
     const c10::Device home = home_device(param_groups_[i]);
     FitLaunch fit;
-    std::tie(fit.stats, fit.schedule) =
-        ops::fit_temperature(directions(work[i], step_args(o), home), phases.transition_steps,
-                             o.eps(), o.newton_iters(), o.tmax(), "tanh");
+    const auto [median, mad] = statistics(work[i], step_args(o), home);
+    std::tie(fit.stats, fit.schedule) = ops::fit_temperature(
+        median, mad, phases.transition_steps, o.eps(), o.newton_iters(), o.tmax(), "tanh");
     if (home.is_cpu()) {
       const at::Tensor stats = fit.stats.to(at::kDouble).contiguous();
       fit.median = stats.const_data_ptr<double>()[0];

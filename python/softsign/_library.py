@@ -42,7 +42,29 @@ def _temperature_schedule_fake(median, mad, steps, **kwargs):
     return median.new_empty((steps,), dtype=torch.float64)
 
 
+@torch.library.register_fake("softsign::direction_median_mad")
+def _direction_median_mad_fake(grads, momentum_buffers, first_step_grads, **kwargs):
+    t = (list(grads) + list(first_step_grads))[0]
+    return t.new_empty((), dtype=torch.float64), t.new_empty((), dtype=torch.float64)
+
+
+@torch.library.register_fake("softsign::radix_select_histogram")
+def _radix_select_histogram_fake(grads, momentum_buffers, state, *, digit_bits, **kwargs):
+    return state.new_empty(((1 << digit_bits) + 1,))
+
+
+@torch.library.register_fake("softsign::radix_select_advance_")
+def _radix_select_advance_fake(state, histogram, **kwargs):
+    return None
+
+
+@torch.library.register_fake("softsign::radix_select_result")
+def _radix_select_result_fake(state, **kwargs):
+    return state.new_empty((), dtype=torch.float64), state.new_empty((), dtype=torch.float64)
+
+
 @torch.library.register_fake("softsign::fit_temperature")
-def _fit_temperature_fake(statistic, steps, **kwargs):
-    t = statistic[0]
-    return t.new_empty((3,), dtype=torch.float64), t.new_empty((steps,), dtype=torch.float64)
+def _fit_temperature_fake(median, mad, steps, **kwargs):
+    return median.new_empty((3,), dtype=torch.float64), median.new_empty(
+        (steps,), dtype=torch.float64
+    )

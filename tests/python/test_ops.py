@@ -2,6 +2,7 @@
 median/MAD, the schedule against the reference, and the fused step's contract."""
 
 import math
+import struct
 
 import pytest
 import torch
@@ -55,10 +56,67 @@ def test_opcheck_statistics(device):
         ),
     )
     torch.library.opcheck(ops.median_mad.default, (xs,))
+    direction_kw = dict(momentum=0.9, dampening=0.1, nesterov=False, maximize=True, grad_scale=None)
+    torch.library.opcheck(
+        ops.direction_median_mad.default, (xs[:1], bufs[:1], xs[1:]), direction_kw
+    )
+    state = torch.zeros(5, dtype=torch.int64, device=device)
+    pass_kw = dict(stage=0, pass_=0, digit_bits=8, key_bits=32)
+    hist = ops.radix_select_histogram(
+        xs,
+        [],
+        state,
+        **pass_kw,
+        momentum=0.0,
+        dampening=0.0,
+        nesterov=False,
+        maximize=False,
+        first_step=False,
+        grad_scale=None,
+    )
+    torch.library.opcheck(
+        ops.radix_select_histogram.default,
+        (xs, [], state),
+        dict(
+            pass_kw,
+            momentum=0.0,
+            dampening=0.0,
+            nesterov=False,
+            maximize=False,
+            first_step=False,
+            grad_scale=None,
+        ),
+    )
+    torch.library.opcheck(ops.radix_select_advance_.default, (state.clone(), hist), pass_kw)
+    keys = torch.tensor([float_key(-1.5), 0, double_key(0.25), 0, 0], device=device)
+    torch.library.opcheck(ops.radix_select_result.default, (keys,), dict(key_bits=32))
     mu, s = median_mad(xs)
     sched_kw = dict(eps=1e-4, newton_iters=10, tmax=1e9, kind="tanh")
     torch.library.opcheck(ops.temperature_schedule.default, (mu, s, 6), sched_kw)
-    torch.library.opcheck(ops.fit_temperature.default, (xs, 6), dict(sched_kw, found_inf=None))
+    torch.library.opcheck(ops.fit_temperature.default, (mu, s, 6), dict(sched_kw, found_inf=None))
+
+
+def float_key(v):
+    """Order-preserving key of a float32 (radix_select.h), as an int64."""
+    (u,) = struct.unpack("<I", struct.pack("<f", v))
+    return (~u & 0xFFFFFFFF) if u & 0x80000000 else u | 0x80000000
+
+
+def double_key(v):
+    """Order-preserving key of a float64, reinterpreted as a (signed) int64."""
+    (u,) = struct.unpack("<Q", struct.pack("<d", v))
+    key = (~u & (2**64 - 1)) if u >> 63 else u | (1 << 63)
+    return key - 2**64 if key >> 63 else key
+
+
+@pytest.mark.parametrize("value", [-1.5, 0.0, -0.0, 2.0**127, -(2.0**-149), float("inf")])
+def test_selection_result_decodes_keys(value, device):
+    state = torch.tensor([float_key(value), 0, double_key(value), 0, 0], device=device)
+    mu, mad = ops.radix_select_result(state, key_bits=32)
+    assert mu.item() == value and math.copysign(1, mu.item()) == math.copysign(1, value)
+    assert mad.item() == value
+    state[0] = double_key(value)
+    assert ops.radix_select_result(state, key_bits=64)[0].item() == value
 
 
 def concat_median_mad(tensors):
@@ -77,6 +135,10 @@ def concat_median_mad(tensors):
         lambda: [torch.randn(3) for _ in range(2000)],  # thousands of tiny tensors
         lambda: [torch.randn(64, 33).bfloat16(), torch.randn(17).half().float()],
         lambda: [torch.randn(8).half()],
+        # float64 values that float32 keys could not tell apart: 64-bit keys
+        lambda: [1.0 + torch.arange(9, dtype=torch.float64) * 1e-12],
+        lambda: [torch.randn(30, dtype=torch.float64), torch.randn(31)],  # mixed widths
+        lambda: [torch.tensor([float("inf"), 1.0, 2.0, float("-inf"), 3.0])],
     ],
 )
 def test_median_mad_is_exact(make, device):
@@ -87,6 +149,31 @@ def test_median_mad_is_exact(make, device):
     assert mu.item() == emu.item() and s.item() == es.item()
 
 
+DIRECTION_CASES = {
+    "plain": dict(momentum=0.9, dampening=0.0, nesterov=False, maximize=False),
+    "nesterov_maximize": dict(momentum=0.8, dampening=0.0, nesterov=True, maximize=True),
+    "dampening": dict(momentum=0.5, dampening=0.3, nesterov=False, maximize=False),
+}
+
+
+@pytest.mark.parametrize("case", list(DIRECTION_CASES))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("scaled", [False, True])
+def test_direction_statistic_read_in_place(case, dtype, scaled, device):
+    """The fit's statistic equals the median/MAD of the directions materialized by
+    soft_sign_direction, including params whose buffers start this step."""
+    gen = torch.Generator().manual_seed(3)
+    mk = lambda n: (torch.randn(n, generator=gen) * 3).to(dtype).to(device)  # noqa: E731
+    grads, bufs, fresh = [mk(1000), mk(7)], [mk(1000), mk(7)], [mk(300)]
+    kw = DIRECTION_CASES[case]
+    scale = torch.tensor(4.0, device=device) if scaled else None
+    got = ops.direction_median_mad(grads, bufs, fresh, **kw, grad_scale=scale)
+    dirs = ops.soft_sign_direction(grads, bufs, **kw, first_step=False, grad_scale=scale)
+    dirs += ops.soft_sign_direction(fresh, [], **kw, first_step=True, grad_scale=scale)
+    want = concat_median_mad(dirs)
+    assert got[0].item() == want[0].item() and got[1].item() == want[1].item()
+
+
 def test_median_mad_of_nothing_is_an_error():
     with pytest.raises(ValueError, match="at least one element"):
         median_mad([torch.empty(0)])
@@ -94,7 +181,39 @@ def test_median_mad_of_nothing_is_an_error():
 
 def test_median_mad_propagates_nan():
     mu, s = median_mad([torch.tensor([1.0, float("nan"), 2.0])])
-    assert math.isnan(mu.item()) or math.isnan(s.item())
+    assert math.isnan(mu.item()) and math.isnan(s.item())
+
+
+def test_histogram_hook_sees_every_pass():
+    x = torch.randn(1000)
+    seen = []
+    got = median_mad([x], histogram_hook=lambda h: seen.append(int(h.sum())))
+    assert got[0].item() == x.median().item()
+    assert seen[0] == 1000 and len(seen) == 2 + 4  # 16-bit digits: 32-bit then 64-bit keys
+
+
+def _sharded_median_mad(rank, world, path, shards, out):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{path}", rank=rank, world_size=world)
+    mu, s = median_mad([shards[rank]], histogram_hook=lambda h: dist.all_reduce(h))
+    out[rank] = (mu.item(), s.item())
+    dist.destroy_process_group()
+
+
+def test_histogram_hook_all_reduce_selects_over_every_rank(tmp_path):
+    """Each rank holds a shard (one holds none); all-reducing the histograms gives every
+    rank the exact median/MAD of the whole, without gathering any value."""
+    import torch.multiprocessing as mp
+
+    x = torch.randn(2001)
+    shards = [x[:1500], x[1500:], x[:0]]
+    with mp.Manager() as manager:
+        out = manager.dict()
+        mp.spawn(_sharded_median_mad, args=(3, str(tmp_path / "store"), shards, out), nprocs=3)
+        results = dict(out)
+    want = concat_median_mad([x])
+    assert all(r == (want[0].item(), want[1].item()) for r in results.values())
 
 
 @pytest.mark.parametrize("kind", ["tanh", "algebraic"])

@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -47,10 +48,45 @@ std::vector<at::Tensor> soft_sign_direction(
     at::TensorList grads, at::TensorList momentum_buffers, const SoftSignStepArgs& args,
     const std::optional<at::Tensor>& grad_scale = std::nullopt);
 
+// Called with every selection histogram before its bin is picked (Note [radix selection]
+// in csrc/ops/radix_select.h); may change it in place, e.g. all-reduce it across ranks so
+// the selection runs over the values of every rank without gathering them.
+using HistogramHook = std::function<void(at::Tensor& histogram)>;
+
 // Exact lower median mu and MAD median(|x - mu|) over all elements of all tensors,
 // as float64 0-dim tensors on the tensors' device. Lower median: the element of rank
-// floor((n - 1) / 2), what torch.median returns.
-std::tuple<at::Tensor, at::Tensor> median_mad(at::TensorList tensors);
+// floor((n - 1) / 2), what torch.median returns. No concatenated copy is made: a few
+// histogram passes read the tensors in place. Any NaN makes both results NaN.
+std::tuple<at::Tensor, at::Tensor> median_mad(at::TensorList tensors,
+                                              const HistogramHook& hook = nullptr);
+
+// The statistic of the SoftSignum temperature fit: the post-momentum directions d of
+// `grads` (with their buffers; none when momentum is 0) and of `first_step_grads` (whose
+// buffers are created this step), computed on the fly as soft_sign_step_ would.
+struct SelectionSource {
+  at::TensorList grads;
+  at::TensorList momentum_buffers;
+  at::TensorList first_step_grads;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  bool nesterov = false;
+  bool maximize = false;
+  std::optional<at::Tensor> grad_scale;
+};
+
+// median_mad of the directions of `src`, without materializing them.
+std::tuple<at::Tensor, at::Tensor> direction_median_mad(const SelectionSource& src,
+                                                        const HistogramHook& hook = nullptr);
+
+// The per-pass ops of the selection, for drivers with their own hook (e.g. Python).
+at::Tensor radix_select_histogram(at::TensorList grads, at::TensorList momentum_buffers,
+                                  const at::Tensor& state, int64_t stage, int64_t pass,
+                                  int64_t digit_bits, int64_t key_bits,
+                                  const SelectionSource& options, bool first_step,
+                                  const std::optional<at::Tensor>& grad_scale);
+void radix_select_advance_(const at::Tensor& state, const at::Tensor& histogram, int64_t stage,
+                           int64_t pass, int64_t digit_bits, int64_t key_bits);
+std::tuple<at::Tensor, at::Tensor> radix_select_result(const at::Tensor& state, int64_t key_bits);
 
 // Temperatures tau_0..tau_{steps-1} (float64, on median's device) of the folded-Cauchy
 // quantile schedule (spec section 3). kind is "tanh" (SoftSignum) or "algebraic" (SoftMuon).
@@ -62,14 +98,16 @@ at::Tensor temperature_schedule(const at::Tensor& median, const at::Tensor& mad,
 // optimizers mirror them in softsign/_fit.py.
 enum class FitStatus : int { kPending = 0, kOk = 1, kZeroMad = 2, kNonFinite = 3 };
 
-// The whole temperature fit on the device, with no host synchronization:
-// stats = float64 [median, mad, status] and the schedule. status is kPending when
+// The temperature fit on the device from the statistic's median and MAD (see
+// median_mad), with no host synchronization: stats = float64 [median, mad, status] and
+// the schedule. status is kPending when
 // found_inf != 0 (AMP skipped this step: fit again later), kNonFinite when the median
 // or MAD is not finite (the schedule is then all NaN, so a step using it is a no-op),
 // kZeroMad when the MAD is 0 (schedule uses q = |median|), else kOk.
 std::tuple<at::Tensor, at::Tensor> fit_temperature(
-    at::TensorList statistic, int64_t steps, double eps, int64_t newton_iters, double tmax,
-    const std::string& kind, const std::optional<at::Tensor>& found_inf = std::nullopt);
+    const at::Tensor& median, const at::Tensor& mad, int64_t steps, double eps,
+    int64_t newton_iters, double tmax, const std::string& kind,
+    const std::optional<at::Tensor>& found_inf = std::nullopt);
 
 // Saturation constant c_eps of a soft-sign map: atanh(1 - eps) for "tanh",
 // y / sqrt(1 - y^2) with y = 1 - eps for "algebraic".

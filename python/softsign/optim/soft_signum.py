@@ -180,11 +180,35 @@ class _SoftSignBase(Optimizer):
             schedule = pending.schedule
         return schedule[min(plan.k - sign_steps - 1, steps - 1)]
 
+    def _statistics(self, group, plan, grad_scale):
+        """Median and MAD of the group's post-momentum directions, and their device. A group
+        on one device is read in place; one spread over devices gathers its directions."""
+        devices = {device for device, _ in plan.buckets}
+        if len(devices) > 1:
+            dirs, device = self._directions(group, plan, grad_scale)
+            return (*ops.median_mad(dirs), device)
+        (device,) = devices
+        existing = plan.buckets.get((device, False), _Bucket())
+        fresh = plan.buckets.get((device, True), _Bucket())
+        momentum = float(group["momentum"])
+        median, mad = ops.direction_median_mad(
+            existing.grads,
+            self._buffers(existing.params) if momentum != 0 else [],
+            fresh.grads,
+            momentum=momentum,
+            dampening=float(group["dampening"]),
+            nesterov=bool(group["nesterov"]),
+            maximize=bool(group["maximize"]),
+            grad_scale=None if grad_scale is None else grad_scale.to(device, non_blocking=True),
+        )
+        return median, mad, device
+
     def _fit(self, group, plan, steps, grad_scale, found_inf, previous):
-        dirs, device = self._directions(group, plan, grad_scale)
+        median, mad, device = self._statistics(group, plan, grad_scale)
         inf = None if found_inf is None else found_inf.to(device, non_blocking=True)
         stats, schedule = ops.fit_temperature(
-            dirs,
+            median,
+            mad,
             steps,
             eps=float(group["eps"]),
             newton_iters=int(group["newton_iters"]),

@@ -1,0 +1,190 @@
+// CUDA kernel of softsign::radix_select_histogram (Note [radix selection]): one pass's
+// digit histogram of d = momentum_direction(g, buf), one chunked multi-tensor launch per dtype.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "multi_tensor.cuh"
+#include "radix_select.h"
+#include "radix_select_check.h"
+#include "soft_sign_step.h"
+
+namespace softsign::ops {
+namespace {
+
+namespace mt = multi_tensor;
+
+constexpr int kDigitBits = 8;
+constexpr int kBins = (1 << kDigitBits) + 1;  // the digit bins, then the NaN count
+constexpr int kWarps = mt::kBlockSize / 32;
+static_assert(mt::kBlockSize >= kBins, "the merge gives each bin its own thread");
+
+// A 1-element device tensor read by the kernel itself, so the host never waits on it.
+struct DeviceScalar {
+  const void* ptr = nullptr;
+  bool is_double = false;
+
+  template <typename T>
+  __device__ __forceinline__ T get() const {
+    return is_double ? static_cast<T>(*static_cast<const double*>(ptr))
+                     : static_cast<T>(*static_cast<const float*>(ptr));
+  }
+};
+
+template <typename scalar_t, bool kBuf>
+struct HistogramOp {
+  using opmath_t = at::opmath_type<scalar_t>;
+  static constexpr int kDepth = kBuf ? 2 : 1;
+  using VecT = mt::Vec<scalar_t, mt::kILP>;
+
+  StepScalars s;
+  radix::PassSpec spec;
+  const int64_t* state;
+  DeviceScalar grad_scale;
+  unsigned long long* hist;
+
+  struct Ctx {
+    uint64_t prefix;
+    double mu;
+    opmath_t scale;
+    bool scaled;
+    unsigned* h;  // this warp's private histogram
+  };
+
+  // The same element math as the step kernels, so the selected statistic is that of the d
+  // they will apply; the buffer is only read (its update is the step's job).
+  __device__ __forceinline__ void count(const Ctx& c, scalar_t g_in, scalar_t b_in) const {
+    opmath_t g = static_cast<opmath_t>(g_in);
+    if (c.scaled) g = g / c.scale;
+    if (s.maximize) g = -g;
+    opmath_t buf = kBuf ? static_cast<opmath_t>(b_in) : opmath_t(0);
+    const opmath_t d = momentum_direction(g, buf, s);
+    const int64_t bin = radix::bin_of_value(d, c.prefix, c.mu, spec);
+    if (bin >= 0) {
+      atomicAdd(c.h + bin, 1u);
+    } else if (bin == -2) {
+      atomicAdd(c.h + (kBins - 1), 1u);
+    }
+  }
+
+  __device__ void operator()(void* const (&ptrs)[kDepth], int64_t start, int64_t n) const {
+    // One copy per warp: many equal keys (zeros above all) would otherwise serialize the
+    // whole block on one shared counter. A chunk has at most 65536 elements: no overflow.
+    __shared__ unsigned sh[kWarps][kBins];
+    const int tid = threadIdx.x;
+    for (int i = tid; i < kWarps * kBins; i += mt::kBlockSize) (&sh[0][0])[i] = 0u;
+
+    Ctx c;
+    c.prefix = static_cast<uint64_t>(state[2 * spec.stage]);
+    c.mu = spec.stage == 1 ? radix::median_of_prefix(static_cast<uint64_t>(state[0]), spec.key_bits)
+                           : 0.0;
+    c.scaled = grad_scale.ptr != nullptr;
+    c.scale = c.scaled ? grad_scale.get<opmath_t>() : opmath_t(1);
+    c.h = sh[tid / 32];
+    __syncthreads();
+
+    const scalar_t* g = static_cast<const scalar_t*>(ptrs[0]) + start;
+    const scalar_t* b = kBuf ? static_cast<const scalar_t*>(ptrs[kDepth - 1]) + start : nullptr;
+    if (mt::is_aligned<mt::kILP>(g) && (!kBuf || mt::is_aligned<mt::kILP>(b))) {
+      const int64_t nvec = n / mt::kILP;
+      for (int64_t v = tid; v < nvec; v += mt::kBlockSize) {
+        const VecT gv = reinterpret_cast<const VecT*>(g)[v];
+        VecT bv{};
+        if constexpr (kBuf) bv = reinterpret_cast<const VecT*>(b)[v];
+#pragma unroll
+        for (int k = 0; k < mt::kILP; ++k) count(c, gv.val[k], bv.val[k]);
+      }
+      for (int64_t i = nvec * mt::kILP + tid; i < n; i += mt::kBlockSize) {
+        count(c, g[i], kBuf ? b[i] : scalar_t(0));
+      }
+    } else {
+      for (int64_t i = tid; i < n; i += mt::kBlockSize) count(c, g[i], kBuf ? b[i] : scalar_t(0));
+    }
+
+    __syncthreads();
+    if (tid < kBins) {
+      unsigned total = 0;
+      for (int w = 0; w < kWarps; ++w) total += sh[w][tid];
+      if (total != 0) atomicAdd(hist + tid, static_cast<unsigned long long>(total));
+    }
+  }
+};
+
+at::Tensor radix_select_histogram_cuda(at::TensorList grads, at::TensorList momentum_buffers,
+                                       const at::Tensor& state, int64_t stage, int64_t pass,
+                                       int64_t digit_bits, int64_t key_bits, double momentum,
+                                       double dampening, bool nesterov, bool maximize,
+                                       bool first_step,
+                                       const std::optional<at::Tensor>& grad_scale) {
+  const radix::PassSpec spec = check_radix_select_histogram(grads, momentum_buffers, state, stage,
+                                                            pass, digit_bits, key_bits, grad_scale);
+  TORCH_CHECK(digit_bits == kDigitBits,
+              "softsign: the CUDA radix selection takes digit_bits 8 only (its histogram lives "
+              "in shared memory), got ",
+              digit_bits);
+  TORCH_CHECK(state.is_cuda(), "softsign: expected a CUDA selection state, got ", state.device());
+  c10::cuda::CUDAGuard guard(state.device());
+  at::Tensor hist = at::zeros({kBins}, state.options());
+  if (grads.empty()) return hist;
+
+  // The kernel reads float32 or float64 only; other dtypes get a device-side copy, alive in
+  // `keep` until the launches are queued (the caching allocator orders its reuse after them).
+  std::vector<at::Tensor> keep;
+  DeviceScalar scale_s;
+  if (grad_scale.has_value()) {
+    at::Tensor v = *grad_scale;
+    if (v.scalar_type() != at::kFloat && v.scalar_type() != at::kDouble) v = v.to(at::kFloat);
+    keep.push_back(v);
+    scale_s = {v.data_ptr(), v.scalar_type() == at::kDouble};
+  }
+  keep.push_back(state.contiguous());
+  const int64_t* state_ptr = keep.back().const_data_ptr<int64_t>();
+  auto* hist_ptr = reinterpret_cast<unsigned long long*>(hist.data_ptr<int64_t>());
+  const StepScalars s{momentum, dampening, 0.0, nesterov, maximize, first_step};
+  // As on the CPU, a buffer only counts when momentum_direction would read it; on the first
+  // step it may be uninitialized memory, so it is not even loaded.
+  const bool read_buf = !momentum_buffers.empty() && momentum != 0.0 && !first_step;
+
+  // Buckets by dtype, in order of first appearance: one launch series per dtype.
+  using Lists = std::array<std::vector<at::Tensor>, 2>;
+  std::vector<std::pair<at::ScalarType, Lists>> buckets;
+  for (size_t i = 0; i < grads.size(); ++i) {
+    const at::ScalarType dtype = grads[i].scalar_type();
+    size_t k = 0;
+    while (k < buckets.size() && buckets[k].first != dtype) ++k;
+    if (k == buckets.size()) buckets.emplace_back(dtype, Lists{});
+    buckets[k].second[0].push_back(grads[i]);
+    if (read_buf) buckets[k].second[1].push_back(momentum_buffers[i]);
+  }
+
+  for (auto& bucket : buckets) {
+    Lists& lists = bucket.second;
+    AT_DISPATCH_FLOATING_TYPES_AND2(
+        at::kBFloat16, at::kHalf, bucket.first, "radix_select_histogram_cuda", [&] {
+          if (read_buf) {
+            mt::apply<2>(lists, HistogramOp<scalar_t, true>{s, spec, state_ptr, scale_s, hist_ptr});
+          } else {
+            const std::array<std::vector<at::Tensor>, 1> grads_only{std::move(lists[0])};
+            mt::apply<1>(grads_only,
+                         HistogramOp<scalar_t, false>{s, spec, state_ptr, scale_s, hist_ptr});
+          }
+        });
+  }
+  return hist;
+}
+
+}  // namespace
+}  // namespace softsign::ops
+
+TORCH_LIBRARY_IMPL(softsign, CUDA, m) {
+  m.impl("radix_select_histogram", &softsign::ops::radix_select_histogram_cuda);
+}

@@ -1,0 +1,133 @@
+// Exact selection of the lower median and the MAD by radix passes over order-preserving
+// integer keys (Note [radix selection]): shared by the CPU and CUDA histogram kernels of
+// softsign::radix_select_histogram and the device-side driver in radix_select.cpp.
+//
+// Note [radix selection]
+// The statistic is x = d, the post-momentum direction of every element (computed on the
+// fly from grad and buffer by momentum_direction, exactly as the step kernels do, so no
+// copy of d is ever made). Stage 0 selects the element of rank floor((n - 1) / 2) of x
+// (the lower median mu); stage 1 the same rank of |x - mu| computed in float64 (the MAD).
+// Each stage walks the key from its top digit down: pass p histograms digit p of the keys
+// whose higher digits equal the prefix chosen so far; the driver then picks the bin that
+// holds the wanted rank and extends the prefix (state on the device, no host read).
+// A pass's histogram is a plain count per bin, so counts from several ranks can be summed
+// (all-reduced) before the bin is picked: the hook for a sharded model.
+// Histogram layout: (1 << digit_bits) counts, then the count of NaN values (pass 0 only;
+// NaN values take no part in the selection and make the result NaN, as torch.median).
+// State (int64 [5]): prefix and remaining rank of stage 0, the same of stage 1, NaN flag.
+#pragma once
+
+#include <c10/macros/Macros.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace softsign::ops::radix {
+
+constexpr int kStateSize = 5;
+
+// Bit reinterpretation usable in host and device code (std::bit_cast is not, with nvcc).
+C10_HOST_DEVICE inline uint32_t bits_of(float v) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(v);
+#else
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof(u));
+  return u;
+#endif
+}
+C10_HOST_DEVICE inline uint64_t bits_of(double v) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<uint64_t>(__double_as_longlong(v));
+#else
+  uint64_t u;
+  std::memcpy(&u, &v, sizeof(u));
+  return u;
+#endif
+}
+C10_HOST_DEVICE inline float float_of(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float v;
+  std::memcpy(&v, &u, sizeof(v));
+  return v;
+#endif
+}
+C10_HOST_DEVICE inline double double_of(uint64_t u) {
+#if defined(__CUDA_ARCH__)
+  return __longlong_as_double(static_cast<long long>(u));
+#else
+  double v;
+  std::memcpy(&v, &u, sizeof(v));
+  return v;
+#endif
+}
+
+// Order-preserving keys: a < b (as floats, -0 < +0) iff key(a) < key(b) (as unsigned).
+C10_HOST_DEVICE inline uint32_t key_of(float v) {
+  const uint32_t u = bits_of(v);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+C10_HOST_DEVICE inline uint64_t key_of(double v) {
+  const uint64_t u = bits_of(v);
+  return (u & 0x8000000000000000ull) ? ~u : (u | 0x8000000000000000ull);
+}
+C10_HOST_DEVICE inline float value_of(uint32_t key) {
+  return float_of((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key);
+}
+C10_HOST_DEVICE inline double value_of(uint64_t key) {
+  return double_of((key & 0x8000000000000000ull) ? (key & 0x7fffffffffffffffull) : ~key);
+}
+
+// What one histogram pass needs to know, read from the state on the device by the kernel.
+struct PassSpec {
+  int stage;       // 0: keys of x; 1: keys of |x - mu| (float64)
+  int pass;        // digit index, 0 = most significant
+  int digit_bits;  // 8 or 16
+  int key_bits;    // key width of stage 0: 32 (float32 math) or 64 (float64 math)
+};
+
+// Keys of the current stage are `bits` wide (32 or 64; stage 1 is always 64).
+C10_HOST_DEVICE inline int stage_key_bits(const PassSpec& s) {
+  return s.stage == 0 ? s.key_bits : 64;
+}
+
+// The shift of this pass's digit.
+C10_HOST_DEVICE inline int digit_shift(const PassSpec& s) {
+  return stage_key_bits(s) - (s.pass + 1) * s.digit_bits;
+}
+
+// Bin of `key` in this pass, or -1 when its higher digits differ from `prefix`.
+C10_HOST_DEVICE inline int64_t bin_of(uint64_t key, uint64_t prefix, const PassSpec& s) {
+  const int shift = digit_shift(s);
+  const int high = shift + s.digit_bits;
+  if (s.pass > 0 && (key >> high) != (prefix >> high)) return -1;
+  return static_cast<int64_t>((key >> shift) & ((uint64_t{1} << s.digit_bits) - 1));
+}
+
+// Bin of one statistic value x (already in opmath: float or double), or -2 for NaN
+// (counted in the last bin on pass 0 only). `mu` is the stage-0 result (stage 1 only).
+template <typename T>
+C10_HOST_DEVICE inline int64_t bin_of_value(T x, uint64_t prefix, double mu, const PassSpec& s) {
+  if (s.stage == 0) {
+    if (x != x) return s.pass == 0 ? -2 : -1;
+    // Stage-0 keys are as wide as the driver chose: float32 math with 64-bit keys happens
+    // when a call mixes float32 and float64 tensors (float -> double is exact).
+    const uint64_t key =
+        s.key_bits == 32 ? key_of(static_cast<float>(x)) : key_of(static_cast<double>(x));
+    return bin_of(key, prefix, s);
+  }
+  const double dev = static_cast<double>(x) - mu;
+  const double a = dev < 0 ? -dev : dev;
+  if (a != a) return s.pass == 0 ? -2 : -1;
+  return bin_of(key_of(a), prefix, s);
+}
+
+// The stage-0 result decoded from its final prefix.
+C10_HOST_DEVICE inline double median_of_prefix(uint64_t prefix, int key_bits) {
+  return key_bits == 32 ? static_cast<double>(value_of(static_cast<uint32_t>(prefix)))
+                        : value_of(prefix);
+}
+
+}  // namespace softsign::ops::radix
