@@ -19,6 +19,7 @@
 
 #include <c10/macros/Macros.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -64,14 +65,17 @@ C10_HOST_DEVICE inline double double_of(uint64_t u) {
 #endif
 }
 
-// Order-preserving keys: a < b (as floats, -0 < +0) iff key(a) < key(b) (as unsigned).
+// Order-preserving keys: a < b (as floats, -0 < +0) iff key(a) < key(b) (as unsigned):
+// negative values have all bits flipped, the others only the sign bit. Written without a
+// branch: the sign of the statistic is a coin flip, and a mispredicted branch per element
+// costs more than the whole key.
 C10_HOST_DEVICE inline uint32_t key_of(float v) {
   const uint32_t u = bits_of(v);
-  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  return u ^ ((0u - (u >> 31)) | 0x80000000u);
 }
 C10_HOST_DEVICE inline uint64_t key_of(double v) {
   const uint64_t u = bits_of(v);
-  return (u & 0x8000000000000000ull) ? ~u : (u | 0x8000000000000000ull);
+  return u ^ ((uint64_t{0} - (u >> 63)) | 0x8000000000000000ull);
 }
 C10_HOST_DEVICE inline float value_of(uint32_t key) {
   return float_of((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key);
@@ -119,7 +123,7 @@ C10_HOST_DEVICE inline int64_t bin_of_value(T x, uint64_t prefix, double mu, con
     return bin_of(key, prefix, s);
   }
   const double dev = static_cast<double>(x) - mu;
-  const double a = dev < 0 ? -dev : dev;
+  const double a = std::fabs(dev);  // branch-free: the sign of dev is a coin flip
   if (a != a) return s.pass == 0 ? -2 : -1;
   return bin_of(key_of(a), prefix, s);
 }
