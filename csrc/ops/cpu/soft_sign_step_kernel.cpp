@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "dtype_buckets.h"
+
 #ifndef CPU_CAPABILITY
 #error "compile with CPU_CAPABILITY defined (DEFAULT or AVX2)"
 #endif
@@ -83,12 +85,14 @@ void step_block(scalar_t* p, const scalar_t* g, scalar_t* b, int64_t len,
 }
 
 template <typename scalar_t>
-void step_bucket(const std::vector<int64_t>& members, at::TensorList params, at::TensorList grads,
+void step_bucket(const std::vector<size_t>& members, at::TensorList params, at::TensorList grads,
                  at::TensorList bufs, const Scalars<at::opmath_type<scalar_t>>& s) {
   std::vector<Chunk> chunks;
-  for (int64_t t : members) {
+  for (const size_t t : members) {
     const int64_t n = params[t].numel();
-    for (int64_t b = 0; b < n; b += kChunk) chunks.push_back({t, b, std::min(n, b + kChunk)});
+    for (int64_t b = 0; b < n; b += kChunk) {
+      chunks.push_back({static_cast<int64_t>(t), b, std::min(n, b + kChunk)});
+    }
   }
   at::parallel_for(0, static_cast<int64_t>(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
     for (int64_t c = lo; c < hi; ++c) {
@@ -107,19 +111,8 @@ void step_bucket(const std::vector<int64_t>& members, at::TensorList params, at:
 
 void soft_sign_step_kernel(at::TensorList params, at::TensorList grads,
                            at::TensorList momentum_buffers, const CpuStepArgs& args) {
-  // One bucket per dtype: params of a group may mix float32 and bfloat16.
-  std::vector<std::pair<at::ScalarType, std::vector<int64_t>>> buckets;
-  for (size_t i = 0; i < params.size(); ++i) {
-    const auto dtype = params[i].scalar_type();
-    auto it = std::find_if(buckets.begin(), buckets.end(),
-                           [&](const auto& bk) { return bk.first == dtype; });
-    if (it == buckets.end()) {
-      buckets.push_back({dtype, {}});
-      it = std::prev(buckets.end());
-    }
-    it->second.push_back(static_cast<int64_t>(i));
-  }
-  for (const auto& [dtype, members] : buckets) {
+  // Params of a group may mix float32 and bfloat16: one dispatch per dtype.
+  for (const auto& [dtype, members] : group_by_dtype(params)) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dtype, "soft_sign_step_cpu", [&] {
       using opmath_t = at::opmath_type<scalar_t>;
       const Scalars<opmath_t> s{args.step, static_cast<opmath_t>(args.lr),

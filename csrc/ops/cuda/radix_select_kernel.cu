@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "device_scalar.cuh"
+#include "dtype_buckets.h"
 #include "multi_tensor.cuh"
 #include "radix_select.h"
 #include "radix_select_check.h"
@@ -27,18 +29,6 @@ constexpr int kDigitBits = 8;
 constexpr int kBins = (1 << kDigitBits) + 1;  // the digit bins, then the NaN count
 constexpr int kWarps = mt::kBlockSize / 32;
 static_assert(mt::kBlockSize >= kBins, "the merge gives each bin its own thread");
-
-// A 1-element device tensor read by the kernel itself, so the host never waits on it.
-struct DeviceScalar {
-  const void* ptr = nullptr;
-  bool is_double = false;
-
-  template <typename T>
-  __device__ __forceinline__ T get() const {
-    return is_double ? static_cast<T>(*static_cast<const double*>(ptr))
-                     : static_cast<T>(*static_cast<const float*>(ptr));
-  }
-};
 
 template <typename scalar_t, bool kBuf>
 struct HistogramOp {
@@ -136,16 +126,8 @@ at::Tensor radix_select_histogram_cuda(at::TensorList grads, at::TensorList mome
   at::Tensor hist = at::zeros({kBins}, state.options());
   if (grads.empty()) return hist;
 
-  // The kernel reads float32 or float64 only; other dtypes get a device-side copy, alive in
-  // `keep` until the launches are queued (the caching allocator orders its reuse after them).
   std::vector<at::Tensor> keep;
-  DeviceScalar scale_s;
-  if (grad_scale.has_value()) {
-    at::Tensor v = *grad_scale;
-    if (v.scalar_type() != at::kFloat && v.scalar_type() != at::kDouble) v = v.to(at::kFloat);
-    keep.push_back(v);
-    scale_s = {v.data_ptr(), v.scalar_type() == at::kDouble};
-  }
+  const DeviceScalar scale_s = device_scalar(grad_scale, keep);
   keep.push_back(state.contiguous());
   const int64_t* state_ptr = keep.back().const_data_ptr<int64_t>();
   auto* hist_ptr = reinterpret_cast<unsigned long long*>(hist.data_ptr<int64_t>());
@@ -154,16 +136,15 @@ at::Tensor radix_select_histogram_cuda(at::TensorList grads, at::TensorList mome
   // step it may be uninitialized memory, so it is not even loaded.
   const bool read_buf = !momentum_buffers.empty() && momentum != 0.0 && !first_step;
 
-  // Buckets by dtype, in order of first appearance: one launch series per dtype.
   using Lists = std::array<std::vector<at::Tensor>, 2>;
   std::vector<std::pair<at::ScalarType, Lists>> buckets;
-  for (size_t i = 0; i < grads.size(); ++i) {
-    const at::ScalarType dtype = grads[i].scalar_type();
-    size_t k = 0;
-    while (k < buckets.size() && buckets[k].first != dtype) ++k;
-    if (k == buckets.size()) buckets.emplace_back(dtype, Lists{});
-    buckets[k].second[0].push_back(grads[i]);
-    if (read_buf) buckets[k].second[1].push_back(momentum_buffers[i]);
+  for (const auto& [dtype, members] : group_by_dtype(grads)) {
+    Lists lists;
+    for (const size_t i : members) {
+      lists[0].push_back(grads[i]);
+      if (read_buf) lists[1].push_back(momentum_buffers[i]);
+    }
+    buckets.emplace_back(dtype, std::move(lists));
   }
 
   for (auto& bucket : buckets) {

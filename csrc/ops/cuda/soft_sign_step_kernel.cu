@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "device_scalar.cuh"
+#include "dtype_buckets.h"
 #include "multi_tensor.cuh"
 #include "soft_sign_step.h"
 
@@ -20,29 +22,6 @@ namespace softsign::ops {
 namespace {
 
 namespace mt = multi_tensor;
-
-// A 1-element device tensor read by the kernel itself, so the host never waits on it.
-struct DeviceScalar {
-  const void* ptr = nullptr;
-  bool is_double = false;
-
-  template <typename T>
-  __device__ __forceinline__ T get() const {
-    return is_double ? static_cast<T>(*static_cast<const double*>(ptr))
-                     : static_cast<T>(*static_cast<const float*>(ptr));
-  }
-};
-
-// The kernel reads float32 or float64 only; other floating dtypes get a device-side copy,
-// kept alive in `keep` until the launches are queued (the caching allocator orders its
-// reuse after them on this stream).
-DeviceScalar device_scalar(const std::optional<at::Tensor>& t, std::vector<at::Tensor>& keep) {
-  if (!t.has_value()) return {};
-  at::Tensor v = *t;
-  if (v.scalar_type() != at::kFloat && v.scalar_type() != at::kDouble) v = v.to(at::kFloat);
-  keep.push_back(v);
-  return {v.data_ptr(), v.scalar_type() == at::kDouble};
-}
 
 template <typename scalar_t, bool kBuf>
 struct SoftSignStepOp {
@@ -164,17 +143,16 @@ void soft_sign_step_cuda(at::TensorList params, at::TensorList grads,
   const DeviceScalar scale_s = device_scalar(grad_scale, keep);
   const DeviceScalar inf_s = device_scalar(found_inf, keep);
 
-  // Buckets by dtype, in order of first appearance: one launch series per dtype.
   using Lists = std::array<std::vector<at::Tensor>, 3>;
   std::vector<std::pair<at::ScalarType, Lists>> buckets;
-  for (size_t i = 0; i < params.size(); ++i) {
-    const at::ScalarType dtype = params[i].scalar_type();
-    size_t k = 0;
-    while (k < buckets.size() && buckets[k].first != dtype) ++k;
-    if (k == buckets.size()) buckets.emplace_back(dtype, Lists{});
-    buckets[k].second[0].push_back(params[i]);
-    buckets[k].second[1].push_back(grads[i]);
-    if (use_buf) buckets[k].second[2].push_back(momentum_buffers[i]);
+  for (const auto& [dtype, members] : group_by_dtype(params)) {
+    Lists lists;
+    for (const size_t i : members) {
+      lists[0].push_back(params[i]);
+      lists[1].push_back(grads[i]);
+      if (use_buf) lists[2].push_back(momentum_buffers[i]);
+    }
+    buckets.emplace_back(dtype, std::move(lists));
   }
 
   for (auto& bucket : buckets) {
