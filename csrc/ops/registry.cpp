@@ -35,6 +35,15 @@ TORCH_LIBRARY(softsign, m) {
   m.def(
       "fit_temperature(Tensor median, Tensor mad, int steps, *, float eps, int newton_iters, "
       "float tmax, str kind, Tensor? found_inf) -> (Tensor, Tensor)");
+  m.def("newton_schulz5(Tensor matrices, *, int steps=5) -> Tensor");
+  m.def(
+      "soft_spectral_map(Tensor matrices, Tensor tau, *, str method=\"newton_schulz\", "
+      "int steps=5) -> Tensor");
+  m.def("singular_values(Tensor[] tensors) -> Tensor[]");
+  m.def(
+      "muon_step_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] momentum_buffers, *, "
+      "float lr, float momentum, bool nesterov, float weight_decay, int ns_steps, "
+      "str adjust_lr, Tensor? temperature, str soft_map, int soft_steps) -> ()");
 }
 
 namespace softsign::ops {
@@ -119,6 +128,38 @@ std::tuple<at::Tensor, at::Tensor> fit_temperature(const at::Tensor& median, con
                            const at::Tensor&, const at::Tensor&, int64_t, double, int64_t, double,
                            c10::string_view, const std::optional<at::Tensor>&)>();
   return op.call(median, mad, steps, eps, newton_iters, tmax, kind, found_inf);
+}
+
+at::Tensor newton_schulz5(const at::Tensor& matrices, int64_t steps) {
+  static auto op =
+      find_op("softsign::newton_schulz5").typed<at::Tensor(const at::Tensor&, int64_t)>();
+  return op.call(matrices, steps);
+}
+
+at::Tensor soft_spectral_map(const at::Tensor& matrices, const at::Tensor& tau,
+                             const std::string& method, int64_t steps) {
+  static auto op = find_op("softsign::soft_spectral_map")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, c10::string_view,
+                                         int64_t)>();
+  return op.call(matrices, tau, method, steps);
+}
+
+std::vector<at::Tensor> singular_values(at::TensorList tensors) {
+  static auto op =
+      find_op("softsign::singular_values").typed<std::vector<at::Tensor>(at::TensorList)>();
+  return op.call(tensors);
+}
+
+void muon_step_(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers,
+                const MuonStepArgs& args, const std::optional<at::Tensor>& temperature) {
+  static auto op =
+      find_op("softsign::muon_step_")
+          .typed<void(at::TensorList, at::TensorList, at::TensorList, double, double, bool, double,
+                      int64_t, c10::string_view, const std::optional<at::Tensor>&,
+                      c10::string_view, int64_t)>();
+  op.call(params, grads, momentum_buffers, args.lr, args.momentum, args.nesterov,
+          args.weight_decay, args.ns_steps, args.adjust_lr, temperature, args.soft_map,
+          args.soft_steps);
 }
 
 }  // namespace softsign::ops

@@ -68,3 +68,41 @@ def _fit_temperature_fake(median, mad, steps, **kwargs):
     return median.new_empty((3,), dtype=torch.float64), median.new_empty(
         (steps,), dtype=torch.float64
     )
+
+
+def _work_dtype(t: torch.Tensor, float32: bool) -> torch.dtype:
+    if t.dtype == torch.float64:
+        return torch.float64
+    return torch.float32 if float32 else torch.bfloat16
+
+
+@torch.library.register_fake("softsign::newton_schulz5")
+def _newton_schulz5_fake(matrices, **kwargs):
+    return torch.empty_like(
+        matrices, dtype=_work_dtype(matrices, False), memory_format=torch.contiguous_format
+    )
+
+
+@torch.library.register_fake("softsign::soft_spectral_map")
+def _soft_spectral_map_fake(matrices, tau, *, method="newton_schulz", **kwargs):
+    return torch.empty_like(
+        matrices,
+        dtype=_work_dtype(matrices, method == "accurate"),
+        memory_format=torch.contiguous_format,
+    )
+
+
+@torch.library.register_fake("softsign::singular_values")
+def _singular_values_fake(tensors):
+    out = []
+    for t in tensors:
+        rows = 1 if t.dim() <= 1 else t.shape[0]
+        cols = t.numel() // rows if rows else 0
+        dtype = torch.float64 if t.dtype == torch.float64 else torch.float32
+        out.append(t.new_empty((min(rows, cols),), dtype=dtype))
+    return out
+
+
+@torch.library.register_fake("softsign::muon_step_")
+def _muon_step_fake(params, grads, momentum_buffers, **kwargs):
+    return None

@@ -8,9 +8,16 @@ import torch
 
 from ._library import ops
 
-__all__ = ["median_mad", "temperature_schedule"]
+__all__ = [
+    "median_mad",
+    "newton_schulz5",
+    "singular_values",
+    "soft_spectral_map",
+    "temperature_schedule",
+]
 
 _KINDS = ("tanh", "algebraic")
+_SOFT_MAPS = ("newton_schulz", "accurate")
 
 
 def median_mad(
@@ -96,3 +103,42 @@ def temperature_schedule(
         tmax=float(tmax),
         kind=kind,
     )
+
+
+def newton_schulz5(M: torch.Tensor, steps: int = 5) -> torch.Tensor:
+    """Muon's orthogonalization: `steps` quintic Newton-Schulz iterations in bfloat16,
+    batched over the leading dims of M (..., m, n), with Muon's coefficients
+    (3.4445, -4.7750, 2.0315) after scaling M to unit Frobenius norm. Returns bfloat16
+    (float64 input is iterated and returned in float64)."""
+    if int(steps) < 0:
+        raise ValueError(f"Invalid steps: {steps} (expected >= 0)")
+    return ops.newton_schulz5(M.detach(), steps=int(steps))
+
+
+def soft_spectral_map(
+    M: torch.Tensor, tau, method: str = "newton_schulz", steps: int = 5
+) -> torch.Tensor:
+    """SoftMuon's Phi_tau(M) = U diag(sigma' ) V^T with sigma' = tau sigma / sqrt(1 +
+    (tau sigma)^2), batched over the leading dims of M (..., m, n).
+
+    method="newton_schulz": the public SoftMuon's coupled iteration with `steps` steps in
+    bfloat16 (returns bfloat16); far from Phi_tau when tau * sigma spans decades.
+    method="accurate": within 1e-2 (relative Frobenius) of Phi_tau for tau in [1, 1e9];
+    returns float32. float64 input runs in float64. `tau` is a number or a 1-element
+    tensor (kept on the device: no host synchronization).
+    """
+    if method not in _SOFT_MAPS:
+        raise ValueError(f"Invalid method: {method!r} (expected one of {_SOFT_MAPS})")
+    if int(steps) < 0:
+        raise ValueError(f"Invalid steps: {steps} (expected >= 0)")
+    if not isinstance(tau, torch.Tensor):
+        tau = torch.full((), float(tau), dtype=torch.float64, device=M.device)
+    return ops.soft_spectral_map(M.detach(), tau.detach(), method=method, steps=int(steps))
+
+
+def singular_values(tensors: Sequence[torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
+    """All singular values (float32, in no particular order) of each tensor viewed as a
+    matrix the way SoftMuon's statistic views it: 1-D as 1 x n, >= 3-D as (size0, -1)."""
+    if isinstance(tensors, torch.Tensor):
+        tensors = [tensors]
+    return ops.singular_values([t.detach() for t in tensors])

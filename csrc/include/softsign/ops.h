@@ -113,4 +113,45 @@ std::tuple<at::Tensor, at::Tensor> fit_temperature(
 // y / sqrt(1 - y^2) with y = 1 - eps for "algebraic".
 double saturation_constant(const std::string& kind, double eps);
 
+// ---- SoftMuon (spec sections 1 and 5) -------------------------------------------------------
+
+// Muon's quintic Newton-Schulz orthogonalization, batched over leading dims: on the wide
+// side, X = M / (||M||_F + 1e-7), then `steps` times A = X X^T, X <- aX + (bA + cA^2) X
+// with (a, b, c) = (3.4445, -4.7750, 2.0315). Runs in and returns bfloat16 (float64 for
+// float64 input), shaped like `matrices`.
+at::Tensor newton_schulz5(const at::Tensor& matrices, int64_t steps = 5);
+
+// The soft spectral map Phi_tau(M) = U phi(tau sigma) V^T, phi(x) = x / sqrt(1 + x^2),
+// batched over leading dims. tau is a 1-element tensor on M's device, never read by the
+// host. method "newton_schulz": the public SoftMuon's coupled iteration with `steps`
+// steps, in bfloat16 (its result dtype); "accurate": within the spec's 1e-2 bound, in
+// float32. float64 input runs in float64 in both.
+at::Tensor soft_spectral_map(const at::Tensor& matrices, const at::Tensor& tau,
+                             const std::string& method = "newton_schulz", int64_t steps = 5);
+
+// The singular values (float32; float64 for float64 input) of each tensor's 2-D view for
+// the schedule statistic: 1-D as 1 x n, 2-D as is, >= 3-D as (size0, -1).
+std::vector<at::Tensor> singular_values(at::TensorList tensors);
+
+// Options of the fused Muon/SoftMuon step that are plain numbers or names.
+struct MuonStepArgs {
+  double lr = 0.02;
+  double momentum = 0.95;
+  bool nesterov = true;
+  double weight_decay = 0.0;
+  int64_t ns_steps = 5;
+  std::string adjust_lr = "original";  // or "match_rms_adamw"
+  std::string soft_map = "newton_schulz";  // or "accurate"
+  int64_t soft_steps = 5;
+};
+
+// In-place Muon step (spec section 5) over matrix params (dim >= 2, conv weights as
+// (size0, -1)) of one device: buf <- lerp(buf, g, 1 - momentum); d <- lerp(g, buf,
+// momentum) or buf; O <- NS5(d) without a temperature, Phi_tau(d) with one; p <- p(1 - lr
+// wd) - lr scale O. Same-shape params are batched. A non-finite temperature leaves every
+// param untouched (decided on the device); the buffers are updated regardless.
+void muon_step_(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers,
+                const MuonStepArgs& args,
+                const std::optional<at::Tensor>& temperature = std::nullopt);
+
 }  // namespace softsign::ops

@@ -1,3 +1,4 @@
+from .soft_muon import Muon, SoftMuon, muon_param_groups
 from .soft_signum import Signum, SoftSignum
 
-__all__ = ["Signum", "SoftSignum"]
+__all__ = ["Muon", "Signum", "SoftMuon", "SoftSignum", "muon_param_groups"]

@@ -56,3 +56,12 @@ def check_schedule_options(
             "Invalid schedule: pass total_steps (the transition starts at "
             "round(alpha_sign * total_steps)), or both sign_steps and transition_steps"
         )
+
+
+def alias(name, value, alias_name, alias_value):
+    """The value of an option that also has an alias (the public code's name)."""
+    if alias_value is None:
+        return value
+    if value is not None and value != alias_value:
+        raise ValueError(f"Invalid {alias_name}: {alias_value} contradicts {name}={value}")
+    return alias_value

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from torch.optim import Optimizer
 
 from .. import _python_step
-from .._fit import PendingFit, apply_status, resolve_phases, schedule_from_fit
+from .._fit import resolve_phases
 from .._library import ops
-from ._validate import check_schedule_options, check_sgd_options
+from ._scheduled import ScheduledOptimizer
+from ._validate import alias, check_schedule_options, check_sgd_options
 
 _FUSED_DEVICES = ("cpu", "cuda")
 
@@ -38,26 +38,13 @@ class _Plan:
         return bool(self.buckets)
 
 
-class _SoftSignBase(Optimizer):
+class _SoftSignBase(ScheduledOptimizer):
     _kind = "tanh"
 
     def __init__(self, params, defaults):
-        defaults = dict(defaults, step=0, fit=None)
         super().__init__(params, defaults)
         # GradScaler passes grad_scale/found_inf instead of unscaling and syncing.
         self._step_supports_amp_scaling = True
-        self._init_runtime()
-
-    def _init_runtime(self):
-        self._pending: dict[int, PendingFit] = {}
-        self._schedules: dict[int, tuple[tuple, torch.Tensor]] = {}
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("step", 0)
-            group.setdefault("fit", None)
-        self._init_runtime()
 
     def add_param_group(self, param_group):
         super().add_param_group(param_group)
@@ -68,32 +55,6 @@ class _SoftSignBase(Optimizer):
         fused = group.get("fused")
         if fused and any(p.device.type not in _FUSED_DEVICES for p in group["params"]):
             raise ValueError(f"Invalid fused=True: fused kernels exist for {_FUSED_DEVICES} only")
-
-    # -- state dict -------------------------------------------------------------------
-    def state_dict(self):
-        for gi in list(self._pending):
-            self._resolve_pending(gi, wait=True)
-        return super().state_dict()
-
-    def load_state_dict(self, state_dict):
-        super().load_state_dict(state_dict)
-        self._init_runtime()
-
-    # -- public -----------------------------------------------------------------------
-    def temperature(self, group: int = 0) -> float | None:
-        """The temperature tau used by the group's last step; None in the sign phase or
-        before the fit. Reads a device value: call it for logging, not in a hot loop."""
-        g = self.param_groups[group]
-        sign_steps, steps = resolve_phases(g)
-        k = g["step"]
-        if k <= sign_steps:
-            return None
-        if group in self._pending:
-            self._resolve_pending(group, wait=True)
-        if g["fit"] is None:
-            return None
-        schedule = self._schedule(group, g, steps, g["params"][0].device)
-        return float(schedule[min(k - sign_steps - 1, steps - 1)])
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -152,33 +113,19 @@ class _SoftSignBase(Optimizer):
         return [d.to(first_device, non_blocking=True) for d in dirs], first_device
 
     def _step_temperature(self, gi, group, plan, grad_scale, found_inf):
-        sign_steps, steps = resolve_phases(group)
-        if plan.k <= sign_steps:
-            return None
-        pending = self._pending.get(gi)
-        if group["fit"] is None and pending is not None and pending.ready():
-            del self._pending[gi]
-            if not apply_status(group, gi, pending, type(self).__name__):
-                pending = None  # AMP skipped the fit step: fit again
-        if group["fit"] is None:
-            if not plan.has_grads:
-                return None  # nothing to update; the fit waits for gradients
-            if pending is None or found_inf is not None:
-                pending = self._fit(group, plan, steps, grad_scale, found_inf, pending)
-                if pending.ready():
-                    apply_status(group, gi, pending, type(self).__name__)
-                else:
-                    self._pending[gi] = pending
-        if group["fit"] is not None:
-            schedule = self._schedule(
-                gi,
-                group,
-                steps,
-                next(iter(plan.buckets))[0] if plan.has_grads else group["params"][0].device,
-            )
+        if plan.has_grads:
+            device = next(iter(plan.buckets))[0]
         else:
-            schedule = pending.schedule
-        return schedule[min(plan.k - sign_steps - 1, steps - 1)]
+            device = group["params"][0].device
+        return super()._step_temperature(
+            gi,
+            group,
+            plan.k,
+            device,
+            plan.has_grads,
+            lambda previous: self._fit(group, plan, grad_scale, found_inf, previous),
+            refit=found_inf is not None,
+        )
 
     def _statistics(self, group, plan, grad_scale):
         """Median and MAD of the group's post-momentum directions, and their device. A group
@@ -203,48 +150,11 @@ class _SoftSignBase(Optimizer):
         )
         return median, mad, device
 
-    def _fit(self, group, plan, steps, grad_scale, found_inf, previous):
+    def _fit(self, group, plan, grad_scale, found_inf, previous):
         median, mad, device = self._statistics(group, plan, grad_scale)
         inf = None if found_inf is None else found_inf.to(device, non_blocking=True)
-        stats, schedule = ops.fit_temperature(
-            median,
-            mad,
-            steps,
-            eps=float(group["eps"]),
-            newton_iters=int(group["newton_iters"]),
-            tmax=float(group["tmax"]),
-            kind=self._kind,
-            found_inf=inf,
-        )
-        if previous is not None:
-            # An earlier fit may have succeeded after all: keep it (decided on the device).
-            done = previous.stats[2] != 0
-            stats = torch.where(done, previous.stats, stats)
-            schedule = torch.where(done, previous.schedule, schedule)
-        return PendingFit.launch(stats, schedule)
-
-    def _resolve_pending(self, gi, wait):
-        pending = self._pending.pop(gi)
-        if wait:
-            pending.wait()
-        apply_status(self.param_groups[gi], gi, pending, type(self).__name__)
-
-    def _schedule(self, gi, group, steps, device) -> torch.Tensor:
-        fit = group["fit"]
-        key = (
-            fit["median"],
-            fit["mad"],
-            steps,
-            group["eps"],
-            group["newton_iters"],
-            group["tmax"],
-            str(device),
-        )
-        cached = self._schedules.get(gi)
-        if cached is None or cached[0] != key:
-            cached = (key, schedule_from_fit(group, steps, device, self._kind))
-            self._schedules[gi] = cached
-        return cached[1]
+        _, steps = resolve_phases(group)
+        return self._launch_fit(group, median, mad, steps, inf, previous)
 
     def _buffers(self, params):
         return [self.state[p]["momentum_buffer"] for p in params]
@@ -316,8 +226,8 @@ class SoftSignum(_SoftSignBase):
         sign_iters=None,
         transition_iters=None,
     ):
-        sign_steps = _alias("sign_steps", sign_steps, "sign_iters", sign_iters)
-        transition_steps = _alias(
+        sign_steps = alias("sign_steps", sign_steps, "sign_iters", sign_iters)
+        transition_steps = alias(
             "transition_steps", transition_steps, "transition_iters", transition_iters
         )
         check_sgd_options(lr, momentum, dampening, weight_decay, nesterov)
@@ -370,11 +280,3 @@ class Signum(_SoftSignBase):
             fused=fused,
         )
         super().__init__(params, defaults)
-
-
-def _alias(name, value, alias, alias_value):
-    if alias_value is None:
-        return value
-    if value is not None and value != alias_value:
-        raise ValueError(f"Invalid {alias}: {alias_value} contradicts {name}={value}")
-    return alias_value

@@ -2,7 +2,18 @@
 (shared/spec/ALGORITHMS.md). It depends on torch only; tests, golden values and
 benchmarks compare the fused paths against it."""
 
+from .soft_muon import MuonReference, SoftMuonReference
 from .soft_signum import SoftSignumReference
+from .spectral import (
+    matrix_view,
+    muon_scale,
+    newton_schulz5,
+    phi_tau,
+    polar,
+    soft_newton_schulz,
+    soft_singular_values,
+    statistic_view,
+)
 from .temperature import (
     lower_median,
     median_mad,
@@ -12,10 +23,20 @@ from .temperature import (
 )
 
 __all__ = [
+    "MuonReference",
+    "SoftMuonReference",
     "SoftSignumReference",
     "lower_median",
+    "matrix_view",
     "median_mad",
+    "muon_scale",
+    "newton_schulz5",
+    "phi_tau",
+    "polar",
     "resolve_phases",
     "saturation_constant",
+    "soft_newton_schulz",
+    "soft_singular_values",
+    "statistic_view",
     "temperature_schedule",
 ]

@@ -1,0 +1,72 @@
+// The SoftMuon schedule statistic (spec section 5): every singular value of every
+// gradient, from an eigendecomposition of its small-side Gram matrix (the spec allows any
+// exact fp32 method), batched over gradients of equal shape.
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace softsign::ops {
+namespace {
+
+// 1-D as 1 x n, 2-D as is, >= 3-D (conv weights) as (size0, -1).
+at::Tensor statistic_view(const at::Tensor& t) {
+  if (t.dim() <= 1) return t.reshape({1, t.numel()});
+  return t.reshape({t.size(0), -1});
+}
+
+std::vector<at::Tensor> singular_values_impl(at::TensorList tensors) {
+  struct Bucket {
+    int64_t rows, cols;
+    c10::Device device;
+    at::ScalarType out_dtype;
+    std::vector<size_t> members;
+  };
+  std::vector<Bucket> buckets;
+  std::vector<at::Tensor> views(tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const at::Tensor& t = tensors[i];
+    TORCH_CHECK(t.layout() == at::kStrided && at::isFloatingType(t.scalar_type()),
+                "softsign.singular_values: expected dense real floating tensors, got ",
+                t.layout(), " ", t.scalar_type(), " at index ", i);
+    views[i] = statistic_view(t);
+    const int64_t rows = views[i].size(0), cols = views[i].size(1);
+    const auto out_dtype = t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+    auto it = std::find_if(buckets.begin(), buckets.end(), [&](const Bucket& b) {
+      return b.rows == rows && b.cols == cols && b.device == t.device() && b.out_dtype == out_dtype;
+    });
+    if (it == buckets.end()) {
+      buckets.push_back(Bucket{rows, cols, t.device(), out_dtype, {}});
+      it = std::prev(buckets.end());
+    }
+    it->members.push_back(i);
+  }
+  std::vector<at::Tensor> out(tensors.size());
+  for (const Bucket& b : buckets) {
+    if (std::min(b.rows, b.cols) == 0) {
+      for (size_t i : b.members) out[i] = at::empty({0}, tensors[i].options().dtype(b.out_dtype));
+      continue;
+    }
+    // The Gram matrix is accumulated in float64, one gradient at a time (a float64 copy
+    // of a whole bucket would be a spike the size of the model), so that rounding it to
+    // the eigensolver's dtype is the only float32 error in sigma^2.
+    std::vector<at::Tensor> grams;
+    grams.reserve(b.members.size());
+    for (size_t i : b.members) {
+      const at::Tensor v = views[i].to(at::kDouble);
+      grams.push_back((b.rows <= b.cols ? at::mm(v, v.t()) : at::mm(v.t(), v)).to(b.out_dtype));
+    }
+    const at::Tensor sigma = at::linalg_eigvalsh(at::stack(grams)).clamp_min_(0).sqrt_();
+    for (size_t j = 0; j < b.members.size(); ++j) out[b.members[j]] = sigma.select(0, j).clone();  // outputs may not alias
+  }
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(softsign, CompositeExplicitAutograd, m) {
+  m.impl("singular_values", &singular_values_impl);
+}
+
+}  // namespace softsign::ops
