@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 namespace softsign::ops {
@@ -57,7 +58,13 @@ std::vector<at::Tensor> singular_values_impl(at::TensorList tensors) {
       const at::Tensor v = views[i].to(at::kDouble);
       grams.push_back((b.rows <= b.cols ? at::mm(v, v.t()) : at::mm(v.t(), v)).to(b.out_dtype));
     }
-    const at::Tensor sigma = at::linalg_eigvalsh(at::stack(grams)).clamp_min_(0).sqrt_();
+    // Non-finite gradients give NaN singular values (the fit then reports them) instead
+    // of an eigensolver failure; decided on the device.
+    at::Tensor gram = at::stack(grams);
+    const at::Tensor finite = at::isfinite(gram).flatten(1).all(1).view({-1, 1});
+    gram = at::where(finite.unsqueeze(-1), gram, 0);
+    const at::Tensor sigma = at::where(finite, at::linalg_eigvalsh(gram).clamp_min_(0).sqrt_(),
+                                       std::numeric_limits<double>::quiet_NaN());
     for (size_t j = 0; j < b.members.size(); ++j) out[b.members[j]] = sigma.select(0, j).clone();  // outputs may not alias
   }
   return out;
