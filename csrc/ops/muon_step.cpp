@@ -43,8 +43,8 @@ void check_inputs(at::TensorList params, at::TensorList grads, at::TensorList bu
               "buffers, got ",
               params.size(), ", ", grads.size(), ", ", bufs.size());
   TORCH_CHECK(std::isfinite(lr) && lr >= 0, "softsign.muon_step_: invalid lr ", lr);
-  TORCH_CHECK(momentum >= 0 && momentum < 1, "softsign.muon_step_: expected 0 <= momentum < 1, got ",
-              momentum);
+  TORCH_CHECK(momentum >= 0 && momentum < 1,
+              "softsign.muon_step_: expected 0 <= momentum < 1, got ", momentum);
   TORCH_CHECK(ns_steps >= 0 && soft_steps >= 0,
               "softsign.muon_step_: expected ns_steps, soft_steps >= 0");
   for (size_t i = 0; i < params.size(); ++i) {
@@ -127,8 +127,8 @@ void muon_step_impl(at::TensorList params, at::TensorList grads, at::TensorList 
     const std::vector<at::Tensor> bs = pick(bufs, b.members);
     const auto work = detail::work_dtype(
         b.dtype, temperature.has_value() && method == detail::SoftMap::kAccurate);
-    at::Tensor X = at::empty({static_cast<int64_t>(ps.size()), b.rows, b.cols},
-                             ps[0].options().dtype(work));
+    at::Tensor X =
+        at::empty({static_cast<int64_t>(ps.size()), b.rows, b.cols}, ps[0].options().dtype(work));
     // d <- lerp(g, buf, momentum) with Nesterov, else buf; written straight into the batch.
     at::_foreach_copy_(slots(X, ps), nesterov ? at::_foreach_lerp(gs, bs, momentum) : bs);
     at::Tensor O = temperature.has_value()

@@ -138,9 +138,9 @@ at::Tensor newton_schulz5(const at::Tensor& matrices, int64_t steps) {
 
 at::Tensor soft_spectral_map(const at::Tensor& matrices, const at::Tensor& tau,
                              const std::string& method, int64_t steps) {
-  static auto op = find_op("softsign::soft_spectral_map")
-                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, c10::string_view,
-                                         int64_t)>();
+  static auto op =
+      find_op("softsign::soft_spectral_map")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, c10::string_view, int64_t)>();
   return op.call(matrices, tau, method, steps);
 }
 
@@ -152,14 +152,12 @@ std::vector<at::Tensor> singular_values(at::TensorList tensors) {
 
 void muon_step_(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers,
                 const MuonStepArgs& args, const std::optional<at::Tensor>& temperature) {
-  static auto op =
-      find_op("softsign::muon_step_")
-          .typed<void(at::TensorList, at::TensorList, at::TensorList, double, double, bool, double,
-                      int64_t, c10::string_view, const std::optional<at::Tensor>&,
-                      c10::string_view, int64_t)>();
-  op.call(params, grads, momentum_buffers, args.lr, args.momentum, args.nesterov,
-          args.weight_decay, args.ns_steps, args.adjust_lr, temperature, args.soft_map,
-          args.soft_steps);
+  static auto op = find_op("softsign::muon_step_")
+                       .typed<void(at::TensorList, at::TensorList, at::TensorList, double, double,
+                                   bool, double, int64_t, c10::string_view,
+                                   const std::optional<at::Tensor>&, c10::string_view, int64_t)>();
+  op.call(params, grads, momentum_buffers, args.lr, args.momentum, args.nesterov, args.weight_decay,
+          args.ns_steps, args.adjust_lr, temperature, args.soft_map, args.soft_steps);
 }
 
 }  // namespace softsign::ops

@@ -29,8 +29,8 @@ std::vector<at::Tensor> singular_values_impl(at::TensorList tensors) {
   for (size_t i = 0; i < tensors.size(); ++i) {
     const at::Tensor& t = tensors[i];
     TORCH_CHECK(t.layout() == at::kStrided && at::isFloatingType(t.scalar_type()),
-                "softsign.singular_values: expected dense real floating tensors, got ",
-                t.layout(), " ", t.scalar_type(), " at index ", i);
+                "softsign.singular_values: expected dense real floating tensors, got ", t.layout(),
+                " ", t.scalar_type(), " at index ", i);
     views[i] = statistic_view(t);
     const int64_t rows = views[i].size(0), cols = views[i].size(1);
     const auto out_dtype = t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
@@ -65,7 +65,8 @@ std::vector<at::Tensor> singular_values_impl(at::TensorList tensors) {
     gram = at::where(finite.unsqueeze(-1), gram, 0);
     const at::Tensor sigma = at::where(finite, at::linalg_eigvalsh(gram).clamp_min_(0).sqrt_(),
                                        std::numeric_limits<double>::quiet_NaN());
-    for (size_t j = 0; j < b.members.size(); ++j) out[b.members[j]] = sigma.select(0, j).clone();  // outputs may not alias
+    for (size_t j = 0; j < b.members.size(); ++j)
+      out[b.members[j]] = sigma.select(0, j).clone();  // outputs may not alias
   }
   return out;
 }

@@ -77,9 +77,9 @@ void check_matrices(const at::Tensor& M, const char* op) {
 
 // A fresh contiguous (B, m, n) copy of M in dtype `dtype`.
 at::Tensor batch_copy(const at::Tensor& M, at::ScalarType dtype) {
-  at::Tensor X = at::empty({M.numel() == 0 ? 0 : M.numel() / (M.size(-2) * M.size(-1)),
-                            M.size(-2), M.size(-1)},
-                           M.options().dtype(dtype));
+  at::Tensor X = at::empty(
+      {M.numel() == 0 ? 0 : M.numel() / (M.size(-2) * M.size(-1)), M.size(-2), M.size(-1)},
+      M.options().dtype(dtype));
   if (M.numel() != 0) X.view(M.sizes()).copy_(M);
   return X;
 }

@@ -4,7 +4,6 @@
 #include "softsign/optim/soft_signum.h"
 
 #include <ATen/ATen.h>
-#include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/optim/serialize.h>
 
 #include <algorithm>
@@ -223,21 +222,9 @@ c10::Device home_device(const OptimizerParamGroup& group) {
   return group.params().empty() ? c10::Device(c10::kCPU) : group.params().front().device();
 }
 
-[[noreturn]] void throw_non_finite(double median, double mad) {
-  TORCH_CHECK(false,
-              "softsign: non-finite median/MAD of the momentum at the temperature fit step "
-              "(median ",
-              median, ", MAD ", mad,
-              "); the gradients contain inf or NaN. No parameter was changed by this step.");
+detail::ScheduleParams schedule_params(const SoftSignumOptions& o) {
+  return {o.eps(), o.newton_iters(), o.tmax(), "tanh", "the momentum"};
 }
-
-// A fit launched at this step: the device results, and on CPU the status already read.
-struct FitLaunch {
-  at::Tensor stats;     // float64 [median, mad, status] on the home device
-  at::Tensor schedule;  // float64 [T] on the home device
-  std::optional<ops::FitStatus> status;
-  double median = 0, mad = 0;
-};
 
 }  // namespace
 
@@ -255,9 +242,7 @@ bool operator==(const SoftSignumOptions& lhs, const SoftSignumOptions& rhs) {
          lhs.total_steps() == rhs.total_steps() && lhs.alpha_sign() == rhs.alpha_sign() &&
          lhs.sign_steps() == rhs.sign_steps() && lhs.transition_steps() == rhs.transition_steps() &&
          lhs.eps() == rhs.eps() && lhs.newton_iters() == rhs.newton_iters() &&
-         lhs.tmax() == rhs.tmax() && lhs.step_count_ == rhs.step_count_ &&
-         lhs.fitted_ == rhs.fitted_ && lhs.fit_median_ == rhs.fit_median_ &&
-         lhs.fit_mad_ == rhs.fit_mad_;
+         lhs.tmax() == rhs.tmax() && lhs.schedule_ == rhs.schedule_;
 }
 
 void SoftSignumOptions::serialize(torch::serialize::OutputArchive& archive) const {
@@ -274,10 +259,7 @@ void SoftSignumOptions::serialize(torch::serialize::OutputArchive& archive) cons
   _TORCH_OPTIM_SERIALIZE_TORCH_ARG(eps);
   _TORCH_OPTIM_SERIALIZE_TORCH_ARG(newton_iters);
   _TORCH_OPTIM_SERIALIZE_TORCH_ARG(tmax);
-  archive.write("step", c10::IValue(step_count_));
-  archive.write("fitted", c10::IValue(fitted_));
-  archive.write("fit_median", c10::IValue(fit_median_));
-  archive.write("fit_mad", c10::IValue(fit_mad_));
+  schedule_.write(archive);
 }
 
 void SoftSignumOptions::serialize(torch::serialize::InputArchive& archive) {
@@ -294,15 +276,7 @@ void SoftSignumOptions::serialize(torch::serialize::InputArchive& archive) {
   _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, eps);
   _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(int64_t, newton_iters);
   _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, tmax);
-  c10::IValue value;
-  archive.read("step", value);
-  step_count_ = value.toInt();
-  archive.read("fitted", value);
-  fitted_ = value.toBool();
-  archive.read("fit_median", value);
-  fit_median_ = value.toDouble();
-  archive.read("fit_mad", value);
-  fit_mad_ = value.toDouble();
+  schedule_.read(archive);
 }
 
 SignumOptions::SignumOptions(double lr) : lr_(lr) {}
@@ -346,13 +320,7 @@ Phases resolve_phases(const SoftSignumOptions& o) {
   TORCH_CHECK(o.total_steps() || (o.sign_steps() && o.transition_steps()),
               "Invalid SoftSignum options: pass total_steps, or both sign_steps and "
               "transition_steps");
-  const int64_t sign_steps =
-      o.sign_steps() ? *o.sign_steps()
-                     : static_cast<int64_t>(std::floor(
-                           o.alpha_sign() * static_cast<double>(*o.total_steps()) + 0.5));
-  const int64_t transition_steps =
-      o.transition_steps() ? *o.transition_steps() : *o.total_steps() - sign_steps;
-  return Phases{sign_steps, std::max<int64_t>(transition_steps, 1)};
+  return resolve_phases(o.total_steps(), o.alpha_sign(), o.sign_steps(), o.transition_steps());
 }
 
 // ---- SoftSignum -------------------------------------------------------------------------------
@@ -382,63 +350,6 @@ SoftSignumOptions& SoftSignum::group_options(size_t group) {
   return static_cast<SoftSignumOptions&>(param_groups_[group].options());
 }
 
-at::Tensor SoftSignum::schedule_on(SoftSignumOptions& o, int64_t steps, const c10::Device& device,
-                                   const c10::Device& home) {
-  detail::ScheduleCache& cache = o.cache_;
-  // A fitted group's schedule is always temperature_schedule of the stored fit: the same
-  // op on the same numbers whether the run was resumed or not (Note [schedule cache]).
-  if (o.fitted_ && cache.steps != steps) cache.schedules.clear();
-  for (const auto& entry : cache.schedules) {
-    if (entry.first == device) return entry.second;
-  }
-  if (cache.schedules.empty()) {
-    TORCH_INTERNAL_ASSERT(o.fitted_, "softsign: a temperature was asked of an unfitted group");
-    const auto options = at::TensorOptions().dtype(at::kDouble).device(home);
-    at::Tensor schedule = ops::temperature_schedule(at::scalar_tensor(o.fit_median_, options),
-                                                    at::scalar_tensor(o.fit_mad_, options), steps,
-                                                    o.eps(), o.newton_iters(), o.tmax(), "tanh");
-    cache.schedules.emplace_back(home, schedule);
-    cache.steps = steps;
-    if (device == home) return schedule;
-  }
-  at::Tensor copy = cache.schedules.front().second.to(device, /*non_blocking=*/true);
-  cache.schedules.emplace_back(device, copy);
-  return copy;
-}
-
-void SoftSignum::resolve_pending_fit(SoftSignumOptions& o, bool wait) {
-  detail::ScheduleCache& cache = o.cache_;
-  if (!cache.pending_event) return;
-  if (wait) {
-    cache.pending_event->synchronize();
-  } else if (!cache.pending_event->query()) {
-    return;
-  }
-  const double* stats = cache.pending_stats.const_data_ptr<double>();
-  const double median = stats[0];
-  const double mad = stats[1];
-  const auto status = static_cast<ops::FitStatus>(static_cast<int>(stats[2]));
-  cache.pending_event.reset();
-  cache.pending_stats.reset();
-  switch (status) {
-    case ops::FitStatus::kPending:
-      return;  // the group fits again at its next step with gradients
-    case ops::FitStatus::kNonFinite:
-      cache.schedules.clear();
-      throw_non_finite(median, mad);
-    case ops::FitStatus::kZeroMad:
-      TORCH_WARN("softsign: the momentum has zero MAD at the temperature fit step (median ", median,
-                 "); the temperature stays at c_eps / |median|");
-      [[fallthrough]];
-    case ops::FitStatus::kOk:
-      o.fitted_ = true;
-      o.fit_median_ = median;
-      o.fit_mad_ = mad;
-      cache.schedules.clear();  // recomputed from the stored fit, as after load()
-      return;
-  }
-}
-
 torch::Tensor SoftSignum::step(LossClosure closure) {
   at::NoGradGuard no_grad;
   torch::Tensor loss;
@@ -453,91 +364,47 @@ torch::Tensor SoftSignum::step(LossClosure closure) {
   for (size_t i = 0; i < param_groups_.size(); ++i) {
     work.push_back(gather(param_groups_[i], i, state_, group_options(i).momentum()));
   }
-  for (size_t i = 0; i < param_groups_.size(); ++i) resolve_pending_fit(group_options(i), false);
+  for (size_t i = 0; i < param_groups_.size(); ++i) {
+    SoftSignumOptions& o = group_options(i);
+    o.schedule_.resolve_pending(/*wait=*/false, schedule_params(o));
+  }
 
   // 2. Fits due at this step, for every group before any update: on CPU a non-finite
   // statistic throws here, while every parameter is still untouched.
-  std::vector<std::optional<FitLaunch>> fits(param_groups_.size());
+  std::vector<std::optional<detail::FitLaunch>> fits(param_groups_.size());
   for (size_t i = 0; i < param_groups_.size(); ++i) {
     SoftSignumOptions& o = group_options(i);
     const Phases phases = resolve_phases(o);
-    if (o.step_count_ + 1 <= phases.sign_steps || o.fitted_ || o.cache_.pending_event ||
-        work[i].empty()) {
-      continue;
-    }
-    const c10::Device home = home_device(param_groups_[i]);
-    FitLaunch fit;
-    const auto [median, mad] = statistics(work[i], step_args(o), home);
-    std::tie(fit.stats, fit.schedule) = ops::fit_temperature(
-        median, mad, phases.transition_steps, o.eps(), o.newton_iters(), o.tmax(), "tanh");
-    if (home.is_cpu()) {
-      const at::Tensor stats = fit.stats.to(at::kDouble).contiguous();
-      fit.median = stats.const_data_ptr<double>()[0];
-      fit.mad = stats.const_data_ptr<double>()[1];
-      fit.status = static_cast<ops::FitStatus>(static_cast<int>(stats.const_data_ptr<double>()[2]));
-      if (*fit.status == ops::FitStatus::kNonFinite) throw_non_finite(fit.median, fit.mad);
-    }
-    fits[i] = std::move(fit);
+    if (!o.schedule_.fit_due(phases, !work[i].empty())) continue;
+    const auto [median, mad] = statistics(work[i], step_args(o), home_device(param_groups_[i]));
+    fits[i] =
+        detail::GroupSchedule::launch(median, mad, phases.transition_steps, schedule_params(o));
   }
 
   // 3. Commit: step counts, fit results, then the updates.
   for (size_t i = 0; i < param_groups_.size(); ++i) {
     SoftSignumOptions& o = group_options(i);
-    ++o.step_count_;
-    if (!fits[i]) continue;
-    FitLaunch& fit = *fits[i];
-    detail::ScheduleCache& cache = o.cache_;
-    const Phases phases = resolve_phases(o);
-    cache.schedules.clear();
-    cache.schedules.emplace_back(fit.schedule.device(), fit.schedule);
-    cache.steps = phases.transition_steps;
-    if (fit.status) {
-      if (*fit.status == ops::FitStatus::kZeroMad) {
-        TORCH_WARN("softsign: the momentum has zero MAD at the temperature fit step (median ",
-                   fit.median, "); the temperature stays at c_eps / |median|");
-      }
-      if (*fit.status != ops::FitStatus::kPending) {
-        o.fitted_ = true;
-        o.fit_median_ = fit.median;
-        o.fit_mad_ = fit.mad;
-        cache.schedules.clear();  // recomputed from the stored fit, as after load()
-      }
-    } else {
-      // Accelerator: read the status at a later step, once the copy has landed; the
-      // device schedule serves meanwhile (all NaN, so a no-op step, if the fit failed).
-      const c10::Device home = fit.stats.device();
-      cache.pending_stats =
-          at::empty({3}, at::TensorOptions().dtype(at::kDouble).pinned_memory(true));
-      cache.pending_stats.copy_(fit.stats, /*non_blocking=*/true);
-      cache.pending_event = std::make_unique<c10::Event>(home.type());
-      cache.pending_event->record(c10::impl::VirtualGuardImpl(home.type()).getStream(home));
+    ++o.schedule_.step_count;
+    if (fits[i]) {
+      o.schedule_.commit(*fits[i], resolve_phases(o).transition_steps, schedule_params(o));
     }
   }
   for (size_t i = 0; i < param_groups_.size(); ++i) {
     SoftSignumOptions& o = group_options(i);
     const Phases phases = resolve_phases(o);
-    const int64_t k = o.step_count_;
     const c10::Device home = home_device(param_groups_[i]);
-    update(work[i], step_args(o), state_,
-           [&](const c10::Device& device) -> std::optional<at::Tensor> {
-             if (k <= phases.sign_steps) return std::nullopt;
-             const int64_t j = std::min(k - phases.sign_steps - 1, phases.transition_steps - 1);
-             return schedule_on(o, phases.transition_steps, device, home).narrow(0, j, 1);
-           });
+    update(work[i], step_args(o), state_, [&](const c10::Device& device) {
+      return o.schedule_.temperature_at(o.schedule_.step_count, phases, device, home,
+                                        schedule_params(o));
+    });
   }
   return loss;
 }
 
 std::optional<double> SoftSignum::temperature(size_t group) {
   SoftSignumOptions& o = group_options(group);
-  const Phases phases = resolve_phases(o);
-  const int64_t k = o.step_count_;
-  if (k <= phases.sign_steps) return std::nullopt;
-  resolve_pending_fit(o, /*wait=*/true);
-  if (!o.fitted_) return std::nullopt;
-  const c10::Device home = home_device(param_groups_[group]);
-  const int64_t j = std::min(k - phases.sign_steps - 1, phases.transition_steps - 1);
-  return schedule_on(o, phases.transition_steps, home, home)[j].item<double>();
+  return o.schedule_.last_temperature(resolve_phases(o), home_device(param_groups_[group]),
+                                      schedule_params(o));
 }
 
 void SoftSignum::save(torch::serialize::OutputArchive& archive) const {
@@ -545,7 +412,8 @@ void SoftSignum::save(torch::serialize::OutputArchive& archive) const {
   // torch::optim; completing the fit changes no observable value.
   auto* self = const_cast<SoftSignum*>(this);
   for (size_t i = 0; i < param_groups_.size(); ++i) {
-    self->resolve_pending_fit(self->group_options(i), /*wait=*/true);
+    SoftSignumOptions& o = self->group_options(i);
+    o.schedule_.resolve_pending(/*wait=*/true, schedule_params(o));
   }
   torch::optim::serialize<SoftSignumParamState, SoftSignumOptions>(archive, *this);
 }

@@ -49,3 +49,50 @@ def test_cpp_signum_and_errors():
         _C.SoftSignum([w], lr=-1.0, total_steps=10)
     with pytest.raises(RuntimeError, match="total_steps"):
         _C.SoftSignum([w])
+
+
+MUON_KW = dict(lr=0.02, weight_decay=0.05, adamw_lr=1e-3, adamw_weight_decay=0.01)
+
+
+@pytest.mark.parametrize("soft_map", ["newton_schulz", "accurate"])
+def test_cpp_soft_muon_equals_python_bit_for_bit(device, soft_map, tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(16, 8), (16, 8), (8, 24), (6, 2, 3, 3), (7,)]
+    py_params = [torch.randn(s, generator=gen).to(device).requires_grad_() for s in shapes]
+    cpp_params = [p.detach().clone().requires_grad_() for p in py_params]
+    kw = dict(MUON_KW, sign_steps=4, transition_steps=5, soft_map=soft_map)
+    py_opt = softsign.SoftMuon(
+        [dict(params=py_params[:4], use_muon=True), dict(params=py_params[4:], use_muon=False)],
+        **kw,
+    )
+    cpp_opt = _C.SoftMuon([(cpp_params[:4], True), (cpp_params[4:], False)], **kw)
+    for k in range(1, 13):  # sign phase, transition, after
+        gs = grads(py_params, k)
+        for a, b, g in zip(py_params, cpp_params, gs):
+            a.grad, b.grad = g.clone(), g.clone()
+        py_opt.step()
+        cpp_opt.step()
+        assert all(torch.equal(a, b) for a, b in zip(py_params, cpp_params)), f"step {k}"
+        assert py_opt.temperature() == cpp_opt.temperature()
+        assert cpp_opt.temperature(1) is None
+        if k == 6:  # save and reload in the middle of the transition
+            cpp_opt.save(str(tmp_path / "opt.pt"))
+            cpp_opt = _C.SoftMuon([(cpp_params[:4], True), (cpp_params[4:], False)], **kw)
+            cpp_opt.load(str(tmp_path / "opt.pt"))
+
+
+def test_cpp_muon_and_errors():
+    w = torch.zeros(4, 4, requires_grad=True)
+    with pytest.raises(RuntimeError, match="use_muon"):
+        _C.Muon([([torch.zeros(3, requires_grad=True)], True)])
+    with pytest.raises(RuntimeError, match="total_steps"):
+        _C.SoftMuon([([w], True)])
+    with pytest.raises(RuntimeError, match="adjust_lr"):
+        _C.Muon([([w], True)], adjust_lr="spectral")
+    py_w = w.detach().clone().requires_grad_()
+    opt, py_opt = _C.Muon([([w], True)]), softsign.Muon([py_w])
+    for k in range(1, 4):
+        w.grad = py_w.grad = torch.randn(4, 4, generator=torch.Generator().manual_seed(k))
+        opt.step()
+        py_opt.step()
+    assert torch.equal(w, py_w)

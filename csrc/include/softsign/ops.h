@@ -140,7 +140,7 @@ struct MuonStepArgs {
   bool nesterov = true;
   double weight_decay = 0.0;
   int64_t ns_steps = 5;
-  std::string adjust_lr = "original";  // or "match_rms_adamw"
+  std::string adjust_lr = "original";      // or "match_rms_adamw"
   std::string soft_map = "newton_schulz";  // or "accurate"
   int64_t soft_steps = 5;
 };

@@ -2,4 +2,5 @@
 #pragma once
 
 #include <softsign/ops.h>
+#include <softsign/optim/soft_muon.h>
 #include <softsign/optim/soft_signum.h>

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <c10/core/Device.h>
-#include <c10/core/Event.h>
 #include <torch/arg.h>
 #include <torch/optim/optimizer.h>
 #include <torch/serialize/archive.h>
@@ -16,38 +15,9 @@
 #include <utility>
 #include <vector>
 
+#include "softsign/optim/group_schedule.h"
+
 namespace softsign::optim {
-
-namespace detail {
-
-// Note [schedule cache]: per-group values derived from the serialized fit, never
-// serialized themselves: the temperature schedule on the group's devices, and a fit whose
-// status is still on its way from the device. A copy is empty: whoever holds a copy of the
-// options (load(), a cloned group) recomputes the schedule with temperature_schedule from
-// the stored median and MAD, exactly as the uninterrupted run does once its fit is known;
-// that is what makes a resumed run bit-identical.
-class ScheduleCache {
- public:
-  ScheduleCache() = default;
-  ScheduleCache(const ScheduleCache&) {}
-  ScheduleCache(ScheduleCache&&) noexcept = default;
-  ScheduleCache& operator=(const ScheduleCache& other) {
-    if (this != &other) *this = ScheduleCache();
-    return *this;
-  }
-  ScheduleCache& operator=(ScheduleCache&&) noexcept = default;
-  ~ScheduleCache() = default;
-
-  // float64 schedule of `steps` temperatures, one copy per device it was asked for.
-  std::vector<std::pair<c10::Device, at::Tensor>> schedules;
-  int64_t steps = 0;
-  // A fit launched on an accelerator: stats [median, mad, status] copied to pinned host
-  // memory without waiting, and the event after which they are readable.
-  at::Tensor pending_stats;
-  std::unique_ptr<c10::Event> pending_event;
-};
-
-}  // namespace detail
 
 // Options of SoftSignum (spec section 4). Defaults follow the paper; see ALGORITHMS.md.
 // Besides the options, an instance holds its group's step count and temperature fit:
@@ -80,18 +50,14 @@ struct SoftSignumOptions : public torch::optim::OptimizerCloneableOptions<SoftSi
   friend bool operator==(const SoftSignumOptions& lhs, const SoftSignumOptions& rhs);
 
   // Group state: steps taken by this group (k of the spec), and the fit once known.
-  int64_t step_count() const { return step_count_; }
-  bool fitted() const { return fitted_; }
-  double fit_median() const { return fit_median_; }
-  double fit_mad() const { return fit_mad_; }
+  int64_t step_count() const { return schedule_.step_count; }
+  bool fitted() const { return schedule_.fitted; }
+  double fit_median() const { return schedule_.median; }
+  double fit_mad() const { return schedule_.mad; }
 
  private:
   friend class SoftSignum;
-  int64_t step_count_ = 0;
-  bool fitted_ = false;
-  double fit_median_ = 0;
-  double fit_mad_ = 0;
-  detail::ScheduleCache cache_;
+  detail::GroupSchedule schedule_;
 };
 
 // Options of Signum: SoftSignum's update rule with the sign phase forever.
@@ -124,13 +90,7 @@ struct SoftSignumParamState
 };
 using SignumParamState = SoftSignumParamState;
 
-// Sign phase length S and transition length T of a group (spec section 2): explicit
-// counts win, else S = floor(alpha_sign * total_steps + 0.5) and T = total_steps - S;
-// T < 1 becomes 1 (the whole run is then sign phase).
-struct Phases {
-  int64_t sign_steps;
-  int64_t transition_steps;
-};
+// S and T of a SoftSignum group (see resolve_phases in group_schedule.h).
 Phases resolve_phases(const SoftSignumOptions& options);
 
 // SoftSignum (spec section 4): Signum for S steps, then tanh(tau_j * d) with the
@@ -164,11 +124,6 @@ class SoftSignum : public torch::optim::Optimizer {
 
  private:
   SoftSignumOptions& group_options(size_t group);
-  // Reads the status of an in-flight fit if it has arrived (or, with wait, once it has).
-  void resolve_pending_fit(SoftSignumOptions& options, bool wait);
-  // The schedule of a fitted or fitting group on `device` (computed and cached if needed).
-  at::Tensor schedule_on(SoftSignumOptions& options, int64_t steps, const c10::Device& device,
-                         const c10::Device& home);
 };
 
 // Signum: SoftSignum without a transition (SoftSignum with S >= the number of steps

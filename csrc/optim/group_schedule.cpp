@@ -1,0 +1,178 @@
+// The group schedule state of the soft optimizers: when a fit is launched, how its status
+// comes back without a host wait, and which schedule entry a step uses.
+#include "softsign/optim/group_schedule.h"
+
+#include <c10/core/impl/VirtualGuardImpl.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace softsign::optim {
+
+Phases resolve_phases(std::optional<int64_t> total_steps, double alpha_sign,
+                      std::optional<int64_t> sign_steps, std::optional<int64_t> transition_steps) {
+  TORCH_CHECK(total_steps || (sign_steps && transition_steps),
+              "Invalid options: pass total_steps, or both sign_steps and transition_steps");
+  const int64_t s =
+      sign_steps
+          ? *sign_steps
+          : static_cast<int64_t>(std::floor(alpha_sign * static_cast<double>(*total_steps) + 0.5));
+  const int64_t t = transition_steps ? *transition_steps : *total_steps - s;
+  return Phases{s, std::max<int64_t>(t, 1)};
+}
+
+namespace detail {
+namespace {
+
+[[noreturn]] void throw_non_finite(const ScheduleParams& params, double median, double mad) {
+  TORCH_CHECK(false, "softsign: non-finite median/MAD of ", params.statistic,
+              " at the temperature fit step (median ", median, ", MAD ", mad,
+              "); the gradients contain inf or NaN. No parameter was changed by this step.");
+}
+
+void warn_zero_mad(const ScheduleParams& params, double median) {
+  TORCH_WARN("softsign: ", params.statistic, " has zero MAD at the temperature fit step (median ",
+             median, "); the temperature stays at c_eps / |median|");
+}
+
+}  // namespace
+
+void GroupSchedule::write(torch::serialize::OutputArchive& archive) const {
+  archive.write("step", c10::IValue(step_count));
+  archive.write("fitted", c10::IValue(fitted));
+  archive.write("fit_median", c10::IValue(median));
+  archive.write("fit_mad", c10::IValue(mad));
+}
+
+void GroupSchedule::read(torch::serialize::InputArchive& archive) {
+  c10::IValue value;
+  archive.read("step", value);
+  step_count = value.toInt();
+  archive.read("fitted", value);
+  fitted = value.toBool();
+  archive.read("fit_median", value);
+  median = value.toDouble();
+  archive.read("fit_mad", value);
+  mad = value.toDouble();
+  cache = ScheduleCache();
+}
+
+bool GroupSchedule::fit_due(const Phases& phases, bool has_grads) const {
+  return step_count + 1 > phases.sign_steps && !fitted && !cache.pending_event && has_grads;
+}
+
+FitLaunch GroupSchedule::launch(const at::Tensor& median, const at::Tensor& mad, int64_t steps,
+                                const ScheduleParams& params) {
+  FitLaunch fit;
+  std::tie(fit.stats, fit.schedule) = ops::fit_temperature(
+      median, mad, steps, params.eps, params.newton_iters, params.tmax, params.kind);
+  if (fit.stats.device().is_cpu()) {
+    const at::Tensor stats = fit.stats.to(at::kDouble).contiguous();
+    const double* s = stats.const_data_ptr<double>();
+    fit.median = s[0];
+    fit.mad = s[1];
+    fit.status = static_cast<ops::FitStatus>(static_cast<int>(s[2]));
+    if (*fit.status == ops::FitStatus::kNonFinite) throw_non_finite(params, fit.median, fit.mad);
+  }
+  return fit;
+}
+
+void GroupSchedule::commit(FitLaunch& fit, int64_t steps, const ScheduleParams& params) {
+  cache.schedules.clear();
+  cache.schedules.emplace_back(fit.schedule.device(), fit.schedule);
+  cache.steps = steps;
+  if (fit.status) {
+    if (*fit.status == ops::FitStatus::kZeroMad) warn_zero_mad(params, fit.median);
+    if (*fit.status != ops::FitStatus::kPending) {
+      fitted = true;
+      median = fit.median;
+      mad = fit.mad;
+      cache.schedules.clear();  // recomputed from the stored fit, as after load()
+    }
+    return;
+  }
+  // Accelerator: read the status at a later step, once the copy has landed; the device
+  // schedule serves meanwhile (all NaN, so a no-op step, if the fit failed).
+  const c10::Device home = fit.stats.device();
+  cache.pending_stats = at::empty({3}, at::TensorOptions().dtype(at::kDouble).pinned_memory(true));
+  cache.pending_stats.copy_(fit.stats, /*non_blocking=*/true);
+  cache.pending_event = std::make_unique<c10::Event>(home.type());
+  cache.pending_event->record(c10::impl::VirtualGuardImpl(home.type()).getStream(home));
+}
+
+void GroupSchedule::resolve_pending(bool wait, const ScheduleParams& params) {
+  if (!cache.pending_event) return;
+  if (wait) {
+    cache.pending_event->synchronize();
+  } else if (!cache.pending_event->query()) {
+    return;
+  }
+  const double* stats = cache.pending_stats.const_data_ptr<double>();
+  const double m = stats[0];
+  const double d = stats[1];
+  const auto status = static_cast<ops::FitStatus>(static_cast<int>(stats[2]));
+  cache.pending_event.reset();
+  cache.pending_stats.reset();
+  switch (status) {
+    case ops::FitStatus::kPending:
+      return;  // the group fits again at its next step with gradients
+    case ops::FitStatus::kNonFinite:
+      cache.schedules.clear();
+      throw_non_finite(params, m, d);
+    case ops::FitStatus::kZeroMad:
+      warn_zero_mad(params, m);
+      [[fallthrough]];
+    case ops::FitStatus::kOk:
+      fitted = true;
+      median = m;
+      mad = d;
+      cache.schedules.clear();  // recomputed from the stored fit, as after load()
+      return;
+  }
+}
+
+at::Tensor GroupSchedule::schedule_on(int64_t steps, const c10::Device& device,
+                                      const c10::Device& home, const ScheduleParams& params) {
+  // A fitted group's schedule is always temperature_schedule of the stored fit: the same
+  // op on the same numbers whether the run was resumed or not (Note [schedule cache]).
+  if (fitted && cache.steps != steps) cache.schedules.clear();
+  for (const auto& entry : cache.schedules) {
+    if (entry.first == device) return entry.second;
+  }
+  if (cache.schedules.empty()) {
+    TORCH_INTERNAL_ASSERT(fitted, "softsign: a temperature was asked of an unfitted group");
+    const auto options = at::TensorOptions().dtype(at::kDouble).device(home);
+    at::Tensor schedule = ops::temperature_schedule(
+        at::scalar_tensor(median, options), at::scalar_tensor(mad, options), steps, params.eps,
+        params.newton_iters, params.tmax, params.kind);
+    cache.schedules.emplace_back(home, schedule);
+    cache.steps = steps;
+    if (device == home) return schedule;
+  }
+  at::Tensor copy = cache.schedules.front().second.to(device, /*non_blocking=*/true);
+  cache.schedules.emplace_back(device, copy);
+  return copy;
+}
+
+std::optional<at::Tensor> GroupSchedule::temperature_at(int64_t k, const Phases& phases,
+                                                        const c10::Device& device,
+                                                        const c10::Device& home,
+                                                        const ScheduleParams& params) {
+  if (k <= phases.sign_steps) return std::nullopt;
+  if (!fitted && cache.schedules.empty()) return std::nullopt;  // waits for gradients
+  const int64_t j = std::min(k - phases.sign_steps - 1, phases.transition_steps - 1);
+  return schedule_on(phases.transition_steps, device, home, params).narrow(0, j, 1);
+}
+
+std::optional<double> GroupSchedule::last_temperature(const Phases& phases, const c10::Device& home,
+                                                      const ScheduleParams& params) {
+  const int64_t k = step_count;
+  if (k <= phases.sign_steps) return std::nullopt;
+  resolve_pending(/*wait=*/true, params);
+  if (!fitted) return std::nullopt;
+  const int64_t j = std::min(k - phases.sign_steps - 1, phases.transition_steps - 1);
+  return schedule_on(phases.transition_steps, home, home, params)[j].item<double>();
+}
+
+}  // namespace detail
+}  // namespace softsign::optim
