@@ -1,40 +1,20 @@
 // Multi-step parity of softsign::optim::SoftSignum (float32 params, fused CPU kernel) with
 // the float64 reference, through golden files written by make_golden.py.
+#include "golden.h"
+
 #include <gtest/gtest.h>
 #include <softsign/softsign.h>
 #include <torch/torch.h>
 
 #include <cmath>
-#include <fstream>
-#include <map>
 #include <optional>
-#include <sstream>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace {
 
 using softsign::optim::SoftSignum;
 using softsign::optim::SoftSignumOptions;
-using StepParam = std::pair<int64_t, int64_t>;  // (1-based step, param index)
-
-struct Golden {
-  SoftSignumOptions options;
-  int64_t steps = 0;
-  std::vector<std::vector<int64_t>> shapes;
-  std::vector<std::vector<double>> init;
-  std::map<StepParam, std::vector<double>> grads;
-  std::map<StepParam, std::vector<double>> expect;
-  std::map<int64_t, std::optional<double>> tau;
-};
-
-std::vector<double> read_values(std::istringstream& line) {
-  std::vector<double> values;
-  std::string token;
-  while (line >> token) values.push_back(std::stod(token));
-  return values;
-}
 
 void set_option(SoftSignumOptions& o, const std::string& name, const std::string& value) {
   if (name == "lr") {
@@ -68,48 +48,14 @@ void set_option(SoftSignumOptions& o, const std::string& name, const std::string
   }
 }
 
+struct Golden : GoldenFile {
+  SoftSignumOptions options;
+};
+
 Golden read_golden(const std::string& name) {
-  const std::string path = std::string(SOFTSIGN_GOLDEN_DIR) + "/" + name + ".txt";
-  std::ifstream file(path);
-  EXPECT_TRUE(file.good()) << "cannot open " << path;
   Golden g;
-  std::string text;
-  while (std::getline(file, text)) {
-    if (text.empty() || text[0] == '#') continue;
-    std::istringstream line(text);
-    std::string key;
-    line >> key;
-    if (key == "option") {
-      std::string option, value;
-      line >> option >> value;
-      set_option(g.options, option, value);
-    } else if (key == "steps") {
-      line >> g.steps;
-    } else if (key == "param") {
-      int64_t index;
-      std::string word;
-      line >> index >> word;
-      g.shapes.resize(index + 1);
-      int64_t d;
-      while (line >> d) g.shapes[index].push_back(d);
-    } else if (key == "init") {
-      int64_t index;
-      line >> index;
-      g.init.resize(index + 1);
-      g.init[index] = read_values(line);
-    } else if (key == "grad" || key == "expect") {
-      int64_t step, index;
-      line >> step >> index;
-      (key == "grad" ? g.grads : g.expect)[{step, index}] = read_values(line);
-    } else if (key == "tau") {
-      int64_t step;
-      std::string value;
-      line >> step >> value;
-      g.tau[step] = value == "none" ? std::nullopt : std::optional<double>(std::stod(value));
-    } else {
-      ADD_FAILURE() << "unknown record in " << path << ": " << key;
-    }
-  }
+  static_cast<GoldenFile&>(g) = read_golden_file(name);
+  for (const auto& [option, value] : g.raw_options) set_option(g.options, option, value);
   return g;
 }
 
