@@ -32,7 +32,10 @@ import numpy as np
 
 
 def quintic_from_critical_points(x1: float, x2: float) -> np.ndarray:
-    """Odd quintic with p'(x) = 5 (x^2 - x1^2)(x^2 - x2^2): coefficients (a, b, c) of x, x^3, x^5."""
+    """Odd quintic with p'(x) = 5 (x^2 - x1^2)(x^2 - x2^2).
+
+    Returns the coefficients (a, b, c) of x, x^3, x^5.
+    """
     return np.array([5.0 * x1**2 * x2**2, -5.0 / 3.0 * (x1**2 + x2**2), 1.0])
 
 
@@ -97,7 +100,9 @@ def design(l0: float, steps: int, gamma: float, delta: float):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--l0", type=float, default=1e-4)
     ap.add_argument("--steps", type=int, default=9)
     ap.add_argument("--gamma", type=float, default=0.5)
@@ -108,11 +113,14 @@ def main() -> None:
     print(f"// design interval [l0, 1] = [{args.l0:g}, 1] (after nu = ||X0 X0^T||_F^(1/2)),")
     print(f"// floor gamma = {args.gamma:g}, top headroom delta = {args.delta:g};")
     print(f"// singular values in [l0, 1] end in [1 - {final_err:.2e}, 1 + {final_err:.2e}].")
-    print("// step k: X <- a X + (b A + c A^2) X, A = X X^T;  interval [l_k, 1 + delta] -> [l_{k+1}, 1]")
+    print("// step k: X <- a X + (b A + c A^2) X, A = X X^T;")
+    print("//         interval [l_k, 1 + delta] -> [l_{k+1}, 1]")
     print(f"constexpr int kSoftMapSteps = {args.steps};")
     print("constexpr double kSoftMapCoeffs[kSoftMapSteps][3] = {")
     for k, (lo, cf, r) in enumerate(rows):
-        print(f"    {{{cf[0]:.17g}, {cf[1]:.17g}, {cf[2]:.17g}}},  // k={k}: l_k={lo:.6e} -> {r:.6e}")
+        print(
+            f"    {{{cf[0]:.17g}, {cf[1]:.17g}, {cf[2]:.17g}}},  // k={k}: l_k={lo:.6e} -> {r:.6e}"
+        )
     print("};")
 
 

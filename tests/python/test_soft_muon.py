@@ -373,3 +373,82 @@ def test_muon_step_rejects_mixed_shapes_and_devices():
             soft_map="newton_schulz",
             soft_steps=5,
         )
+
+
+# ---- the spectral maps against float64 SVD -------------------------------------------------
+
+
+def spectrum_matrix(m, n, decades=3.0, rank=None, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    k = min(m, n)
+    u, _ = torch.linalg.qr(torch.randn(m, k, generator=gen, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(n, k, generator=gen, dtype=torch.float64))
+    s = torch.logspace(0, -decades, k, dtype=torch.float64)
+    if rank is not None:
+        s[rank:] = 0
+    return (u * s) @ v.T
+
+
+MATRICES = {
+    "square": lambda: spectrum_matrix(96, 96, seed=1),
+    "wide": lambda: spectrum_matrix(48, 160, seed=2),
+    "tall": lambda: spectrum_matrix(160, 48, seed=3),
+    "rank_deficient": lambda: spectrum_matrix(64, 128, rank=20, seed=4),
+    "gaussian": lambda: torch.randn(80, 80, generator=torch.Generator().manual_seed(5)).double(),
+    "zero": lambda: torch.zeros(40, 56, dtype=torch.float64),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MATRICES))
+def test_accurate_soft_map_within_spec_bound(kind):
+    from softsign.reference.spectral import phi_tau
+
+    base = MATRICES[kind]()
+    for scale in (1e-3, 1.0):
+        M = base * scale
+        for tau in (1.0, 30.0, 1e3, 1e5, 1e9):
+            want = phi_tau(M, tau)
+            got = softsign.functional.soft_spectral_map(M.float(), tau, "accurate")
+            assert got.dtype == torch.float32 and torch.isfinite(got).all()
+            err = (got.double() - want).norm() / max(want.norm().item(), 1e-300)
+            assert err <= 1e-2, (kind, scale, tau, err.item())
+
+
+def test_newton_schulz_maps_equal_the_float64_reference_iterations():
+    from softsign.reference.spectral import newton_schulz5, soft_newton_schulz
+
+    for kind in ("square", "wide", "tall", "rank_deficient", "zero"):
+        M = MATRICES[kind]()
+        got = softsign.functional.newton_schulz5(M)
+        torch.testing.assert_close(got, newton_schulz5(M), rtol=0, atol=1e-12)
+        for tau in (1.0, 1e3, 1e9):
+            got = softsign.functional.soft_spectral_map(M, tau, "newton_schulz")
+            torch.testing.assert_close(got, soft_newton_schulz(M, tau), rtol=0, atol=1e-10)
+        # In bf16 it is the public code op for op: the reference emulation agrees exactly.
+        got = softsign.functional.soft_spectral_map(M.float(), 1e3, "newton_schulz")
+        want = soft_newton_schulz(M, 1e3, dtype=torch.bfloat16)
+        assert got.dtype == torch.bfloat16 and torch.equal(got, want)
+
+
+def test_no_jump_at_the_start_of_the_transition():
+    # At tau = 1e9 the accurate map is the polar factor: its norm stays within NS5's spread.
+    from softsign.reference.spectral import polar
+
+    for kind in ("square", "wide", "tall"):
+        M = MATRICES[kind]()
+        ref = polar(M).norm()
+        ns = softsign.functional.newton_schulz5(M.float()).double().norm() / ref
+        soft = softsign.functional.soft_spectral_map(M.float(), 1e9, "accurate").double().norm()
+        assert 0.7 < ns < 1.2
+        assert abs(soft / ref - 1) < 1e-2 < abs(ns - 1)
+
+
+def test_singular_values_match_svd():
+    tensors = [MATRICES["tall"](), torch.randn(7).double(), torch.randn(4, 3, 2, 2).double()]
+    got = softsign.functional.singular_values([t.float() for t in tensors])
+    for t, s in zip(tensors, got):
+        view = t.reshape(1, -1) if t.dim() == 1 else t.reshape(t.shape[0], -1)
+        want = torch.linalg.svdvals(view)
+        torch.testing.assert_close(
+            s.double().sort().values, want.sort().values, rtol=0, atol=1e-4 * want.max().item()
+        )

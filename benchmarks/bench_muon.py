@@ -1,0 +1,187 @@
+"""optimizer.step() time of softsign's Muon and SoftMuon (both soft maps) against
+torch.optim.Muon and a pure-PyTorch per-matrix SoftMuon, on the hidden matrices of a GPT-2
+style model, measured in one run on one device. Prints a markdown table with ratios to
+torch.optim.Muon and the achieved TFLOP/s of the Newton-Schulz work.
+
+    python benchmarks/bench_muon.py --device cuda --shapes gpt2   # 49 matrices, 85.7M
+    python benchmarks/bench_muon.py --device cuda --shapes 1b     # 24 layers, d = 2048
+    python benchmarks/bench_muon.py --shapes small                # CPU-sized: 4 layers, d = 256
+
+FLOP formula (multiply-add = 2 FLOPs), per matrix with m <= n (the Gram side is m):
+Newton-Schulz, per step: A = X X^T (2 m^2 n), A A (2 m^3), B X (2 m^2 n): 4 m^2 n + 2 m^3.
+The public soft map ("newton_schulz", s steps): X X^T (2 m^2 n), first step Y T (2 m^3),
+later steps Z Y, Y T, T Z (6 m^3 each), Z X (2 m^2 n). TFLOP/s below use these counts; the
+"accurate" map is reported with the Newton-Schulz count of the same matrices (as work done
+per update, not as the map's own FLOPs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+
+import softsign
+from softsign.reference.spectral import soft_newton_schulz
+
+
+def transformer_matrices(width: int, layers: int, ctx: int) -> list[tuple[int, int]]:
+    """(out, in) shapes of the hidden matrices of a GPT-2 style model: per layer the fused
+    QKV, the attention output, the MLP up and down projections; plus the position
+    embedding, which GPT-2-small Muon benchmarks count (49 matrices, 85.7M)."""
+    d = width
+    shapes = [(ctx, d)]
+    for _ in range(layers):
+        shapes += [(3 * d, d), (d, d), (4 * d, d), (d, 4 * d)]
+    return shapes
+
+
+SHAPES = {
+    "gpt2": dict(width=768, layers=12, ctx=1024),
+    "1b": dict(width=2048, layers=24, ctx=2048),
+    "small": dict(width=256, layers=4, ctx=256),
+}
+
+
+def ns_flops(shapes, steps=5):
+    total = 0
+    for r, c in shapes:
+        m, n = min(r, c), max(r, c)
+        total += steps * (4 * m * m * n + 2 * m**3)
+    return total
+
+
+def soft_ns_flops(shapes, steps=5):
+    total = 0
+    for r, c in shapes:
+        m, n = min(r, c), max(r, c)
+        total += 4 * m * m * n + 2 * m**3 + max(steps - 1, 0) * 6 * m**3
+    return total
+
+
+def timer(device):
+    def run(fn, repeats):
+        times = []
+        for _ in range(repeats):
+            if device.type == "cuda":
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(True)
+                start.record()
+                fn()
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end) / 1e3)
+            else:
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    return run
+
+
+class PerMatrixSoftMuon:
+    """SoftMuon the way a user would write it in plain PyTorch: one matrix at a time, the
+    public coupled iteration in bf16 (softsign.reference.spectral), no batching."""
+
+    def __init__(self, params, lr=0.02, momentum=0.95, tau=100.0):
+        self.params, self.lr, self.momentum = params, lr, momentum
+        self.bufs = [torch.zeros_like(p) for p in params]
+        self.tau = torch.tensor(tau, dtype=torch.float64, device=params[0].device)
+
+    @torch.no_grad()
+    def step(self):
+        for p, buf in zip(self.params, self.bufs):
+            buf.lerp_(p.grad, 1 - self.momentum)
+            d = p.grad.lerp(buf, self.momentum)
+            o = soft_newton_schulz(d, self.tau, 5, dtype=torch.bfloat16)
+            p.add_(o.to(p.dtype), alpha=-self.lr * max(1.0, p.shape[0] / p.shape[1]) ** 0.5)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--shapes", choices=sorted(SHAPES), default="small")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--json", help="also append one JSON line per method to this file")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    shapes = transformer_matrices(**SHAPES[args.shapes])
+    numel = sum(r * c for r, c in shapes)
+    gen = torch.Generator().manual_seed(0)
+    base = [torch.randn(s, generator=gen) * 0.02 for s in shapes]
+    grads = [torch.randn(s, generator=gen).mul_(1e-3).to(device) for s in shapes]
+    run = timer(device)
+
+    def fresh():
+        params = [b.to(device).requires_grad_() for b in base]
+        for p, g in zip(params, grads):
+            p.grad = g
+        return params
+
+    def soft(soft_map):
+        # The transition from the first step on; the fit happens in the warm-up.
+        return lambda ps: softsign.SoftMuon(
+            ps, sign_steps=0, transition_steps=10**6, soft_map=soft_map
+        )
+
+    methods = {
+        "softsign Muon": (lambda ps: softsign.Muon(ps), ns_flops(shapes)),
+        "softsign SoftMuon (newton_schulz)": (soft("newton_schulz"), soft_ns_flops(shapes)),
+        "softsign SoftMuon (accurate)": (soft("accurate"), ns_flops(shapes)),
+        "torch.optim.Muon": (
+            lambda ps: torch.optim.Muon(ps, lr=0.02, weight_decay=0.0),
+            ns_flops(shapes),
+        ),
+        "per-matrix SoftMuon (PyTorch)": (lambda ps: PerMatrixSoftMuon(ps), soft_ns_flops(shapes)),
+    }
+    results = {}
+    for name, (make, flops) in methods.items():
+        params = fresh()
+        opt = make(params)
+        for _ in range(args.warmup):
+            opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+        seconds = run(opt.step, args.repeats)
+        peak = torch.cuda.max_memory_allocated() - before if device.type == "cuda" else None
+        results[name] = (seconds, flops, peak)
+        del opt, params
+
+    what = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    print(
+        f"# Muon/SoftMuon step, {args.shapes} shapes: {len(shapes)} matrices, "
+        f"{numel / 1e6:.1f}M params; {what or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
+    print("| method | ms | x torch.optim.Muon | TFLOP/s | peak extra MiB |")
+    print("|---|---:|---:|---:|---:|")
+    ref = results["torch.optim.Muon"][0]
+    for name, (seconds, flops, peak) in results.items():
+        mib = "-" if peak is None else f"{peak / 2**20:.0f}"
+        print(
+            f"| {name} | {seconds * 1e3:.1f} | {seconds / ref:.2f} | "
+            f"{flops / seconds / 1e12:.2f} | {mib} |"
+        )
+        if args.json:
+            with open(args.json, "a") as f:
+                record = dict(
+                    bench="muon_step",
+                    shapes=args.shapes,
+                    method=name,
+                    ms=seconds * 1e3,
+                    tflops=flops / seconds / 1e12,
+                    device=what,
+                    torch=torch.__version__,
+                )
+                f.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
