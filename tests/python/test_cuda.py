@@ -90,3 +90,36 @@ def test_group_spanning_cpu_and_cuda_cuda():
         a.grad, b.grad = torch.randn(10), torch.randn(10, device="cuda")
         opt.step()
     assert opt.temperature() is not None
+
+
+@pytest.mark.parametrize("soft_map", ["newton_schulz", "accurate"])
+def test_cuda_soft_muon_steps_do_not_synchronize(soft_map):
+    gen = torch.Generator().manual_seed(0)
+    mats = [torch.randn(s, generator=gen).cuda().requires_grad_() for s in [(64, 32), (32, 96)]]
+    bias = torch.zeros(32, device="cuda", requires_grad=True)
+    opt = softsign.SoftMuon(
+        [dict(params=mats, use_muon=True), dict(params=[bias], use_muon=False)],
+        sign_steps=2,
+        transition_steps=4,
+        soft_map=soft_map,
+    )
+
+    def step(k, sync_free):
+        for p in mats + [bias]:
+            p.grad = torch.randn(p.shape, generator=torch.Generator().manual_seed(k)).cuda()
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error" if sync_free else 0)
+        try:
+            opt.step()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+
+    for k in (1, 2):
+        step(k, True)  # sign phase
+    # The fit step computes the singular values with torch.linalg.eigvalsh, which checks
+    # its solver status on the host: the one synchronization of a SoftMuon run.
+    step(3, False)
+    for k in range(4, 9):
+        step(k, True)  # transition and after it
+    assert opt.temperature() is not None
+    assert all(torch.isfinite(p).all() for p in mats)
