@@ -20,10 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 
 import torch
+from bench_step import timer  # CUDA events on GPUs, perf_counter elsewhere
 
 import softsign
 from softsign.reference.spectral import soft_newton_schulz
@@ -61,26 +60,6 @@ def soft_ns_flops(shapes, steps=5):
         m, n = min(r, c), max(r, c)
         total += 4 * m * m * n + 2 * m**3 + max(steps - 1, 0) * 6 * m**3
     return total
-
-
-def timer(device):
-    def run(fn, repeats):
-        times = []
-        for _ in range(repeats):
-            if device.type == "cuda":
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(True)
-                start.record()
-                fn()
-                end.record()
-                end.synchronize()
-                times.append(start.elapsed_time(end) / 1e3)
-            else:
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-        return statistics.median(times)
-
-    return run
 
 
 class PerMatrixSoftMuon:

@@ -65,3 +65,11 @@ def alias(name, value, alias_name, alias_value):
     if value is not None and value != alias_value:
         raise ValueError(f"Invalid {alias_name}: {alias_value} contradicts {name}={value}")
     return alias_value
+
+
+def check_grad(owner: str, grad: torch.Tensor) -> None:
+    """A gradient the optimizers can step on: dense and real."""
+    if grad.is_sparse:
+        raise RuntimeError(f"{owner} does not support sparse gradients")
+    if torch.is_complex(grad):
+        raise RuntimeError(f"{owner} does not support complex gradients")

@@ -18,7 +18,7 @@ from torch import nn
 from .._fit import resolve_phases
 from .._library import ops
 from ._scheduled import ScheduledOptimizer
-from ._validate import alias, check_number, check_schedule_options
+from ._validate import alias, check_grad, check_number, check_schedule_options
 
 _SOFT_MAPS = ("newton_schulz", "accurate")
 _ADJUST_LR = ("original", "match_rms_adamw")
@@ -148,14 +148,10 @@ class _MuonBase(ScheduledOptimizer):
     def _plan(self, group) -> dict:
         """The group's params with gradients, by device: {device: (params, grads)}."""
         plan: dict = {}
-        name = type(self).__name__
         for p in group["params"]:
             if p.grad is None:
                 continue
-            if p.grad.is_sparse:
-                raise RuntimeError(f"{name} does not support sparse gradients")
-            if torch.is_complex(p.grad):
-                raise RuntimeError(f"{name} does not support complex gradients")
+            check_grad(type(self).__name__, p.grad)
             params, grads = plan.setdefault(p.device, ([], []))
             params.append(p)
             grads.append(p.grad)

@@ -15,7 +15,7 @@ from .. import _python_step
 from .._fit import resolve_phases
 from .._library import ops
 from ._scheduled import ScheduledOptimizer
-from ._validate import alias, check_schedule_options, check_sgd_options
+from ._validate import alias, check_grad, check_schedule_options, check_sgd_options
 
 _FUSED_DEVICES = ("cpu", "cuda")
 
@@ -82,10 +82,7 @@ class _SoftSignBase(ScheduledOptimizer):
         for p in group["params"]:
             if p.grad is None:
                 continue
-            if p.grad.is_sparse:
-                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-            if torch.is_complex(p.grad):
-                raise RuntimeError(f"{type(self).__name__} does not support complex gradients")
+            check_grad(type(self).__name__, p.grad)
             fresh = group["momentum"] != 0 and "momentum_buffer" not in self.state.get(p, {})
             bucket = buckets.setdefault((p.device, fresh), _Bucket())
             bucket.params.append(p)
