@@ -195,7 +195,10 @@ def test_training_a_model_with_scheduler_and_state_dict_resume():
     x = torch.randint(0, 11, (4, 6))
 
     def make(m):
-        opt = softsign.SoftMuon(softsign.muon_param_groups(m), lr=0.02, total_steps=12)
+        # S = 6, T = 6: steps 1-6 sign phase, 7-12 transition, 13-14 after it.
+        opt = softsign.SoftMuon(
+            softsign.muon_param_groups(m), lr=0.02, total_steps=12, alpha_sign=0.5
+        )
         return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
 
     def train(m, opt, sched, steps):
@@ -207,12 +210,13 @@ def test_training_a_model_with_scheduler_and_state_dict_resume():
 
     twin = copy.deepcopy(model)
     opt, sched = make(model)
-    train(model, opt, sched, 12)
+    train(model, opt, sched, 14)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.02 * 0.5**4)
     assert opt.param_groups[1]["lr"] == pytest.approx(3e-4 * 0.5**4)
+    assert opt.temperature(0) is not None
 
     # Interrupted in the sign phase, the transition and after it: bit-identical.
-    for stop in (5, 11, 12):
+    for stop in (4, 9, 13):
         m = copy.deepcopy(twin)
         o, s = make(m)
         train(m, o, s, stop)
@@ -226,7 +230,7 @@ def test_training_a_model_with_scheduler_and_state_dict_resume():
         o2, s2 = make(m2)
         o2.load_state_dict(saved["opt"])
         s2.load_state_dict(saved["sched"])
-        train(m2, o2, s2, 12 - stop)
+        train(m2, o2, s2, 14 - stop)
         for a, b in zip(model.parameters(), m2.parameters()):
             assert torch.equal(a, b), stop
         assert o2.temperature(0) == opt.temperature(0)
