@@ -1,0 +1,235 @@
+"""Compares optimizers on the train_gpt.py task: a small LR sweep per optimizer at a short
+budget, then every seed at the full budget with the chosen LR; prints one table of final
+validation loss (mean and spread over seeds).
+
+Procedure, for each optimizer:
+  1. sweep: train with each LR of its grid for --sweep-steps steps (seed 0; the LR
+     schedule is scaled to that shorter budget, and SoftSignum/SoftMuon get
+     total_steps = --sweep-steps), and pick the LR with the lowest final validation loss;
+  2. full: train every seed in --seeds for --steps steps with that LR.
+Every run uses the same model, data, batches (per seed) and LR schedule: linear warm-up
+over 5% of the steps, then cosine to 10% of the peak (see train_gpt.py).
+
+LR grids (peak LR; override with --lrs-<optimizer> V [V ...]):
+    adamw:               1e-3, 3e-3, 1e-2
+    signum, softsignum:  3e-4, 1e-3, 3e-3
+    muon, softmuon:      0.01, 0.02, 0.04 (hidden matrices; the AdamW group of
+                         embeddings, head, norms and biases keeps --adamw-lr 1e-3)
+--quick uses the two upper values of each grid.
+
+Budgets: --preset cpu (default): --steps 1000, --sweep-steps 250, one seed, about an hour
+on 2 CPU cores for all five optimizers; --quick: the tiny preset (0.14M parameters),
+--steps 400, --sweep-steps 100, one seed, a few minutes on 2 CPU cores.
+
+    python examples/python/compare.py --quick
+    python examples/python/compare.py --seeds 0 1 2
+    python examples/python/compare.py --preset gpu --seeds 0 1 2 --optimizers adamw softmuon
+
+Writes <out>/compare.md (the tables), <out>/compare.json (every run's summary),
+<out>/val_loss.png (validation curves, mean over seeds) and each run's log.json/loss.png
+under <out>/sweep/ and <out>/full/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import train_gpt  # noqa: E402
+
+LR_GRIDS = {
+    "adamw": [1e-3, 3e-3, 1e-2],
+    "signum": [3e-4, 1e-3, 3e-3],
+    "softsignum": [3e-4, 1e-3, 3e-3],
+    "muon": [0.01, 0.02, 0.04],
+    "softmuon": [0.01, 0.02, 0.04],
+}
+BUDGETS = {  # preset: (steps, sweep_steps)
+    "cpu": (1000, 250),
+    "gpu": (3000, 750),
+    "tiny": (400, 100),
+}
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--optimizers", nargs="+", choices=train_gpt.OPTIMIZERS)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--steps", type=int, help="full budget (default: per preset)")
+    ap.add_argument("--sweep-steps", type=int, help="sweep budget (default: per preset)")
+    for name in train_gpt.OPTIMIZERS:
+        ap.add_argument(f"--lrs-{name}", nargs="+", type=float, metavar="LR")
+    ap.add_argument("--preset", choices=sorted(train_gpt.PRESETS))
+    ap.add_argument("--quick", action="store_true", help="tiny preset, short budgets, 2 LRs")
+    ap.add_argument("--adamw-lr", type=float, default=1e-3, help="muon/softmuon aux group LR")
+    ap.add_argument("--alpha-sign", type=float, default=0.9)
+    ap.add_argument("--soft-map", choices=("newton_schulz", "accurate"), default="newton_schulz")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--out", default=os.path.join("runs", "compare"))
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    args.optimizers = args.optimizers or list(train_gpt.OPTIMIZERS)
+    if args.preset is None:
+        args.preset = "tiny" if args.quick else "cpu"
+    steps, sweep_steps = BUDGETS[args.preset]
+    args.steps = args.steps or steps
+    args.sweep_steps = args.sweep_steps or sweep_steps
+    args.grids = {}
+    for name in args.optimizers:
+        grid = getattr(args, f"lrs_{name}") or LR_GRIDS[name]
+        if args.quick and not getattr(args, f"lrs_{name}"):
+            grid = grid[-2:]
+        args.grids[name] = grid
+    return args
+
+
+def train(args, optimizer, lr, steps, seed, out):
+    argv = [
+        f"--optimizer={optimizer}",
+        f"--lr={lr}",
+        f"--adamw-lr={args.adamw_lr}",
+        f"--soft-map={args.soft_map}",
+        f"--alpha-sign={args.alpha_sign}",
+        f"--preset={args.preset}",
+        f"--steps={steps}",
+        f"--seed={seed}",
+        f"--device={args.device}",
+        f"--out={out}",
+        "--quiet",
+    ]
+    if args.threads:
+        argv.append(f"--threads={args.threads}")
+    if args.no_progress:
+        argv.append("--no-progress")
+    log = train_gpt.run(argv)
+    loss = log["final_val_loss"]
+    print(
+        f"  {optimizer:<10} lr {lr:<8g} seed {seed} {steps:>5} steps: val {loss:.4f} "
+        f"({log['wall_time_s']:.0f} s)",
+        flush=True,
+    )
+    return log
+
+
+def finite_or_inf(x):
+    return x if math.isfinite(x) else math.inf
+
+
+def fmt_loss(values):
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return f"{mean:.4f}"
+    return f"{mean:.4f} ± {statistics.stdev(values):.4f}"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    cfg = train_gpt.PRESETS[args.preset]
+    print(
+        f"compare: {', '.join(args.optimizers)} on the {args.preset} preset "
+        f"(d {cfg['d_model']}, {cfg['n_layer']} layers, block {cfg['block_size']}, "
+        f"batch {cfg['batch_size']}); sweep {args.sweep_steps} steps (seed 0), "
+        f"full {args.steps} steps (seeds {' '.join(map(str, args.seeds))}), device {args.device}"
+    )
+    results = {}
+    for name in args.optimizers:
+        sweep = []
+        for lr in args.grids[name]:
+            log = train(args, name, lr, args.sweep_steps, 0, out / "sweep" / f"{name}_lr{lr:g}")
+            sweep.append(dict(lr=lr, final_val_loss=log["final_val_loss"]))
+        best = min(sweep, key=lambda r: finite_or_inf(r["final_val_loss"]))
+        runs = []
+        for seed in args.seeds:
+            run_dir = out / "full" / f"{name}_seed{seed}"
+            log = train(args, name, best["lr"], args.steps, seed, run_dir)
+            runs.append(
+                dict(
+                    seed=seed,
+                    final_val_loss=log["final_val_loss"],
+                    eval_steps=log["eval_steps"],
+                    val_loss=log["val_loss"],
+                    wall_time_s=log["wall_time_s"],
+                    param_count=log["param_count"],
+                )
+            )
+        results[name] = dict(lr=best["lr"], sweep=sweep, runs=runs)
+    wall = time.perf_counter() - start
+
+    lines = [
+        f"Preset {args.preset} ({runs[0]['param_count'] / 1e6:.2f}M parameters), "
+        f"{args.steps} steps, seeds {', '.join(map(str, args.seeds))}; LR chosen by a "
+        f"{args.sweep_steps}-step sweep (seed 0); warm-up + cosine LR schedule for all.",
+        "",
+        "| optimizer | chosen lr | final val loss (mean ± std) | runs |",
+        "|-----------|----------:|----------------------------:|-----:|",
+    ]
+    for name, r in results.items():
+        losses = [run["final_val_loss"] for run in r["runs"]]
+        lines.append(f"| {name} | {r['lr']:g} | {fmt_loss(losses)} | {len(losses)} |")
+    lines += ["", "LR sweep (final val loss at the sweep budget):", ""]
+    lines += ["| optimizer | lr: final val loss |", "|-----------|--------------------|"]
+    for name, r in results.items():
+        cells = ", ".join(f"{s['lr']:g}: {s['final_val_loss']:.4f}" for s in r["sweep"])
+        lines.append(f"| {name} | {cells} |")
+    lines += ["", f"Total wall time {wall:.0f} s on {args.device}."]
+    table = "\n".join(lines)
+    print()
+    print(table)
+    (out / "compare.md").write_text(table + "\n")
+    summary = dict(
+        config={k: v for k, v in vars(args).items() if not k.startswith("lrs_")},
+        results=results,
+        wall_time_s=wall,
+    )
+    (out / "compare.json").write_text(json.dumps(summary, indent=1))
+    plot(results, out / "val_loss.png", args)
+    print(f"\nwrote {out}/compare.md, compare.json and val_loss.png")
+    return summary
+
+
+def plot(results, path, args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, r in results.items():
+        steps = r["runs"][0]["eval_steps"]
+        curves = [run["val_loss"] for run in r["runs"]]
+        mean = [statistics.fmean(v) for v in zip(*curves)]
+        style = "o--" if name.startswith("soft") else "o-"
+        ax.plot(steps[1:], mean[1:], style, ms=3, label=f"{name} (lr {r['lr']:g})")
+        if len(curves) > 1:
+            lo = [min(v) for v in zip(*curves)]
+            hi = [max(v) for v in zip(*curves)]
+            ax.fill_between(steps[1:], lo[1:], hi[1:], alpha=0.15)
+    sign_steps = math.floor(args.alpha_sign * args.steps + 0.5)
+    if any(n in results for n in ("softsignum", "softmuon")):
+        ax.axvline(sign_steps, color="gray", ls="--", lw=1, label="soft transition start")
+    ax.set_xlabel("step")
+    ax.set_ylabel("validation loss (nats/byte)")
+    ax.set_title(f"train_gpt, {args.preset} preset, seeds {args.seeds}", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
