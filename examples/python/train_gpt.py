@@ -253,7 +253,7 @@ def lr_lambda(steps: int, warmup_frac: float = 0.05, final_frac: float = 0.1):
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--optimizer", choices=OPTIMIZERS, default="softsignum")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
@@ -438,9 +438,10 @@ def run(argv=None) -> dict:
         plot(log, out / "loss.png")
     if not args.quiet:
         tau = temps[-1] if temps else None
+        tail = train_losses[-50:]
         print(
             f"train_gpt: {args.optimizer} final val loss {log['final_val_loss']:.4f} "
-            f"(train {sum(train_losses[-50:]) / len(train_losses[-50:]):.4f}, last 50 steps)"
+            f"(train {sum(tail) / len(tail):.4f}, mean of the last {len(tail)} steps)"
             + (f", final tau {tau:.3g}" if tau is not None else "")
             + f"; {wall:.1f} s ({log['ms_per_step']:.0f} ms/step); wrote {out}/log.json"
             + ("" if args.no_plot else " and loss.png")
