@@ -27,23 +27,20 @@ _ADAMW_KEYS = {"lr": "adamw_lr", "betas": "adamw_betas", "eps": "adamw_eps"}
 
 def muon_param_groups(model: nn.Module, **muon_options) -> list[dict]:
     """Param groups for SoftMuon/Muon: the matrices of hidden layers (2-D weights and conv
-    weights) with use_muon=True; embeddings, the output head (any module whose weight is
-    tied to an embedding, or a Linear named like "lm_head"/"head"/"output"/"classifier"
-    that is the model's last Linear), norms and biases with use_muon=False. `muon_options`
-    go into the matrix group."""
+    weights) with use_muon=True; embeddings, output heads (a Linear whose weight is tied to
+    an embedding, or whose name ends in "lm_head", "head", "output", "classifier" or
+    "fc_out"), norms and biases with use_muon=False. `muon_options` go into the matrix
+    group."""
     embeddings = {
         id(m.weight) for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))
     }
     linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
     head_names = ("lm_head", "head", "output", "classifier", "fc_out")
-    heads = set()
-    if linears:
-        name, last = linears[-1]
-        if name.split(".")[-1] in head_names or id(last.weight) in embeddings:
-            heads.add(id(last.weight))
-    for name, m in linears:
-        if name.split(".")[-1] in head_names or id(m.weight) in embeddings:
-            heads.add(id(m.weight))
+    heads = {
+        id(m.weight)
+        for name, m in linears
+        if name.split(".")[-1] in head_names or id(m.weight) in embeddings
+    }
     muon, other, seen = [], [], set()
     for p in model.parameters():
         if not p.requires_grad or id(p) in seen:
@@ -161,7 +158,7 @@ class _MuonBase(ScheduledOptimizer):
         """Fits the schedule to the singular values of the group's raw gradients."""
         device = next(iter(plan))
         sigmas = []
-        for grads in (grads for _, grads in plan.values()):
+        for _, grads in plan.values():
             sigmas += [s.to(device, non_blocking=True) for s in ops.singular_values(grads)]
         median, mad = ops.median_mad(sigmas)
         _, steps = resolve_phases(group)
