@@ -1,6 +1,11 @@
 // The SoftMuon schedule statistic (spec section 5): every singular value of every
-// gradient, from an eigendecomposition of its small-side Gram matrix (the spec allows any
-// exact fp32 method), batched over gradients of equal shape.
+// gradient, from an eigendecomposition of its small-side Gram matrix, batched over
+// gradients of equal shape. Gram and eigensolver run in float64: sigma^2 = eig(G) loses
+// the small singular values below sqrt(eps) * sigma_max of the solver's dtype, and in
+// float32 those are noise (about 3e-4 sigma_max) that moved with the batch a gradient was
+// solved in (a sharded run gathers other batches than a single process). In float64 they
+// are accurate to about 1e-8 sigma_max. The fit runs once per training, so the float64
+// solve is a one-time cost.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -49,14 +54,13 @@ std::vector<at::Tensor> singular_values_impl(at::TensorList tensors) {
       for (size_t i : b.members) out[i] = at::empty({0}, tensors[i].options().dtype(b.out_dtype));
       continue;
     }
-    // The Gram matrix is accumulated in float64, one gradient at a time (a float64 copy
-    // of a whole bucket would be a spike the size of the model), so that rounding it to
-    // the eigensolver's dtype is the only float32 error in sigma^2.
+    // One gradient at a time into float64 (a float64 copy of a whole bucket would be a
+    // spike the size of the model); the Grams are min(m, n) square.
     std::vector<at::Tensor> grams;
     grams.reserve(b.members.size());
     for (size_t i : b.members) {
       const at::Tensor v = views[i].to(at::kDouble);
-      grams.push_back((b.rows <= b.cols ? at::mm(v, v.t()) : at::mm(v.t(), v)).to(b.out_dtype));
+      grams.push_back(b.rows <= b.cols ? at::mm(v, v.t()) : at::mm(v.t(), v));
     }
     // Non-finite gradients give NaN singular values (the fit then reports them) instead
     // of an eigensolver failure; decided on the device.
@@ -64,7 +68,8 @@ std::vector<at::Tensor> singular_values_impl(at::TensorList tensors) {
     const at::Tensor finite = at::isfinite(gram).flatten(1).all(1).view({-1, 1});
     gram = at::where(finite.unsqueeze(-1), gram, 0);
     const at::Tensor sigma = at::where(finite, at::linalg_eigvalsh(gram).clamp_min_(0).sqrt_(),
-                                       std::numeric_limits<double>::quiet_NaN());
+                                       std::numeric_limits<double>::quiet_NaN())
+                                 .to(b.out_dtype);
     for (size_t j = 0; j < b.members.size(); ++j)
       out[b.members[j]] = sigma.select(0, j).clone();  // outputs may not alias
   }

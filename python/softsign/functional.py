@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from . import _select
 from ._library import ops
 
 __all__ = [
@@ -46,32 +47,12 @@ def median_mad(
     if not tensors:
         raise ValueError("median_mad needs at least one tensor (it may be empty)")
     tensors = [t if t.is_contiguous() else t.contiguous() for t in tensors]
-    device = tensors[0].device
-    key_bits = 64 if any(t.dtype == torch.float64 for t in tensors) else 32
-    digit_bits = 16 if device.type == "cpu" else 8  # as the C++ driver picks them
-    state = torch.zeros(5, dtype=torch.int64, device=device)
-    for stage in (0, 1):
-        for pass_ in range((key_bits if stage == 0 else 64) // digit_bits):
-            hist = ops.radix_select_histogram(
-                tensors,
-                [],
-                state,
-                stage=stage,
-                pass_=pass_,
-                digit_bits=digit_bits,
-                key_bits=key_bits,
-                momentum=0.0,
-                dampening=0.0,
-                nesterov=False,
-                maximize=False,
-                first_step=False,
-                grad_scale=None,
-            )
-            histogram_hook(hist)
-            ops.radix_select_advance_(
-                state, hist, stage=stage, pass_=pass_, digit_bits=digit_bits, key_bits=key_bits
-            )
-    return ops.radix_select_result(state, key_bits=key_bits)
+    return _select.median_mad(
+        [_select.Source(tensors)],
+        device=tensors[0].device,
+        bits=_select.key_bits(tensors),
+        hook=histogram_hook,
+    )
 
 
 def temperature_schedule(

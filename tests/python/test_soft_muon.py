@@ -456,3 +456,21 @@ def test_singular_values_match_svd():
         torch.testing.assert_close(
             s.double().sort().values, want.sort().values, rtol=0, atol=1e-4 * want.max().item()
         )
+
+
+def test_small_singular_values_are_resolved():
+    """Singular values down to 1e-6 sigma_max come out to 1e-9 sigma_max: the Gram
+    eigenproblem is solved in float64 (in float32 everything below ~3e-4 sigma_max is noise,
+    which differed with the batch a matrix was solved in)."""
+    gen = torch.Generator().manual_seed(3)
+    U, _ = torch.linalg.qr(torch.randn(12, 5, dtype=torch.float64, generator=gen))
+    V, _ = torch.linalg.qr(torch.randn(9, 5, dtype=torch.float64, generator=gen))
+    want = torch.tensor([1.0, 1e-2, 1e-4, 1e-5, 1e-6], dtype=torch.float64)
+    M = (U * want) @ V.T
+    M32 = M.float()
+    want = torch.linalg.svdvals(M32.double())  # of the float32 matrix actually passed
+    for batch in ([M32], [M32, M32.flip(0), M32]):
+        got = softsign.functional.singular_values(batch)[0].double().sort(descending=True).values
+        # float64 eigenvalues err by ~1e-16 sigma_max^2, so sigma by ~1e-16 / (2 sigma).
+        torch.testing.assert_close(got[:5], want[:5], rtol=1e-5, atol=1e-9)
+        assert (got[5:] <= 1e-7).all()

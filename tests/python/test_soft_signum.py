@@ -217,6 +217,20 @@ def test_state_dict_layout():
     assert all(set(s) == {"momentum_buffer"} for s in sd["state"].values())
 
 
+def test_state_dict_of_an_unfitted_group_has_the_keys_of_a_fitted_one():
+    """torch.distributed.checkpoint loads into the state dict of a fresh optimizer, so its
+    keys must not change when the fit happens: "fit" holds NaNs until then."""
+    params = make_params(torch.float32, "cpu", shapes=[(10,)])
+    opt = softsign.SoftSignum(params, total_steps=10)
+    fit = opt.state_dict()["param_groups"][0]["fit"]
+    assert set(fit) == {"median", "mad"} and math.isnan(fit["median"]) and math.isnan(fit["mad"])
+    fresh = softsign.SoftSignum(params, total_steps=10)
+    fresh.load_state_dict(opt.state_dict())
+    assert fresh.param_groups[0]["fit"] is None
+    train_steps(fresh, params, 10)
+    assert fresh.param_groups[0]["fit"] is not None
+
+
 def test_lr_scheduler_drives_the_step_size():
     params = make_params(torch.float32, "cpu", shapes=[(50,)])
     opt = softsign.SoftSignum(params, lr=0.1, momentum=0.0, total_steps=100)

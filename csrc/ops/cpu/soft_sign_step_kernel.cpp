@@ -53,10 +53,16 @@ struct Scalars {
   opmath_t tau;
 };
 
+// Every element goes through the vector code, the tail of a block too (padded with zeros
+// up to a whole vector): a scalar tail would round differently (the compiler contracts
+// it into FMAs, and std::tanh is not Sleef's tanh), so an element's result would depend
+// on where its tensor starts and ends, and a sharded parameter (FSDP2) would not step
+// exactly as the whole one.
 template <typename scalar_t, typename opmath_t>
 void step_block(scalar_t* p, const scalar_t* g, scalar_t* b, int64_t len,
                 const Scalars<opmath_t>& s) {
   using Vec = at::vec::Vectorized<opmath_t>;
+  static_assert(kBlock % Vec::size() == 0, "blocks hold whole vectors");
   opmath_t pv[kBlock], gv[kBlock], bv[kBlock];
   const bool has_buf = b != nullptr;
   for (int64_t i = 0; i < len; ++i) {
@@ -65,18 +71,16 @@ void step_block(scalar_t* p, const scalar_t* g, scalar_t* b, int64_t len,
     if (s.step.maximize) gv[i] = -gv[i];
     bv[i] = has_buf && !s.step.first_step ? static_cast<opmath_t>(b[i]) : opmath_t(0);
   }
+  const int64_t padded = (len + Vec::size() - 1) / Vec::size() * Vec::size();
+  std::fill(pv + len, pv + padded, opmath_t(0));
+  std::fill(gv + len, gv + padded, opmath_t(0));
+  std::fill(bv + len, bv + padded, opmath_t(0));
   const Vec lr(s.lr), wd(static_cast<opmath_t>(s.step.weight_decay)), tau(s.tau);
-  int64_t i = 0;
-  for (; i + Vec::size() <= len; i += Vec::size()) {
+  for (int64_t i = 0; i < padded; i += Vec::size()) {
     Vec buf = Vec::loadu(bv + i);
     const Vec d = momentum_direction(Vec::loadu(gv + i), buf, s.step);
     apply_update(Vec::loadu(pv + i), soft_sign(d, s.soft, tau), lr, wd).store(pv + i);
     buf.store(bv + i);
-  }
-  for (; i < len; ++i) {
-    const opmath_t d = momentum_direction(gv[i], bv[i], s.step);
-    pv[i] = apply_update(pv[i], soft_sign(d, s.soft, s.tau), s.lr,
-                         static_cast<opmath_t>(s.step.weight_decay));
   }
   for (int64_t j = 0; j < len; ++j) {
     p[j] = static_cast<scalar_t>(pv[j]);

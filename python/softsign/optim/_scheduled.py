@@ -9,6 +9,7 @@ back without waiting.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -42,12 +43,25 @@ class ScheduledOptimizer(Optimizer):
         self._init_runtime()
 
     def state_dict(self):
+        """torch.optim's state dict; a group's "fit" is always {"median", "mad"} (NaN before
+        the fit), so that the state dict of a fresh optimizer has the keys of a fitted one:
+        torch.distributed.checkpoint loads into such a template."""
         for gi in list(self._pending):
             self._resolve_pending(gi, wait=True)
-        return super().state_dict()
+        sd = super().state_dict()
+        for group in sd["param_groups"]:  # copies made by Optimizer.state_dict
+            if "fit" in group and group["fit"] is None:
+                group["fit"] = {"median": math.nan, "mad": math.nan}
+        return sd
 
     def load_state_dict(self, state_dict):
-        super().load_state_dict(state_dict)
+        groups = []
+        for group in state_dict["param_groups"]:
+            fit = group.get("fit")
+            if isinstance(fit, dict) and not math.isfinite(fit["median"]):
+                group = dict(group, fit=None)  # a fit is never stored non-finite
+            groups.append(group)
+        super().load_state_dict(dict(state_dict, param_groups=groups))
         self._init_runtime()
 
     def _has_schedule(self, group) -> bool:

@@ -10,13 +10,16 @@ for the rest.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
 from torch import nn
 
+from .. import _select
 from .._fit import resolve_phases
 from .._library import ops
+from . import _sharding
 from ._scheduled import ScheduledOptimizer
 from ._validate import alias, check_grad, check_number, check_schedule_options
 
@@ -135,46 +138,86 @@ class _MuonBase(ScheduledOptimizer):
         ]
         for group, plan, tau in zip(self.param_groups, plans, taus):
             group["step"] += 1
-            for device, (params, grads) in plan.items():
-                if group["use_muon"]:
-                    self._muon(group, params, grads, tau, device)
+            for device, (keys, params, grads) in plan.items():
+                if not group["use_muon"]:
+                    self._adamw(group, keys, params, grads)
+                elif _sharding.any_dtensor(keys):
+                    self._muon_sharded(group, keys, params, grads, tau, device)
                 else:
-                    self._adamw(group, params, grads)
+                    self._muon(group, keys, grads, tau, device)
         return loss
 
     def _plan(self, group) -> dict:
-        """The group's params with gradients, by device: {device: (params, grads)}."""
+        """The group's params with gradients, by device: {device: (keys, params, grads)}.
+        keys are the parameters (state keys); params and grads the tensors the ops update,
+        local shards for DTensors (Note [sharded parameters])."""
         plan: dict = {}
+        name = type(self).__name__
         for p in group["params"]:
             if p.grad is None:
                 continue
-            check_grad(type(self).__name__, p.grad)
-            params, grads = plan.setdefault(p.device, ([], []))
-            params.append(p)
-            grads.append(p.grad)
+            check_grad(name, p.grad)
+            _sharding.check_grads([p], name)
+            keys, params, grads = plan.setdefault(p.device, ([], [], []))
+            keys.append(p)
+            params.append(_sharding.local(p))
+            grads.append(_sharding.local(p.grad))
         return plan
 
     def _fit(self, group, plan, previous):
         """Fits the schedule to the singular values of the group's raw gradients."""
         device = next(iter(plan))
         sigmas = []
-        for _, grads in plan.values():
-            sigmas += [s.to(device, non_blocking=True) for s in ops.singular_values(grads)]
-        median, mad = ops.median_mad(sigmas)
+        for keys, _, grads in plan.values():
+            if _sharding.any_dtensor(keys):
+                sigmas += self._sharded_singular_values(keys, grads)
+            else:
+                sigmas += ops.singular_values(grads)
+        sigmas = [s.to(device, non_blocking=True) for s in sigmas]
+        layout = _sharding.StatisticLayout.of(
+            [k for keys, _, _ in plan.values() for k in keys], type(self).__name__
+        )
+        if layout is None:
+            median, mad = ops.median_mad(sigmas)
+        else:
+            if not sigmas:  # this rank owns no matrix: it adds zero counts
+                sigmas = [torch.empty(0, dtype=torch.float32, device=device)]
+            median, mad = _select.median_mad(
+                [_select.Source(sigmas)], device=device, bits=32, hook=layout.hook()
+            )
         _, steps = resolve_phases(group)
         return self._launch_fit(group, median, mad, steps, None, previous)
 
-    def _muon(self, group, params, grads, tau, device):
+    def _sharded_singular_values(self, keys, grads):
+        """Singular values of whole gradient matrices, each computed by one rank (its owner,
+        or rank 0 of the mesh for a replicated matrix): never of shards."""
+        name = type(self).__name__
+        exchange = _sharding.MatrixExchange(keys, name)
+        layout = _sharding.StatisticLayout.of(keys, name)
+        whole = exchange.gather(grads)
+        mats = [
+            whole[i]
+            for i in exchange.owned()
+            if layout.counts_here(keys[i], exchange.owner_ranks(i))
+        ]
+        mats += [grads[i] for i in exchange.plain if layout.counts_here(keys[i])]
+        return ops.singular_values(mats) if mats else []
+
+    def _buffers(self, keys):
+        """Momentum buffers (created as zeros_like(param): DTensors for DTensor params)."""
         bufs = []
-        for p in params:
+        for p in keys:
             state = self.state[p]
             if "momentum_buffer" not in state:
                 state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            bufs.append(state["momentum_buffer"])
+            bufs.append(_sharding.local(state["momentum_buffer"]))
+        return bufs
+
+    def _muon(self, group, params, grads, tau, device):
         ops.muon_step_(
             params,
             grads,
-            bufs,
+            self._buffers(params),
             lr=float(group["lr"]),
             momentum=float(group["momentum"]),
             nesterov=bool(group["nesterov"]),
@@ -186,16 +229,52 @@ class _MuonBase(ScheduledOptimizer):
             soft_steps=int(group.get("soft_steps", 5)),
         )
 
-    def _adamw(self, group, params, grads):
+    def _muon_sharded(self, group, keys, params, grads, tau, device):
+        """muon_step_'s math with the matrix maps at each matrix's owner rank
+        (Note [sharded parameters]): momentum, weight decay and the update on local shards."""
+        name = type(self).__name__
+        exchange = _sharding.MatrixExchange(keys, name)
+        bufs = self._buffers(keys)
+        momentum = float(group["momentum"])
+        torch._foreach_lerp_(bufs, grads, 1.0 - momentum)
+        dirs = torch._foreach_lerp(grads, bufs, momentum) if group["nesterov"] else bufs
+        whole = exchange.gather(dirs)
+        whole.update({i: dirs[i] for i in exchange.plain})
+        tau = None if tau is None else tau.to(device, non_blocking=True)
+        results = _orthogonalize(group, whole, tau)
+        updates = exchange.scatter(results, params)
+        updates.update({i: results[i] for i in exchange.plain})
+        # The same foreach ops as muon_step_, per update scale, so a shard steps exactly as
+        # the whole matrix would.
+        lr, wd = float(group["lr"]), float(group["weight_decay"])
+        by_scale: dict = {}
+        for i, (key, p) in enumerate(zip(keys, params)):
+            rows = key.shape[0]
+            cols = key.numel() // max(rows, 1)
+            if rows * cols:
+                scale = _update_scale(group["adjust_lr"], rows, cols)
+                ps, us = by_scale.setdefault(scale, ([], []))
+                ps.append(p)
+                us.append(updates[i].view(p.shape))
+        for scale, (ps, us) in by_scale.items():
+            if wd != 0:
+                if tau is None:
+                    torch._foreach_mul_(ps, 1.0 - lr * wd)
+                else:  # no decay either when a failed fit left tau NaN
+                    ok = torch.isfinite(tau.reshape(())).to(torch.float32)
+                    torch._foreach_mul_(ps, 1.0 - ok * (lr * wd))
+            torch._foreach_add_(ps, us, alpha=-lr * scale)
+
+    def _adamw(self, group, keys, params, grads):
         exp_avgs, exp_avg_sqs, steps = [], [], []
-        for p in params:
+        for p in keys:
             state = self.state[p]
             if "step" not in state:
                 state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            exp_avgs.append(state["exp_avg"])
-            exp_avg_sqs.append(state["exp_avg_sq"])
+            exp_avgs.append(_sharding.local(state["exp_avg"]))
+            exp_avg_sqs.append(_sharding.local(state["exp_avg_sq"]))
             steps.append(state["step"])
         # torch.optim.AdamW(fused=True) does exactly this: count, then the fused op.
         torch._foreach_add_(steps, 1)
@@ -215,6 +294,38 @@ class _MuonBase(ScheduledOptimizer):
             amsgrad=False,
             maximize=False,
         )
+
+
+def _update_scale(adjust_lr: str, rows: int, cols: int) -> float:
+    """As muon_step_ (csrc/ops/muon_step.cpp) scales a rows x cols update."""
+    if adjust_lr == "original":
+        return math.sqrt(max(1.0, rows / cols))
+    return 0.2 * math.sqrt(max(rows, cols))
+
+
+def _orthogonalize(group, whole: dict, tau) -> dict:
+    """{index: NS5 or Phi_tau of each whole matrix, in its dtype}, same-shape matrices in one
+    batch, as muon_step_ runs them (a non-finite tau zeroes the result)."""
+    buckets: dict = {}
+    for i, m in whole.items():
+        rows = m.shape[0]
+        cols = m.numel() // max(rows, 1)
+        if rows * cols:
+            buckets.setdefault((rows, cols, m.dtype), []).append(i)
+    out = {}
+    for (rows, cols, dtype), members in buckets.items():
+        X = torch.stack([whole[i].reshape(rows, cols) for i in members])
+        if tau is None:
+            mapped = ops.newton_schulz5(X, steps=int(group["ns_steps"]))
+        else:
+            mapped = ops.soft_spectral_map(
+                X, tau, method=group["soft_map"], steps=int(group["soft_steps"])
+            )
+            mapped = torch.where(torch.isfinite(tau.reshape(())), mapped, 0)
+        mapped = mapped.to(dtype)
+        for j, i in enumerate(members):
+            out[i] = mapped[j].view(whole[i].shape)
+    return out
 
 
 def _check_muon_group(group):

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .. import _python_step
+from .. import _python_step, _select
 from .._fit import resolve_phases
 from .._library import ops
+from . import _sharding
 from ._scheduled import ScheduledOptimizer
 from ._validate import alias, check_grad, check_schedule_options, check_sgd_options
 
@@ -24,7 +25,8 @@ _FUSED_DEVICES = ("cpu", "cuda")
 class _Bucket:
     """Params of one device whose momentum buffers exist (or are created now)."""
 
-    params: list = field(default_factory=list)
+    keys: list = field(default_factory=list)  # the parameters (state keys)
+    params: list = field(default_factory=list)  # what the ops update: local shards of DTensors
     grads: list = field(default_factory=list)
 
 
@@ -79,14 +81,17 @@ class _SoftSignBase(ScheduledOptimizer):
     # -- internals --------------------------------------------------------------------
     def _plan(self, group) -> _Plan:
         buckets: dict = {}
+        name = type(self).__name__
         for p in group["params"]:
             if p.grad is None:
                 continue
-            check_grad(type(self).__name__, p.grad)
+            check_grad(name, p.grad)
+            _sharding.check_grads([p], name)
             fresh = group["momentum"] != 0 and "momentum_buffer" not in self.state.get(p, {})
             bucket = buckets.setdefault((p.device, fresh), _Bucket())
-            bucket.params.append(p)
-            bucket.grads.append(p.grad)
+            bucket.keys.append(p)
+            bucket.params.append(_sharding.local(p))
+            bucket.grads.append(_sharding.local(p.grad))
         return _Plan(k=group["step"] + 1, buckets=buckets)
 
     def _directions(self, group, plan, grad_scale):
@@ -95,7 +100,7 @@ class _SoftSignBase(ScheduledOptimizer):
         first_device = None
         for (device, fresh), b in plan.buckets.items():
             first_device = first_device or device
-            bufs = [] if fresh or group["momentum"] == 0 else self._buffers(b.params)
+            bufs = [] if fresh or group["momentum"] == 0 else self._buffers(b.keys)
             scale = None if grad_scale is None else grad_scale.to(device, non_blocking=True)
             dirs += ops.soft_sign_direction(
                 b.grads,
@@ -127,6 +132,10 @@ class _SoftSignBase(ScheduledOptimizer):
     def _statistics(self, group, plan, grad_scale):
         """Median and MAD of the group's post-momentum directions, and their device. A group
         on one device is read in place; one spread over devices gathers its directions."""
+        keys = [k for b in plan.buckets.values() for k in b.keys]
+        layout = _sharding.StatisticLayout.of(keys, type(self).__name__)
+        if layout is not None:
+            return self._sharded_statistics(group, plan, grad_scale, layout)
         devices = {device for device, _ in plan.buckets}
         if len(devices) > 1:
             dirs, device = self._directions(group, plan, grad_scale)
@@ -137,7 +146,7 @@ class _SoftSignBase(ScheduledOptimizer):
         momentum = float(group["momentum"])
         median, mad = ops.direction_median_mad(
             existing.grads,
-            self._buffers(existing.params) if momentum != 0 else [],
+            self._buffers(existing.keys) if momentum != 0 else [],
             fresh.grads,
             momentum=momentum,
             dampening=float(group["dampening"]),
@@ -147,14 +156,45 @@ class _SoftSignBase(ScheduledOptimizer):
         )
         return median, mad, device
 
+    def _sharded_statistics(self, group, plan, grad_scale, layout):
+        """The statistic of a group of DTensors: each rank histograms the local elements it
+        counts, and the histograms are summed over the shard dimensions (Note [sharded
+        parameters]), so every rank selects the same global median and MAD."""
+        devices = {device for device, _ in plan.buckets}
+        if len(devices) > 1:
+            raise ValueError(
+                f"{type(self).__name__}: a param group of DTensors spans devices {devices}"
+            )
+        (device,) = devices
+        sources = []
+        for (_, fresh), b in plan.buckets.items():
+            counted = [i for i, k in enumerate(b.keys) if layout.counts_here(k)]
+            grads = [b.grads[i] for i in counted]
+            bufs = [] if fresh or group["momentum"] == 0 else self._buffers(b.keys)
+            sources.append(_select.Source(grads, [bufs[i] for i in counted] if bufs else [], fresh))
+        return (
+            *_select.median_mad(
+                sources,
+                device=device,
+                bits=_select.key_bits([g for b in plan.buckets.values() for g in b.grads]),
+                hook=layout.hook(),
+                momentum=float(group["momentum"]),
+                dampening=float(group["dampening"]),
+                nesterov=bool(group["nesterov"]),
+                maximize=bool(group["maximize"]),
+                grad_scale=None if grad_scale is None else grad_scale.to(device, non_blocking=True),
+            ),
+            device,
+        )
+
     def _fit(self, group, plan, grad_scale, found_inf, previous):
         median, mad, device = self._statistics(group, plan, grad_scale)
         inf = None if found_inf is None else found_inf.to(device, non_blocking=True)
         _, steps = resolve_phases(group)
         return self._launch_fit(group, median, mad, steps, inf, previous)
 
-    def _buffers(self, params):
-        return [self.state[p]["momentum_buffer"] for p in params]
+    def _buffers(self, keys):
+        return [_sharding.local(self.state[p]["momentum_buffer"]) for p in keys]
 
     def _update(self, group, plan, tau, grad_scale, found_inf):
         momentum = group["momentum"]
@@ -164,11 +204,13 @@ class _SoftSignBase(ScheduledOptimizer):
                 bufs = []
             elif fresh:
                 # Zeros, not empty: a first step skipped by AMP must not leave garbage.
-                bufs = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in b.params]
-                for p, buf in zip(b.params, bufs):
-                    self.state[p]["momentum_buffer"] = buf
+                for p in b.keys:
+                    self.state[p]["momentum_buffer"] = torch.zeros_like(
+                        p, memory_format=torch.preserve_format
+                    )
+                bufs = self._buffers(b.keys)
             else:
-                bufs = self._buffers(b.params)
+                bufs = self._buffers(b.keys)
             fused = group["fused"]
             if fused is None:
                 fused = device.type in _FUSED_DEVICES

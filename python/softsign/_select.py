@@ -1,0 +1,80 @@
+"""The radix-selection passes of Note [radix selection] (csrc/ops/radix_select.h) driven from
+Python, so that a hook can sum each pass's histogram over ranks before its bin is picked.
+
+The C++ driver (torch.ops.softsign.direction_median_mad) runs the same passes without a
+hook; this one exists for sharded parameters, where the exact global median and MAD come
+from all-reducing int64 histograms instead of gathering any values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ._library import ops
+
+
+@dataclass
+class Source:
+    """Tensors whose post-momentum directions enter the statistic. `first_step` marks
+    gradients whose momentum buffer does not exist yet (d = g); momentum 0 makes d = g."""
+
+    grads: Sequence[torch.Tensor]
+    buffers: Sequence[torch.Tensor] = ()
+    first_step: bool = False
+
+
+def key_bits(tensors: Sequence[torch.Tensor]) -> int:
+    """Width of stage-0 keys, as the C++ driver picks it: every rank must pass tensors of the
+    same dtypes (empty shards included) so that every rank runs the same passes."""
+    return 64 if any(t.dtype == torch.float64 for t in tensors) else 32
+
+
+def median_mad(
+    sources: Sequence[Source],
+    *,
+    device: torch.device,
+    bits: int,
+    hook: Callable[[torch.Tensor], None] | None,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    maximize: bool = False,
+    grad_scale: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lower median and MAD (float64 0-dim tensors on `device`) of the directions of every
+    source, after `hook` has seen (and may have changed) each histogram."""
+    digit_bits = 16 if device.type == "cpu" else 8  # as the C++ driver picks them
+    state = torch.zeros(5, dtype=torch.int64, device=device)
+    for stage in (0, 1):
+        for pass_ in range((bits if stage == 0 else 64) // digit_bits):
+            hist = None
+            for src in sources:
+                if not src.grads:
+                    continue
+                part = ops.radix_select_histogram(
+                    list(src.grads),
+                    [] if momentum == 0 or src.first_step else list(src.buffers),
+                    state,
+                    stage=stage,
+                    pass_=pass_,
+                    digit_bits=digit_bits,
+                    key_bits=bits,
+                    momentum=float(momentum),
+                    dampening=float(dampening),
+                    nesterov=bool(nesterov),
+                    maximize=bool(maximize),
+                    first_step=src.first_step,
+                    grad_scale=grad_scale,
+                )
+                hist = part if hist is None else hist.add_(part)
+            if hist is None:  # this rank holds no elements: its counts are zeros
+                hist = torch.zeros((1 << digit_bits) + 1, dtype=torch.int64, device=device)
+            if hook is not None:
+                hook(hist)
+            ops.radix_select_advance_(
+                state, hist, stage=stage, pass_=pass_, digit_bits=digit_bits, key_bits=bits
+            )
+    return ops.radix_select_result(state, key_bits=bits)
