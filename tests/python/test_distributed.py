@@ -164,3 +164,22 @@ def test_dcp_resume_in_the_transition_equals_the_uninterrupted_run(run_dir, scen
         assert a["temps"][16:] == b["temps"]
         for name in a["params"]:
             assert torch.equal(a["params"][name], b["params"][name]), name
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or not dist.is_nccl_available(), reason="needs CUDA and NCCL"
+)
+def test_fsdp2_on_a_single_rank_nccl_mesh(tmp_path):
+    """The FSDP2 path on the GPU: one process, NCCL, against the single-process CUDA run."""
+    jobs = [("fsdp", "softsignum"), ("fsdp", "softmuon64"), ("lockstep", "softmuon")]
+    mp.spawn(dw.worker, args=(1, str(tmp_path), jobs, "nccl"), nprocs=1, join=True)
+    for scenario in ("softsignum", "softmuon64"):
+        (rec,) = _records(str(tmp_path), f"fsdp_{scenario}", 1)
+        single = dw.single_process(scenario, "cuda")
+        dtype = dw.SCENARIOS[scenario][1]
+        for name, p in rec["params"].items():
+            torch.testing.assert_close(p, single["params"][name], rtol=0, atol=ATOL[dtype])
+        _assert_phases(rec["temps"])
+    (rec,) = _records(str(tmp_path), "lockstep_softmuon", 1)
+    assert max(rec["diffs"]) <= 1e-7
+    assert rec["fits"][0] == rec["fits"][1]

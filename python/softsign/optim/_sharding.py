@@ -170,7 +170,7 @@ class MatrixExchange:
         self.mesh = _group_mesh(params, owner)
         # (mesh dim, dtype) -> matrices sharded on that mesh dim: one all_to_all each way.
         self.sharded: dict[tuple[int, torch.dtype], list[_Matrix]] = {}
-        self.plain: list[int] = []  # indices of matrices every rank holds whole
+        self.plain: list[int] = []  # indices of the matrices this rank holds whole
         costs = []
         for i, p in enumerate(params):
             dims = _shard_dims(p, owner) if is_dtensor(p) else {}
@@ -179,8 +179,8 @@ class MatrixExchange:
                     f"{owner}: a matrix sharded on several mesh dimensions ({p.placements}) "
                     "is not supported; shard matrices on one dimension (FSDP2 does)"
                 )
-            if not dims:
-                self.plain.append(i)
+            if not dims or self.mesh.size(next(iter(dims))) == 1:
+                self.plain.append(i)  # whole on every rank (a single-rank shard dimension)
                 continue
             ((mesh_dim, tensor_dim),) = dims.items()
             rows = p.shape[0]

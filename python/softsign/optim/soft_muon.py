@@ -112,6 +112,10 @@ class _MuonBase(ScheduledOptimizer):
         else:
             _check_adamw_group(group)
 
+    def _init_runtime(self):
+        super()._init_runtime()
+        self._exchanges: dict = {}
+
     def _has_schedule(self, group) -> bool:
         return group["use_muon"]
 
@@ -144,7 +148,7 @@ class _MuonBase(ScheduledOptimizer):
                 elif _sharding.any_dtensor(keys):
                     self._muon_sharded(group, keys, params, grads, tau, device)
                 else:
-                    self._muon(group, keys, grads, tau, device)
+                    self._muon(group, keys, params, grads, tau, device)
         return loss
 
     def _plan(self, group) -> dict:
@@ -188,12 +192,22 @@ class _MuonBase(ScheduledOptimizer):
         _, steps = resolve_phases(group)
         return self._launch_fit(group, median, mad, steps, None, previous)
 
+    def _exchange(self, keys) -> _sharding.MatrixExchange:
+        """The group's matrix exchange plan, rebuilt only when its matrices change."""
+        # Shapes and placements in the key: an id may be reused by a later tensor.
+        key = tuple((id(k), tuple(k.shape), str(getattr(k, "placements", ""))) for k in keys)
+        cached = self._exchanges.get(key)
+        if cached is None:
+            if len(self._exchanges) >= 16:
+                self._exchanges.clear()
+            cached = self._exchanges[key] = _sharding.MatrixExchange(keys, type(self).__name__)
+        return cached
+
     def _sharded_singular_values(self, keys, grads):
         """Singular values of whole gradient matrices, each computed by one rank (its owner,
         or rank 0 of the mesh for a replicated matrix): never of shards."""
-        name = type(self).__name__
-        exchange = _sharding.MatrixExchange(keys, name)
-        layout = _sharding.StatisticLayout.of(keys, name)
+        exchange = self._exchange(keys)
+        layout = _sharding.StatisticLayout.of(keys, type(self).__name__)
         whole = exchange.gather(grads)
         mats = [
             whole[i]
@@ -213,11 +227,11 @@ class _MuonBase(ScheduledOptimizer):
             bufs.append(_sharding.local(state["momentum_buffer"]))
         return bufs
 
-    def _muon(self, group, params, grads, tau, device):
+    def _muon(self, group, keys, params, grads, tau, device):
         ops.muon_step_(
             params,
             grads,
-            self._buffers(params),
+            self._buffers(keys),
             lr=float(group["lr"]),
             momentum=float(group["momentum"]),
             nesterov=bool(group["nesterov"]),
@@ -232,8 +246,9 @@ class _MuonBase(ScheduledOptimizer):
     def _muon_sharded(self, group, keys, params, grads, tau, device):
         """muon_step_'s math with the matrix maps at each matrix's owner rank
         (Note [sharded parameters]): momentum, weight decay and the update on local shards."""
-        name = type(self).__name__
-        exchange = _sharding.MatrixExchange(keys, name)
+        exchange = self._exchange(keys)
+        if not exchange.sharded:  # every matrix is whole here: the one-process step
+            return self._muon(group, keys, params, grads, tau, device)
         bufs = self._buffers(keys)
         momentum = float(group["momentum"])
         torch._foreach_lerp_(bufs, grads, 1.0 - momentum)
