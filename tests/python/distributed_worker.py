@@ -167,8 +167,7 @@ def _run_checkpoint(scenario, out_dir, world, stop_at: int = 16):
     """Save with DCP in the middle of the transition, load into a fresh model and optimizer,
     continue to the end."""
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint import DefaultLoadPlanner
-    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    from torch.distributed.checkpoint.state_dict import get_state_dict
 
     model = _shard(make_model(scenario))
     opt = make_optimizer(scenario, model)
@@ -177,6 +176,18 @@ def _run_checkpoint(scenario, out_dir, world, stop_at: int = 16):
     path = os.path.join(out_dir, f"dcp_{scenario}")
     dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=path)
     del model, opt
+    _resume(scenario, out_dir, world, path, f"resumed_{scenario}", stop_at)
+
+
+def _run_reshard(scenario, out_dir, world, path, stop_at: int = 16):
+    """Load a checkpoint that another world size saved (`path`) and continue."""
+    _resume(scenario, out_dir, world, path, f"resharded_{scenario}", stop_at)
+
+
+def _resume(scenario, out_dir, world, path, tag, stop_at):
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import DefaultLoadPlanner
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
     model = _shard(make_model(scenario))
     opt = make_optimizer(scenario, model)
@@ -188,7 +199,7 @@ def _run_checkpoint(scenario, out_dir, world, stop_at: int = 16):
     dcp.load(state, checkpoint_id=path, planner=DefaultLoadPlanner(allow_partial_load=True))
     set_state_dict(model, opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
     temps = train(model, opt, start=stop_at)
-    _save(out_dir, f"resumed_{scenario}_w{world}", model, opt, temps)
+    _save(out_dir, f"{tag}_w{world}", model, opt, temps)
 
 
 def _run_lockstep(scenario, out_dir, world):
@@ -251,12 +262,13 @@ def worker(rank: int, world: int, out_dir: str, jobs: list, backend: str = "gloo
         world_size=world,
     )
     try:
-        for kind, scenario in jobs:
+        for kind, scenario, *extra in jobs:
             {
                 "fsdp": _run_fsdp,
                 "ddp": _run_ddp,
                 "checkpoint": _run_checkpoint,
                 "lockstep": _run_lockstep,
-            }[kind](scenario, out_dir, world)
+                "reshard": _run_reshard,
+            }[kind](scenario, out_dir, world, *extra)
     finally:
         dist.destroy_process_group()

@@ -166,6 +166,23 @@ def test_dcp_resume_in_the_transition_equals_the_uninterrupted_run(run_dir, scen
             assert torch.equal(a["params"][name], b["params"][name]), name
 
 
+@pytest.mark.parametrize("scenario", [s for k, s in JOBS[2] if k == "checkpoint"])
+def test_dcp_checkpoint_of_2_ranks_resumes_on_4(run_dir, tmp_path, scenario):
+    """The world-size-2 checkpoint of the test above, loaded on 4 ranks (DCP reshards the
+    DTensor state: momentum buffers, AdamW moments), continued to step 30: the fit is the
+    saved one, not refitted, and the parameters follow the uninterrupted run."""
+    saved = os.path.join(run_dir(2), f"dcp_{scenario}")
+    jobs = [("reshard", scenario, saved)]
+    mp.spawn(dw.worker, args=(4, str(tmp_path), jobs), nprocs=4, join=True)
+    (full, *_) = _records(run_dir(2), f"fsdp_{scenario}", 2)
+    dtype = dw.SCENARIOS[scenario][1]
+    for rec in _records(str(tmp_path), f"resharded_{scenario}", 4):
+        assert rec["fits"] == full["fits"]
+        assert rec["temps"] == full["temps"][16:]
+        for name, p in rec["params"].items():
+            torch.testing.assert_close(p, full["params"][name], rtol=0, atol=ATOL[dtype])
+
+
 @pytest.mark.skipif(
     not torch.cuda.is_available() or not dist.is_nccl_available(), reason="needs CUDA and NCCL"
 )
