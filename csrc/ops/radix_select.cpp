@@ -9,6 +9,7 @@
 
 #include <limits>
 
+#include "cpu/radix_select_cpu.h"
 #include "radix_select_check.h"
 #include "softsign/ops.h"
 
@@ -153,6 +154,11 @@ std::tuple<at::Tensor, at::Tensor> run_selection(const SelectionSource& src,
       }
       if (hook) hook(hist);
       radix_select_advance_(state, hist, stage, pass, digit_bits, key_bits);
+      // A hook may sum other ranks' counts, whose elements are not here to collect.
+      if (!hook && state.is_cpu() &&
+          finish_among_candidates_cpu(src, state, hist, stage, pass, digit_bits, key_bits)) {
+        break;
+      }
     }
   }
   return radix_select_result(state, key_bits);

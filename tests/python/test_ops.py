@@ -139,6 +139,9 @@ def concat_median_mad(tensors):
         lambda: [1.0 + torch.arange(9, dtype=torch.float64) * 1e-12],
         lambda: [torch.randn(30, dtype=torch.float64), torch.randn(31)],  # mixed widths
         lambda: [torch.tensor([float("inf"), 1.0, 2.0, float("-inf"), 3.0])],
+        # 3M values 1 ulp apart: every pass keeps more candidates than the CPU driver
+        # collects (Note [candidate finish]), so all passes run.
+        lambda: [1.0 + torch.arange(3_000_000, dtype=torch.float64) * 2.0**-52],
     ],
 )
 def test_median_mad_is_exact(make, device):
