@@ -367,3 +367,36 @@ def test_portable_and_simd_cpu_kernels_agree(tmp_path):
     for a, b in zip(results["default"], results["best"]):
         tol = {torch.bfloat16: 2**-7, torch.float16: 2**-10}.get(a.dtype, 1e-6)
         torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+SELECTION_RUN = """
+import torch, softsign
+ops = torch.ops.softsign
+gen = torch.Generator().manual_seed(5)
+cases = [dict(momentum=0.9, dampening=0.0, nesterov=False, maximize=False),
+         dict(momentum=0.8, dampening=0.0, nesterov=True, maximize=True),
+         dict(momentum=0.5, dampening=0.3, nesterov=False, maximize=False)]
+for kw in cases:
+    for dtype in (torch.float32, torch.bfloat16, torch.float64):
+        for scale in (None, torch.tensor(4.0)):
+            mk = lambda n: (torch.randn(n, generator=gen) * 3).to(dtype)
+            grads, bufs, fresh = [mk(5000), mk(7)], [mk(5000), mk(7)], [mk(300)]
+            got = ops.direction_median_mad(grads, bufs, fresh, **kw, grad_scale=scale)
+            dirs = ops.soft_sign_direction(grads, bufs, **kw, first_step=False, grad_scale=scale)
+            dirs += ops.soft_sign_direction(fresh, [], **kw, first_step=True, grad_scale=scale)
+            x = torch.cat([d.reshape(-1).double() for d in dirs])
+            mu = x.median()
+            assert got[0].item() == mu.item(), (kw, dtype)
+            assert got[1].item() == (x - mu).abs().median().item(), (kw, dtype)
+"""
+
+
+def test_portable_cpu_selection_is_exact():
+    """The selection's CPU kernel is built per capability too; the portable build must be
+    exact as well (the tests above run the best build)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, SOFTSIGN_CPU_CAPABILITY="default")
+    subprocess.run([sys.executable, "-c", SELECTION_RUN], env=env, check=True)

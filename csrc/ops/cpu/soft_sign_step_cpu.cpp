@@ -3,9 +3,8 @@
 #include <torch/library.h>
 
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 
+#include "cpu/capability.h"
 #include "cpu/soft_sign_step_kernel.h"
 
 namespace softsign::ops {
@@ -13,21 +12,6 @@ namespace {
 
 double read_scalar(const std::optional<at::Tensor>& t, double fallback) {
   return t.has_value() ? t->item<double>() : fallback;  // CPU tensors: no device sync
-}
-
-// AVX2 + FMA when the CPU has them, unless SOFTSIGN_CPU_CAPABILITY=default asks for the
-// portable build (the tests run both).
-bool use_avx2() {
-#if defined(SOFTSIGN_HAVE_AVX2)
-  static const bool avx2 = [] {
-    const char* want = std::getenv("SOFTSIGN_CPU_CAPABILITY");
-    if (want != nullptr && std::strcmp(want, "default") == 0) return false;
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return avx2;
-#else
-  return false;
-#endif
 }
 
 void soft_sign_step_cpu(at::TensorList params, at::TensorList grads,

@@ -1,0 +1,115 @@
+// CPU entry of softsign::radix_select_histogram and the CPU driver's candidate finish
+// (Note [candidate finish] in cpu/radix_select_cpu.h): validation, the pass context read
+// from the CPU state, and the kernel build for this CPU (radix_select_kernel.h).
+#include "cpu/radix_select_cpu.h"
+
+#include <torch/library.h>
+
+#include <algorithm>
+#include <atomic>
+#include <vector>
+
+#include "cpu/capability.h"
+#include "cpu/radix_select_kernel.h"
+#include "radix_select_check.h"
+
+namespace softsign::ops {
+namespace {
+
+void histogram(at::TensorList grads, at::TensorList bufs, const RadixContext& c, int64_t* hist) {
+  if (use_avx2()) {
+    AVX2::radix_histogram_kernel(grads, bufs, c, hist);
+  } else {
+    DEFAULT::radix_histogram_kernel(grads, bufs, c, hist);
+  }
+}
+
+void collect(at::TensorList grads, at::TensorList bufs, const RadixContext& c,
+             const KeySink& sink) {
+  if (use_avx2()) {
+    AVX2::radix_collect_kernel(grads, bufs, c, sink);
+  } else {
+    DEFAULT::radix_collect_kernel(grads, bufs, c, sink);
+  }
+}
+
+double mu_of(const int64_t* state, int64_t key_bits) {
+  return radix::median_of_prefix(static_cast<uint64_t>(state[0]), static_cast<int>(key_bits));
+}
+
+at::Tensor radix_select_histogram_cpu(at::TensorList grads, at::TensorList momentum_buffers,
+                                      const at::Tensor& state, int64_t stage, int64_t pass,
+                                      int64_t digit_bits, int64_t key_bits, double momentum,
+                                      double dampening, bool nesterov, bool maximize,
+                                      bool first_step,
+                                      const std::optional<at::Tensor>& grad_scale) {
+  const radix::PassSpec spec = check_radix_select_histogram(grads, momentum_buffers, state, stage,
+                                                            pass, digit_bits, key_bits, grad_scale);
+  TORCH_CHECK(digit_bits == 8 || digit_bits == 16,
+              "softsign: the CPU radix selection takes digit_bits 8 or 16, got ", digit_bits);
+  const auto st = state.contiguous();
+  const int64_t* s = st.const_data_ptr<int64_t>();
+  const RadixContext c{
+      StepScalars{momentum, dampening, 0.0, nesterov, maximize, first_step},
+      grad_scale.has_value() ? grad_scale->item<double>() : 1.0,  // a CPU tensor: no sync
+      spec, static_cast<uint64_t>(s[2 * stage]), mu_of(s, key_bits)};
+  at::Tensor out = at::zeros({(int64_t{1} << digit_bits) + 1}, state.options());
+  histogram(grads, momentum_buffers, c, out.data_ptr<int64_t>());
+  return out;
+}
+
+}  // namespace
+
+bool finish_among_candidates_cpu(const SelectionSource& src, const at::Tensor& state,
+                                 const at::Tensor& histogram, int64_t stage, int64_t pass,
+                                 int64_t digit_bits, int64_t key_bits) {
+  const radix::PassSpec spec{static_cast<int>(stage), static_cast<int>(pass),
+                             static_cast<int>(digit_bits), static_cast<int>(key_bits)};
+  const int64_t passes = radix::stage_key_bits(spec) / digit_bits;
+  if (pass + 2 >= passes) return false;  // collecting is a pass too: two must remain
+  int64_t* s = state.data_ptr<int64_t>();
+  if (s[4] != 0) return false;  // NaN seen: the result is NaN whatever follows
+  const int shift = radix::digit_shift(spec);
+  const uint64_t prefix = static_cast<uint64_t>(s[2 * stage]);
+  const int64_t bin = static_cast<int64_t>((prefix >> shift) & ((uint64_t{1} << digit_bits) - 1));
+  const int64_t count = histogram.const_data_ptr<int64_t>()[bin];
+  int64_t n = 0;
+  for (const auto& t : src.grads) n += t.numel();
+  for (const auto& t : src.first_step_grads) n += t.numel();
+  if (count > std::max<int64_t>(int64_t{1} << 20, n >> 5)) return false;
+
+  // The candidates match the prefix down to this pass's digit: the test of a histogram of
+  // the next pass, whose prefix is already extended by this one.
+  radix::PassSpec next = spec;
+  next.pass = static_cast<int>(pass + 1);
+  const double scale = src.grad_scale.has_value() ? src.grad_scale->item<double>() : 1.0;
+  std::vector<uint64_t> keys(static_cast<size_t>(count));
+  std::atomic<int64_t> cursor{0};
+  const KeySink sink{keys.data(), count, &cursor};
+  if (!src.grads.empty()) {
+    const RadixContext c{
+        StepScalars{src.momentum, src.dampening, 0.0, src.nesterov, src.maximize, false}, scale,
+        next, prefix, mu_of(s, key_bits)};
+    collect(src.grads, src.momentum == 0.0 ? at::TensorList() : src.momentum_buffers, c, sink);
+  }
+  if (!src.first_step_grads.empty()) {
+    const RadixContext c{
+        StepScalars{src.momentum, src.dampening, 0.0, src.nesterov, src.maximize, true}, scale,
+        next, prefix, mu_of(s, key_bits)};
+    collect(src.first_step_grads, {}, c, sink);
+  }
+  const int64_t rank = s[2 * stage + 1];
+  TORCH_CHECK(cursor.load() == count && rank >= 0 && rank < count,
+              "softsign: internal error in the radix selection (", cursor.load(), " candidates, ",
+              count, " counted, rank ", rank, ")");
+  std::nth_element(keys.begin(), keys.begin() + rank, keys.end());
+  s[2 * stage] = static_cast<int64_t>(keys[static_cast<size_t>(rank)]);
+  s[2 * stage + 1] = 0;
+  return true;
+}
+
+TORCH_LIBRARY_IMPL(softsign, CPU, m) {
+  m.impl("radix_select_histogram", &radix_select_histogram_cpu);
+}
+
+}  // namespace softsign::ops
