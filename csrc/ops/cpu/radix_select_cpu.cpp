@@ -17,20 +17,12 @@ namespace softsign::ops {
 namespace {
 
 void histogram(at::TensorList grads, at::TensorList bufs, const RadixContext& c, int64_t* hist) {
-  if (use_avx2()) {
-    AVX2::radix_histogram_kernel(grads, bufs, c, hist);
-  } else {
-    DEFAULT::radix_histogram_kernel(grads, bufs, c, hist);
-  }
+  SOFTSIGN_CPU_DISPATCH(radix_histogram_kernel, grads, bufs, c, hist);
 }
 
 void collect(at::TensorList grads, at::TensorList bufs, const RadixContext& c,
              const KeySink& sink) {
-  if (use_avx2()) {
-    AVX2::radix_collect_kernel(grads, bufs, c, sink);
-  } else {
-    DEFAULT::radix_collect_kernel(grads, bufs, c, sink);
-  }
+  SOFTSIGN_CPU_DISPATCH(radix_collect_kernel, grads, bufs, c, sink);
 }
 
 double mu_of(const int64_t* state, int64_t key_bits) {

@@ -51,4 +51,13 @@ void radix_collect_kernel(at::TensorList grads, at::TensorList bufs, const Radix
                           const KeySink& sink);
 }  // namespace AVX2
 
+namespace AVX512 {
+// Adds this pass's counts ((1 << digit_bits) bins, then the NaN count) to `hist`.
+void radix_histogram_kernel(at::TensorList grads, at::TensorList bufs, const RadixContext& c,
+                            int64_t* hist);
+// Appends the key of every element that matches the prefix above this pass's digit.
+void radix_collect_kernel(at::TensorList grads, at::TensorList bufs, const RadixContext& c,
+                          const KeySink& sink);
+}  // namespace AVX512
+
 }  // namespace softsign::ops

@@ -29,11 +29,7 @@ void soft_sign_step_cpu(at::TensorList params, at::TensorList grads,
   const CpuStepArgs args{
       StepScalars{momentum, dampening, weight_decay, nesterov, maximize, first_step},
       read_scalar(lr_tensor, lr), read_scalar(grad_scale, 1.0), temperature.has_value(), tau};
-  if (use_avx2()) {
-    AVX2::soft_sign_step_kernel(params, grads, momentum_buffers, args);
-  } else {
-    DEFAULT::soft_sign_step_kernel(params, grads, momentum_buffers, args);
-  }
+  SOFTSIGN_CPU_DISPATCH(soft_sign_step_kernel, params, grads, momentum_buffers, args);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // The CPU kernel of softsign::soft_sign_step_, compiled once per CPU capability
-// (soft_sign_step_kernel.cpp with CPU_CAPABILITY = DEFAULT, and AVX2 on x86-64, as ATen
+// (soft_sign_step_kernel.cpp with CPU_CAPABILITY = DEFAULT, and AVX2 and AVX512 on x86-64, as ATen
 // builds its own kernels) so at::vec gets real SIMD; soft_sign_step_cpu.cpp picks one at
 // run time. Inputs are validated and device scalars already read.
 #pragma once
@@ -27,5 +27,10 @@ namespace AVX2 {
 void soft_sign_step_kernel(at::TensorList params, at::TensorList grads,
                            at::TensorList momentum_buffers, const CpuStepArgs& args);
 }  // namespace AVX2
+
+namespace AVX512 {
+void soft_sign_step_kernel(at::TensorList params, at::TensorList grads,
+                           at::TensorList momentum_buffers, const CpuStepArgs& args);
+}  // namespace AVX512
 
 }  // namespace softsign::ops
