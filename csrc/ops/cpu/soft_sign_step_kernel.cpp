@@ -10,6 +10,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "dtype_buckets.h"
@@ -53,38 +54,62 @@ struct Scalars {
   opmath_t tau;
 };
 
-// Every element goes through the vector code, the tail of a block too (padded with zeros
-// up to a whole vector): a scalar tail would round differently (the compiler contracts
-// it into FMAs, and std::tanh is not Sleef's tanh), so an element's result would depend
-// on where its tensor starts and ends, and a sharded parameter (FSDP2) would not step
-// exactly as the whole one.
+// Every element goes through the vector code, the tail of a block too (loaded and padded
+// with zeros up to a whole vector): a scalar tail would round differently (the compiler
+// contracts it into FMAs, and std::tanh is not Sleef's tanh), so an element's result
+// would depend on where its tensor starts and ends, and a sharded parameter (FSDP2) would
+// not step exactly as the whole one.
+template <typename opmath_t>
+inline void step_vec(at::vec::Vectorized<opmath_t> g, at::vec::Vectorized<opmath_t>& buf,
+                     at::vec::Vectorized<opmath_t>& p, const Scalars<opmath_t>& s) {
+  using Vec = at::vec::Vectorized<opmath_t>;
+  // Dividing by 1 is exact: skipping it changes no bit and saves a slow vector division.
+  if (s.grad_scale != opmath_t(1)) g = g / Vec(s.grad_scale);
+  if (s.step.maximize) g = g.neg();
+  const Vec d = momentum_direction(g, buf, s.step);
+  p = apply_update(p, soft_sign(d, s.soft, Vec(s.tau)), Vec(s.lr),
+                   Vec(static_cast<opmath_t>(s.step.weight_decay)));
+}
+
+// float32 and float64: vectors straight from and to memory, the tail with partial loads
+// and stores (zeros in the unused lanes).
 template <typename scalar_t, typename opmath_t>
 void step_block(scalar_t* p, const scalar_t* g, scalar_t* b, int64_t len,
                 const Scalars<opmath_t>& s) {
   using Vec = at::vec::Vectorized<opmath_t>;
-  static_assert(kBlock % Vec::size() == 0, "blocks hold whole vectors");
-  opmath_t pv[kBlock], gv[kBlock], bv[kBlock];
-  const bool has_buf = b != nullptr;
-  for (int64_t i = 0; i < len; ++i) {
-    pv[i] = static_cast<opmath_t>(p[i]);
-    gv[i] = static_cast<opmath_t>(g[i]) / s.grad_scale;
-    if (s.step.maximize) gv[i] = -gv[i];
-    bv[i] = has_buf && !s.step.first_step ? static_cast<opmath_t>(b[i]) : opmath_t(0);
-  }
-  const int64_t padded = (len + Vec::size() - 1) / Vec::size() * Vec::size();
-  std::fill(pv + len, pv + padded, opmath_t(0));
-  std::fill(gv + len, gv + padded, opmath_t(0));
-  std::fill(bv + len, bv + padded, opmath_t(0));
-  const Vec lr(s.lr), wd(static_cast<opmath_t>(s.step.weight_decay)), tau(s.tau);
-  for (int64_t i = 0; i < padded; i += Vec::size()) {
-    Vec buf = Vec::loadu(bv + i);
-    const Vec d = momentum_direction(Vec::loadu(gv + i), buf, s.step);
-    apply_update(Vec::loadu(pv + i), soft_sign(d, s.soft, tau), lr, wd).store(pv + i);
-    buf.store(bv + i);
-  }
-  for (int64_t j = 0; j < len; ++j) {
-    p[j] = static_cast<scalar_t>(pv[j]);
-    if (has_buf) b[j] = static_cast<scalar_t>(bv[j]);
+  const bool read_buf = b != nullptr && !s.step.first_step;
+  if constexpr (std::is_same_v<scalar_t, opmath_t>) {
+    for (int64_t i = 0; i < len; i += Vec::size()) {
+      const int64_t n = std::min<int64_t>(Vec::size(), len - i);
+      Vec pv = Vec::loadu(p + i, n);
+      Vec bv = read_buf ? Vec::loadu(b + i, n) : Vec(opmath_t(0));
+      step_vec(Vec::loadu(g + i, n), bv, pv, s);
+      pv.store(p + i, n);
+      if (b != nullptr) bv.store(b + i, n);
+    }
+  } else {
+    // Reduced precision: convert a block to opmath arrays, step them, convert back.
+    static_assert(kBlock % Vec::size() == 0, "blocks hold whole vectors");
+    opmath_t pv[kBlock], gv[kBlock], bv[kBlock];
+    for (int64_t i = 0; i < len; ++i) {
+      pv[i] = static_cast<opmath_t>(p[i]);
+      gv[i] = static_cast<opmath_t>(g[i]);
+      bv[i] = read_buf ? static_cast<opmath_t>(b[i]) : opmath_t(0);
+    }
+    const int64_t padded = (len + Vec::size() - 1) / Vec::size() * Vec::size();
+    std::fill(pv + len, pv + padded, opmath_t(0));
+    std::fill(gv + len, gv + padded, opmath_t(0));
+    std::fill(bv + len, bv + padded, opmath_t(0));
+    for (int64_t i = 0; i < padded; i += Vec::size()) {
+      Vec pi = Vec::loadu(pv + i), bi = Vec::loadu(bv + i);
+      step_vec(Vec::loadu(gv + i), bi, pi, s);
+      pi.store(pv + i);
+      bi.store(bv + i);
+    }
+    for (int64_t j = 0; j < len; ++j) {
+      p[j] = static_cast<scalar_t>(pv[j]);
+      if (b != nullptr) b[j] = static_cast<scalar_t>(bv[j]);
+    }
   }
 }
 
