@@ -28,6 +28,13 @@ parameter for adamw/signum/softsignum, and to both groups of muon/softmuon. Soft
 and SoftMuon take total_steps = --steps, so their sign phase covers updates
 1..round(alpha_sign * steps) and the soft transition the rest.
 
+--fsdp shards the model with FSDP2 (torch.distributed.fsdp.fully_shard, each block and then
+the whole model) across the processes of torchrun, gloo on the CPU and NCCL on GPUs; each
+rank takes an equal slice of every global batch, so the run sees the same data as one
+process. Rank 0 writes the log:
+
+    torchrun --nproc-per-node 2 examples/python/train_gpt.py --fsdp --optimizer softmuon
+
 Output in --out (default runs/<optimizer>_seed<seed>): log.json (config, per-step training
 loss, validation losses, temperature samples, transition start, wall time, final
 validation loss, parameter count) and loss.png. `run(argv_or_namespace)` does the same
@@ -274,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument(
+        "--fsdp", action="store_true", help="FSDP2-shard the model across torchrun's processes"
+    )
     ap.add_argument("--out", help="output directory (default runs/<optimizer>_seed<seed>)")
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
@@ -313,6 +323,23 @@ def run(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
+    rank, world, own_group = 0, 1, False
+    if args.fsdp:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if cuda else "gloo")
+            own_group = True
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if cuda:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+        if args.batch_size % world:
+            raise SystemExit(
+                f"train_gpt: --batch-size {args.batch_size} is not a multiple of {world}"
+            )
+        if rank != 0:  # one log, one bar, one summary
+            args.quiet, args.no_progress, args.no_plot = True, True, True
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -327,6 +354,14 @@ def run(argv=None) -> dict:
     torch.manual_seed(args.seed)
     model = GPT(256, block, args.n_layer, args.n_head, args.d_model).to(device)
     n_params = sum(p.numel() for p in model.parameters())
+    if args.fsdp:
+        from torch.distributed.fsdp import fully_shard
+
+        # Every rank built the same model (same seed); now each keeps its shards. The
+        # optimizer is built on the sharded (DTensor) parameters.
+        for blk in model.blocks:
+            fully_shard(blk)
+        fully_shard(model)
     opt = make_optimizer(args, model)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(args.steps))
     forward = torch.compile(model) if args.compile else model
@@ -375,11 +410,9 @@ def run(argv=None) -> dict:
     eval_steps.append(0)
     val_losses.append(evaluate())
     for step in range(1, args.steps + 1):
-        x, y = windows(
-            train_data,
-            torch.randint(len(train_data) - block - 1, (batch,), generator=gen).to(device),
-            block,
-        )
+        # Every rank draws the global batch and keeps its slice (all of it in one process).
+        starts = torch.randint(len(train_data) - block - 1, (batch,), generator=gen)
+        x, y = windows(train_data, starts.tensor_split(world)[rank].to(device), block)
         with autocast:
             loss = forward(x, y)
         opt.zero_grad(set_to_none=True)
@@ -408,6 +441,13 @@ def run(argv=None) -> dict:
     if bar is not None:
         bar.close()
     wall = time.perf_counter() - start
+    if args.fsdp:  # the global batch's loss: the mean of the ranks' equal slices
+        dist.all_reduce(losses)
+        losses /= world
+        if own_group:
+            dist.destroy_process_group()
+        if rank != 0:
+            return {}
     train_losses = losses.tolist()
     if any(not math.isfinite(v) for v in train_losses):
         print(f"train_gpt: warning: non-finite training loss ({args.optimizer})", file=sys.stderr)
@@ -416,6 +456,7 @@ def run(argv=None) -> dict:
         config={k: v for k, v in vars(args).items() if k not in ("no_progress", "quiet")},
         corpus=corpus,
         param_count=n_params,
+        world_size=world,
         train_loss=train_losses,
         eval_steps=eval_steps,
         val_loss=val_losses,
