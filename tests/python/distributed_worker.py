@@ -202,23 +202,30 @@ def _resume(scenario, out_dir, world, path, tag, stop_at):
     _save(out_dir, f"{tag}_w{world}", model, opt, temps)
 
 
-def _run_lockstep(scenario, out_dir, world):
+def _run_lockstep(scenario, out_dir, world, hsdp: bool = False):
     """A single-process model and a copy whose parameters are DTensors sharded on dim 0, both
     stepped with the same gradients (the copy's are the single-process ones, sharded): the
     sharded optimizer's own work against the single-process optimizer, with nothing else
-    differing. Records the largest difference after each step."""
+    differing. Records the largest difference after each step. `hsdp`: a 2 x (world / 2)
+    mesh with placements (Replicate, Shard(0)), as FSDP2's HSDP lays parameters out."""
     from torch.distributed.tensor import (
+        Replicate,
         Shard,
         distribute_module,
         distribute_tensor,
         init_device_mesh,
     )
 
-    mesh = init_device_mesh(DEVICE, (world,))
+    if hsdp:
+        mesh = init_device_mesh(DEVICE, (2, world // 2))
+        placements = [Replicate(), Shard(0)]
+    else:
+        mesh = init_device_mesh(DEVICE, (world,))
+        placements = [Shard(0)]
 
     def shard_all(name, module, mesh):
         for pname, p in list(module.named_parameters(recurse=False)):
-            sharded = distribute_tensor(p.detach().clone(), mesh, [Shard(0)])
+            sharded = distribute_tensor(p.detach().clone(), mesh, placements)
             module.register_parameter(pname, nn.Parameter(sharded))
 
     plain = make_model(scenario)
@@ -230,7 +237,7 @@ def _run_lockstep(scenario, out_dir, world):
     for tokens, target in batches():
         nn.functional.cross_entropy(plain(tokens), target).backward()
         for p, q in pairs:
-            q.grad = None if p.grad is None else distribute_tensor(p.grad, mesh, [Shard(0)])
+            q.grad = None if p.grad is None else distribute_tensor(p.grad, mesh, placements)
         opt_plain.step()
         opt_sharded.step()
         opt_plain.zero_grad()
@@ -238,9 +245,8 @@ def _run_lockstep(scenario, out_dir, world):
         diffs.append(max((q.full_tensor() - p).abs().max().item() for p, q in pairs))
         temps.append((opt_plain.temperature(), opt_sharded.temperature()))
     record = dict(diffs=diffs, temps=temps, fits=(_fits(opt_plain), _fits(opt_sharded)))
-    torch.save(
-        record, os.path.join(out_dir, f"lockstep_{scenario}_w{world}_rank{dist.get_rank()}.pt")
-    )
+    tag = "lockstep_hsdp" if hsdp else "lockstep"
+    torch.save(record, os.path.join(out_dir, f"{tag}_{scenario}_w{world}_rank{dist.get_rank()}.pt"))
 
 
 def _save(out_dir, tag, model, opt, temps):

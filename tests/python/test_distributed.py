@@ -43,6 +43,8 @@ JOBS = {
         ("fsdp", "softmuon64"),
         ("lockstep", "softsignum_m0"),
         ("lockstep", "softmuon"),
+        ("lockstep", "softsignum", True),  # HSDP: a 2 x 2 mesh, (Replicate, Shard(0))
+        ("lockstep", "softmuon", True),
     ],
 }
 # Largest parameter difference allowed against the single-process run. float32 runs: the
@@ -89,8 +91,10 @@ def _assert_phases(temps):
     assert temps[dw.SIGN + dw.TRANSITION - 1] == temps[-1]
 
 
-def _cases(kind):
-    return [(w, s) for w, jobs in JOBS.items() for k, s in jobs if k == kind]
+def _cases(kind, *extra):
+    return [
+        (w, s) for w, jobs in JOBS.items() for k, s, *e in jobs if k == kind and e == list(extra)
+    ]
 
 
 @pytest.mark.parametrize("world, scenario", _cases("fsdp"))
@@ -141,6 +145,20 @@ def test_sharded_step_equals_single_process_step_on_equal_gradients(run_dir, wor
         assert sharded_temps == plain_temps
 
 
+@pytest.mark.parametrize("world, scenario", _cases("lockstep", True))
+def test_hsdp_step_equals_single_process_step_on_equal_gradients(run_dir, world, scenario):
+    """Replicated over one mesh dimension and sharded over the other: the statistic is
+    summed over the shard dimension only and the matrices are exchanged within it, so
+    both replicas step exactly as the lone process."""
+    for rec in _records(run_dir(world), f"lockstep_hsdp_{scenario}", world):
+        assert max(rec["diffs"]) <= (0 if scenario == "softsignum" else 1e-7), rec["diffs"]
+        plain_fits, sharded_fits = rec["fits"]
+        assert sharded_fits == plain_fits
+        plain_temps, sharded_temps = zip(*rec["temps"])
+        assert sharded_temps == plain_temps
+        _assert_phases(sharded_temps)
+
+
 @pytest.mark.parametrize("scenario", ["softsignum", "softmuon"])
 def test_ddp_matches_the_single_process_run(run_dir, scenario):
     single = _single(scenario)
@@ -152,7 +170,7 @@ def test_ddp_matches_the_single_process_run(run_dir, scenario):
         _assert_phases(rec["temps"])
 
 
-@pytest.mark.parametrize("scenario", [s for k, s in JOBS[2] if k == "checkpoint"])
+@pytest.mark.parametrize("scenario", [j[1] for j in JOBS[2] if j[0] == "checkpoint"])
 def test_dcp_resume_in_the_transition_equals_the_uninterrupted_run(run_dir, scenario):
     """Saved with torch.distributed.checkpoint at step 16 (inside the transition) on 2 ranks,
     loaded into a fresh model and optimizer, continued to step 30."""
@@ -166,7 +184,7 @@ def test_dcp_resume_in_the_transition_equals_the_uninterrupted_run(run_dir, scen
             assert torch.equal(a["params"][name], b["params"][name]), name
 
 
-@pytest.mark.parametrize("scenario", [s for k, s in JOBS[2] if k == "checkpoint"])
+@pytest.mark.parametrize("scenario", [j[1] for j in JOBS[2] if j[0] == "checkpoint"])
 def test_dcp_checkpoint_of_2_ranks_resumes_on_4(run_dir, tmp_path, scenario):
     """The world-size-2 checkpoint of the test above, loaded on 4 ranks (DCP reshards the
     DTensor state: momentum buffers, AdamW moments), continued to step 30: the fit is the
