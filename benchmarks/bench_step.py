@@ -1,28 +1,86 @@
-"""optimizer.step() time of SoftSignum (sign and soft phase), Signum and the pure-PyTorch
-path against torch's SGD (momentum) and AdamW, on GPT-2-small parameter shapes, measured
-in one run on one device. Prints a markdown table with ratios to torch's AdamW and the
-copy bandwidth floor measured in the same run.
+"""optimizer.step() time and peak memory of softsign's optimizers against torch's, on one
+device in one run: SoftSignum (sign and soft phase), Signum, their pure-PyTorch paths
+(fused=False), torch's SGD (momentum) and AdamW (fused and foreach); on the hidden matrices
+only: softsign's SoftMuon (both soft maps) and Muon, torch.optim.Muon and a per-matrix
+pure-PyTorch SoftMuon (bench_muon.py's). Prints a markdown table; --json appends one JSON
+object per (shape set, tensor count, optimizer); benchmarks/render.py turns those into
+tables and plots.
 
-    python benchmarks/bench_step.py [--device cuda] [--scale 1.0] [--repeats 20]
+    python benchmarks/bench_step.py --device cuda --shapes gpt2    # 148 tensors, 124.4M
+    python benchmarks/bench_step.py --device cuda --shapes 1b      # 24 layers, d = 2048
+    python benchmarks/bench_step.py --device cuda --shapes sweep   # 10..5000 tensors, 134M
+    python benchmarks/bench_step.py --shapes gpt2 --optimizers elementwise --json out.jsonl
 
---scale shrinks every shape's first dimension (CPU runs use 0.25 by default).
+Shape sets. gpt2: the 148 tensors of GPT-2 small; 1b: the same layout with d = 2048 and
+24 layers (bench_fit.py's set, 1.31B); --scale shrinks every shape's first dimension (the
+CPU default is 0.25 for gpt2 and sweep, 0.05 for 1b). The matrix optimizers get the
+hidden matrices: the position embedding and the 4 matrices of every layer, as
+bench_muon.py counts them (GPT-2 small: 49 matrices, 85.7M); the token embedding and the
+vectors stay out, as they would go to AdamW. sweep: --sweep-counts tensors (default 10,
+100, 1000, 5000) of equal size, 2**27 * scale parameters in all, each (rows, 64): every
+optimizer, matrix ones included, does the same work at every count, so the sweep shows
+what each tensor costs.
+
+On CUDA every optimizer runs by default; on a CPU only the element-wise ones, because the
+matrix optimizers' matmuls take seconds per step at these sizes there: ask for them with
+--optimizers matrix (or their keys, see --list) and a smaller --scale.
+
+Timing: --warmup steps first (the first step creates the optimizer state; the soft phase
+optimizers fit their temperature at their first step and are timed afterwards, in the
+transition), then the median of --repeats steps, each timed alone (CUDA events on GPUs),
+fewer (3 at least) where they would take more than --budget seconds.
+On a CPU the repeats go in --rounds rounds over all optimizers (3 by default), which
+spreads the other work of a shared machine over all of them.
+
+Bandwidth floor: a momentum step reads p, g and the buffer and writes p and the buffer,
+5 fp32 passes over the parameters. The floor is the time of those 5 passes at the speed of
+a plain copy of the same bytes (one read, one write), measured before and after the
+optimizers in the same run; the smaller of the two is used. x floor divides each
+element-wise step by it (AdamW too: it is compared with the same yardstick, not with its
+own 7 passes). On CPUs a copy pays for reading each destination line before writing it
+(write allocate) and an in-place step does not, so steps can run below the copy floor
+there: the in-place floor (the 5 passes at the speed of a += b over the same bytes) is
+reported next to it. GB/s counts the minimum traffic of each step's math: 5 passes, 7 for
+AdamW.
+
+Memory: peak bytes allocated above what existed before the optimizer was built (params
+and grads), over its construction and warm-up steps, so the state created at the first
+step and the fit are included; "state" is what is still allocated afterwards. CUDA: the
+caching allocator's counters. CPU: the tensor allocations that torch.profiler records
+(profile_memory); allocations inside BLAS libraries are not seen.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import fnmatch
+import functools
+import gc
+import json
+import os
 import platform
+import shlex
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import render  # the same tables as the rendered reports
 import torch
 
 import softsign
 
+# ---------------------------------------------------------------------------- shapes
 
-def gpt2_small_shapes(scale: float) -> list[tuple[int, ...]]:
-    """The 148 parameter tensors of GPT-2 small (124M), first dims scaled by `scale`."""
-    d, vocab, ctx, layers = 768, 50257, 1024, 12
+
+def gpt_shapes(width: int, layers: int, scale: float = 1.0, vocab=50257, ctx=1024):
+    """The parameter tensors of a GPT-2 style model (token and position embeddings; per
+    layer two norms, fused QKV, attention output, MLP up and down with biases; a final
+    norm), first dims scaled by `scale`."""
+    d = width
     s = lambda n: max(1, int(n * scale))  # noqa: E731
     shapes = [(s(vocab), d), (s(ctx), d)]
     for _ in range(layers):
@@ -31,7 +89,35 @@ def gpt2_small_shapes(scale: float) -> list[tuple[int, ...]]:
     return shapes + [(d,), (d,)]
 
 
-def timer(device):
+def gpt2_small_shapes(scale: float) -> list[tuple[int, ...]]:
+    """The 148 parameter tensors of GPT-2 small (124M), first dims scaled by `scale`."""
+    return gpt_shapes(768, 12, scale)
+
+
+def hidden_matrices(shapes) -> list[int]:
+    """Indices of the matrices a Muon-style optimizer gets in a gpt_shapes() list: every
+    2-D shape but the first (the token embedding, tied to the output head)."""
+    return [i for i, s in enumerate(shapes) if len(s) == 2 and i > 0]
+
+
+SWEEP_TOTAL = 2**27  # close to GPT-2 small's 124M, and divisible by 64
+SWEEP_WIDTH = 64
+
+
+def sweep_shapes(count: int, scale: float) -> list[tuple[int, ...]]:
+    """`count` equal (rows, 64) matrices of about 2**27 * scale parameters in all."""
+    rows = max(1, int(SWEEP_TOTAL * scale) // (count * SWEEP_WIDTH))
+    return [(rows, SWEEP_WIDTH)] * count
+
+
+CPU_SCALE = {"gpt2": 0.25, "1b": 0.05, "sweep": 0.25}
+
+# ---------------------------------------------------------------------------- timing
+
+
+def sampler(device) -> Callable[[Callable[[], object], int], list[float]]:
+    """fn, repeats -> the seconds of each call, each timed alone: CUDA events on GPUs
+    (the host does not wait between steps otherwise), perf_counter elsewhere."""
     if device.type == "cuda":
 
         def run(fn, repeats):
@@ -43,7 +129,7 @@ def timer(device):
                 end.record()
                 end.synchronize()
                 times.append(start.elapsed_time(end) / 1e3)
-            return statistics.median(times)
+            return times
 
         return run
 
@@ -53,76 +139,429 @@ def timer(device):
             t0 = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t0)
-        return statistics.median(times)
+        return times
 
     return run
 
 
+def timer(device):
+    """fn, repeats -> median seconds per call (bench_muon.py and bench_distributed.py
+    import it)."""
+    sample = sampler(device)
+    return lambda fn, repeats: statistics.median(sample(fn, repeats))
+
+
 def bandwidth_floor(params, run, repeats):
-    """The 5 float32 passes of a momentum step (read p, g, buf; write p, buf) at the
-    bandwidth of a plain copy of the same bytes (one read, one write), in seconds."""
+    """(copy floor, in-place floor) in seconds: the 5 float32 passes of a momentum step
+    (read p, g, buf; write p, buf) at the bandwidth of a plain copy of the same bytes (one
+    read, one write), and at that of an in-place add over them (a += b: two reads, one
+    write). On CPUs a copy also reads every destination line before writing it (write
+    allocate), which an in-place step never pays, so in-place steps can beat the copy
+    floor there; the in-place floor is the tighter one."""
     src = torch.cat([p.detach().reshape(-1) for p in params])
     dst = torch.empty_like(src)
-    return run(lambda: dst.copy_(src), repeats) * 5 / 2
+    dst.copy_(src)  # the first copy also pays dst's page faults
+    copy = run(lambda: dst.copy_(src), repeats) * 5 / 2
+    # Values grow by src each call: a few dozen additions of N(0, 1) stay far from inf.
+    inplace = run(lambda: dst.add_(src), repeats) * 5 / 3
+    return copy, inplace
 
 
-def make_optimizers(params, device):
-    cuda = device.type == "cuda"
-    total = 1000
-    yield "SoftSignum (sign phase)", softsign.SoftSignum(params, total_steps=total), 0
-    # Started past the fit step, so the timed steps are transition steps.
-    yield "SoftSignum (soft phase)", softsign.SoftSignum(params, total_steps=total), 901
-    yield "Signum", softsign.Signum(params), 0
-    yield "Signum (pure PyTorch)", softsign.Signum(params, fused=False), 0
-    yield (
-        "torch SGD momentum" + (" fused" if cuda else " foreach"),
-        torch.optim.SGD(params, lr=1e-3, momentum=0.9, **({"fused": True} if cuda else {})),
-        0,
-    )
-    yield (
-        "torch AdamW" + (" fused" if cuda else " foreach"),
-        torch.optim.AdamW(params, lr=1e-3, **({"fused": True} if cuda else {})),
-        0,
-    )
+# ---------------------------------------------------------------------------- memory
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--scale", type=float, default=None)
-    ap.add_argument("--repeats", type=int, default=None)
-    args = ap.parse_args()
-    device = torch.device(args.device)
-    scale = args.scale if args.scale is not None else (1.0 if device.type == "cuda" else 0.25)
-    repeats = args.repeats or (50 if device.type == "cuda" else 5)
-    shapes = gpt2_small_shapes(scale)
-    params = [torch.randn(s, device=device).requires_grad_() for s in shapes]
-    for p in params:
-        p.grad = torch.randn_like(p)
-    n = sum(p.numel() for p in params)
-    run = timer(device)
-
-    floor_s = bandwidth_floor(params, run, repeats)
-
-    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor()
-    print(
-        f"# optimizer.step(), GPT-2-small shapes x{scale} ({len(shapes)} tensors, "
-        f"{n / 1e6:.1f}M fp32 params), {device.type} ({name or platform.machine()}, "
-        f"{torch.get_num_threads()} threads), torch {torch.__version__}, median of {repeats}"
-    )
-    print(f"# bandwidth floor (5 passes at copy speed): {floor_s * 1e3:.2f} ms\n")
-    rows = []
-    for label, opt, warm_steps in make_optimizers(params, device):
-        for _ in range(max(warm_steps, 3)):  # warm-up, and into the phase to time
+def measure_memory(device, build, steps):
+    """(optimizer, peak extra bytes, state bytes) of build() followed by `steps` steps;
+    (optimizer, None, None) where nothing can be measured."""
+    if device.type == "cuda":
+        gc.collect()
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        opt = build()
+        for _ in range(steps):
             opt.step()
-        rows.append((label, run(opt.step, repeats)))
-        del opt
-    adamw = rows[-1][1]
-    print("| optimizer | ms/step | GB/s (5 passes) | x floor | x torch AdamW |")
-    print("|---|---:|---:|---:|---:|")
-    for label, t in rows:
-        gbs = 5 * 4 * n / t / 1e9
-        print(f"| {label} | {t * 1e3:.2f} | {gbs:.1f} | {t / floor_s:.2f} | {t / adamw:.2f} |")
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device) - before
+        return opt, peak, torch.cuda.memory_allocated(device) - before
+    if device.type != "cpu":
+        opt = build()
+        for _ in range(steps):
+            opt.step()
+        return opt, None, None
+    # CPU tensors come from c10's allocator, which reports every allocation and free to
+    # the profiler: their running sum in time order gives the peak.
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        opt = build()
+        for _ in range(steps):
+            opt.step()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    events.sort(key=lambda e: e.start_ns())
+    current = peak = 0
+    for e in events:
+        current += e.nbytes()
+        peak = max(peak, current)
+    return opt, peak, current
+
+
+# ---------------------------------------------------------------------------- optimizers
+
+
+@dataclass
+class Method:
+    key: str  # for --optimizers
+    label: str
+    kind: str  # "elementwise" (every tensor) or "matrix" (the hidden matrices)
+    build: Callable[[list], object]
+    passes: int | None = None  # minimum fp32 passes of the step's math (GB/s)
+    flops: str | None = None  # "ns" or "soft_ns": bench_muon.py's formulas
+
+
+def methods(device) -> list[Method]:
+    # A soft phase from the first step on: step 1 fits, the later ones are transition
+    # steps (what the soft phase of a run costs), with a 1000-step schedule.
+    soft = dict(sign_steps=0, transition_steps=1000)
+    fused_ok = device.type in ("cuda", "cpu")  # torch 2.14 has fused CPU AdamW/SGD too
+    out = [
+        # Past every timed step of this run: stays in the sign phase.
+        Method(
+            "softsignum-sign",
+            "SoftSignum (sign phase)",
+            "elementwise",
+            lambda ps: softsign.SoftSignum(ps, total_steps=10**6),
+            5,
+        ),
+        Method(
+            "softsignum-soft",
+            "SoftSignum (soft phase)",
+            "elementwise",
+            lambda ps: softsign.SoftSignum(ps, **soft),
+            5,
+        ),
+        Method(
+            "softsignum-soft-py",
+            "SoftSignum (soft phase, pure PyTorch)",
+            "elementwise",
+            lambda ps: softsign.SoftSignum(ps, fused=False, **soft),
+            5,
+        ),
+        Method("signum", "Signum", "elementwise", lambda ps: softsign.Signum(ps), 5),
+        Method(
+            "signum-py",
+            "Signum (pure PyTorch)",
+            "elementwise",
+            lambda ps: softsign.Signum(ps, fused=False),
+            5,
+        ),
+    ]
+    for impl in ("fused", "foreach") if fused_ok else ("foreach",):
+        flag = {impl: True}
+        out += [
+            Method(
+                f"sgd-{impl}",
+                f"torch SGD momentum ({impl})",
+                "elementwise",
+                lambda ps, flag=flag: torch.optim.SGD(ps, lr=1e-3, momentum=0.9, **flag),
+                5,
+            ),
+            Method(
+                f"adamw-{impl}",
+                f"torch AdamW ({impl})",
+                "elementwise",
+                lambda ps, flag=flag: torch.optim.AdamW(ps, lr=1e-3, **flag),
+                7,
+            ),
+        ]
+
+    def per_matrix(ps):
+        # Imported here: bench_muon imports this module for timer().
+        from bench_muon import PerMatrixSoftMuon
+
+        return PerMatrixSoftMuon(ps)
+
+    out += [
+        Method("muon", "softsign Muon", "matrix", lambda ps: softsign.Muon(ps), flops="ns"),
+        Method(
+            "softmuon-ns",
+            "SoftMuon newton_schulz (soft phase)",
+            "matrix",
+            lambda ps: softsign.SoftMuon(ps, soft_map="newton_schulz", **soft),
+            flops="soft_ns",
+        ),
+        Method(
+            "softmuon-accurate",
+            "SoftMuon accurate (soft phase)",
+            "matrix",
+            lambda ps: softsign.SoftMuon(ps, soft_map="accurate", **soft),
+            flops="ns",  # bench_muon.py's convention: work per update, not the map's FLOPs
+        ),
+        Method(
+            "torch-muon",
+            "torch.optim.Muon",
+            "matrix",
+            lambda ps: torch.optim.Muon(ps, lr=0.02, weight_decay=0.0),
+            flops="ns",
+        ),
+        Method(
+            "softmuon-py",
+            "SoftMuon per-matrix (pure PyTorch)",
+            "matrix",
+            per_matrix,
+            flops="soft_ns",
+        ),
+    ]
+    return out
+
+
+def select(all_methods, patterns):
+    """Methods whose key matches one of the patterns (fnmatch), or whose kind is one."""
+    return [
+        m
+        for m in all_methods
+        if any(p == m.kind or fnmatch.fnmatchcase(m.key, p) for p in patterns)
+    ]
+
+
+def flop_count(kind, shapes):
+    if kind is None:
+        return None
+    from bench_muon import ns_flops, soft_ns_flops
+
+    return (ns_flops if kind == "ns" else soft_ns_flops)(shapes)
+
+
+# ---------------------------------------------------------------------------- run
+
+
+def device_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def loadavg():
+    """The 1-minute load average: other processes on the machine make timings noisy, and
+    the rows record how busy it was."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def git_commit():
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def bench_set(shapes, chosen, device, args, common):
+    """Times every chosen method on one list of shapes; returns the JSON rows."""
+    # Drawn on the device: 2.6B CPU randn values for the 1b set would take a while.
+    gen = torch.Generator(device=device).manual_seed(0)
+    params = []
+    for s in shapes:
+        p = torch.randn(s, generator=gen, device=device).requires_grad_()
+        p.grad = torch.randn(s, generator=gen, device=device).mul_(1e-3)
+        params.append(p)
+    matrix_idx = hidden_matrices(shapes) if common["shapes"] != "sweep" else range(len(shapes))
+    matrices = [params[i] for i in matrix_idx]
+    n_all = sum(p.numel() for p in params)
+    sample = sampler(device)
+
+    def median(fn, repeats):
+        return statistics.median(sample(fn, repeats))
+
+    # The floors cost milliseconds: more samples than the steps get, for a steadier median.
+    floor_repeats = max(args.repeats, 21)
+    load_start = loadavg()
+    floor_start = bandwidth_floor(params, median, floor_repeats)
+
+    # The repeats go in rounds: with more than one, every optimizer stays alive and the
+    # rounds go through them in turn, so that a burst of other work on a shared machine
+    # slows each optimizer a little rather than one of them a lot. A first timed step sets
+    # how many more fit in --budget seconds (slow per-tensor loops at 5000 tensors).
+    def split(n):
+        parts = [n // args.rounds + (i < n % args.rounds) for i in range(args.rounds)]
+        return [c for c in parts if c]
+
+    runs = []
+    for m in chosen:
+        ps = params if m.kind == "elementwise" else matrices
+        opt, peak, state = measure_memory(device, functools.partial(m.build, ps), args.warmup)
+        times = sample(opt.step, 1)
+        n = min(args.repeats, max(3, int(args.budget / max(times[0], 1e-9))))
+        run = dict(method=m, params=ps, opt=opt, peak=peak, state=state, times=times)
+        run["chunks"] = split(n - 1)
+        runs.append(run)
+        if args.rounds == 1:
+            run["times"] += sample(opt.step, sum(run["chunks"]))
+            run["opt"] = opt = None  # frees the state before the next one is built
+            gc.collect()
+    for i in range(args.rounds if args.rounds > 1 else 0):
+        for run in runs:
+            if i < len(run["chunks"]):
+                run["times"] += sample(run["opt"].step, run["chunks"][i])
+    for run in runs:
+        run["opt"] = None
+    gc.collect()
+    rows = []
+    for run in runs:
+        m, ps, times = run["method"], run["params"], run["times"]
+        peak, state = run["peak"], run["state"]
+        seconds = statistics.median(times)
+        n = sum(p.numel() for p in ps)
+        flops = flop_count(m.flops, [tuple(p.shape) for p in ps])
+        rows.append(
+            dict(
+                common,
+                set_n_tensors=len(params),
+                set_n_params=n_all,
+                optimizer=m.label,
+                key=m.key,
+                kind=m.kind,
+                n_tensors=len(ps),
+                n_params=n,
+                ms_per_step=seconds * 1e3,
+                samples=len(times),
+                ms_samples=[round(t * 1e3, 4) for t in times],
+                gbps=m.passes * 4 * n / seconds / 1e9 if m.passes else None,
+                tflops=flops / seconds / 1e12 if flops else None,
+                peak_mem_bytes=peak,
+                state_bytes=state,
+            )
+        )
+        print(f"  {len(params):>5} tensors  {m.label}: {seconds * 1e3:.2f} ms", flush=True)
+    floor_end = bandwidth_floor(params, median, floor_repeats)
+    floor = min(floor_start[0], floor_end[0])
+    inplace = min(floor_start[1], floor_end[1])
+    ref = {r["key"]: r["ms_per_step"] for r in rows}
+    adamw, torch_muon = ref.get("adamw-fused"), ref.get("torch-muon")
+    for r in rows:
+        elementwise = r["kind"] == "elementwise"
+        r.update(
+            floor_ms=floor * 1e3,
+            floor_ms_start=floor_start[0] * 1e3,
+            floor_ms_end=floor_end[0] * 1e3,
+            inplace_floor_ms=inplace * 1e3,
+            load_start=load_start,
+            load_end=loadavg(),
+            copy_gbps=2 * 4 * n_all / (floor * 2 / 5) / 1e9,
+            inplace_gbps=3 * 4 * n_all / (inplace * 3 / 5) / 1e9,
+            x_floor=r["ms_per_step"] / (floor * 1e3) if elementwise else None,
+            x_inplace_floor=r["ms_per_step"] / (inplace * 1e3) if elementwise else None,
+            x_adamw=r["ms_per_step"] / adamw if elementwise and adamw else None,
+            x_torch_muon=r["ms_per_step"] / torch_muon if not elementwise and torch_muon else None,
+        )
+    return rows
+
+
+def print_table(rows):
+    print()
+    print(render.markdown(render.runs_of(rows), {}))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--shapes", choices=("gpt2", "1b", "sweep"), default="gpt2")
+    ap.add_argument("--scale", type=float, help="first-dim scale (default: 1, on CPU 0.05-0.25)")
+    ap.add_argument("--sweep-counts", type=int, nargs="+", default=[10, 100, 1000, 5000])
+    ap.add_argument("--repeats", type=int, help="timed steps (default: 50 on CUDA, 9 on CPU)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps first (at least 2)")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=30.0,
+        help="seconds of timed steps per optimizer and tensor count at most (3 steps at "
+        "least; default 30)",
+    )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        help="split the repeats into rounds over all optimizers (default: 1 on CUDA, 3 on "
+        "CPU; more than 1 keeps every optimizer's state allocated at once)",
+    )
+    ap.add_argument(
+        "--optimizers",
+        nargs="+",
+        metavar="KEY",
+        help="keys (shell patterns) or kinds (elementwise, matrix); --list shows the keys "
+        "(default: all on CUDA, elementwise on CPU)",
+    )
+    ap.add_argument("--list", action="store_true", help="list the optimizer keys and exit")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--json", metavar="PATH", help="append one JSON object per row to PATH")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    all_methods = methods(device)
+    if args.list:
+        for m in all_methods:
+            print(f"{m.key:<20} {m.kind:<12} {m.label}")
+        return []
+    # On a CPU the matrix optimizers' matmuls take seconds per step at these sizes: they
+    # run when asked for (--optimizers matrix, with a smaller --scale).
+    patterns = args.optimizers or (["*"] if device.type == "cuda" else ["elementwise"])
+    chosen = select(all_methods, patterns)
+    if not chosen:
+        ap.error(f"no optimizer matches {patterns}; see --list")
+    # Two steps at least: the soft phase's first step is its fit, not a soft step.
+    args.warmup = max(args.warmup, 2)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cuda = device.type == "cuda"
+    scale = args.scale if args.scale is not None else (1.0 if cuda else CPU_SCALE[args.shapes])
+    args.repeats = args.repeats or (50 if cuda else 9)
+    args.rounds = max(1, min(args.rounds or (1 if cuda else 3), args.repeats))
+    common = dict(
+        bench="step",
+        run=datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ"),
+        device=device.type,
+        device_name=device_name(device),
+        torch=torch.__version__,
+        cuda=torch.version.cuda if cuda else None,
+        softsign=softsign.__version__,
+        commit=git_commit(),
+        threads=torch.get_num_threads(),
+        shapes=args.shapes,
+        scale=scale,
+        repeats=args.repeats,
+        rounds=args.rounds,
+        warmup=args.warmup,
+        memory="cuda allocator" if cuda else "torch.profiler (CPU tensors)",
+        command=shlex.join([os.path.basename(sys.executable), *sys.argv]),
+    )
+    if args.shapes == "sweep":
+        sets = [sweep_shapes(c, scale) for c in args.sweep_counts]
+    else:
+        width, layers = (768, 12) if args.shapes == "gpt2" else (2048, 24)
+        sets = [gpt_shapes(width, layers, scale)]
+    rows = []
+    for shapes in sets:
+        rows += bench_set(shapes, chosen, device, args, common)
+        if args.json:
+            with open(args.json, "a") as f:
+                for r in rows[-len(chosen) :]:
+                    f.write(json.dumps(r) + "\n")
+    print_table(rows)
+    return rows
 
 
 if __name__ == "__main__":

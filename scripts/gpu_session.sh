@@ -38,10 +38,15 @@ stage_test() {
 stage_bench() {
   local b="$ROOT/benchmarks"
   (cd "$b" && "$PY" bench_step.py --device cuda --shapes gpt2 --json "$OUT/step.jsonl") 2>&1 | log bench
+  (cd "$b" && "$PY" bench_step.py --device cuda --shapes 1b --json "$OUT/step.jsonl") 2>&1 | log bench
   (cd "$b" && "$PY" bench_step.py --device cuda --shapes sweep --json "$OUT/step.jsonl") 2>&1 | log bench
   (cd "$b" && "$PY" bench_fit.py --device cuda --shapes gpt2) 2>&1 | log bench
   (cd "$b" && "$PY" bench_fit.py --device cuda --shapes 1b) 2>&1 | log bench
   (cd "$b" && "$PY" bench_muon.py --device cuda --shapes gpt2) 2>&1 | log bench
+  (cd "$b" && "$PY" bench_muon.py --device cuda --shapes 1b) 2>&1 | log bench
+  (cd "$b" && "$PY" render.py "$OUT/step.jsonl" --out "$OUT/step.md" --png-dir "$OUT/plots") 2>&1 | log bench
+  # The device tool returns at most 8 files from $OUT: the plots travel as one archive.
+  tar czf "$OUT/plots.tgz" -C "$OUT" plots && rm -rf "$OUT/plots"
   (cd "$b" && "$PY" bench_distributed.py --device cuda) 2>&1 | log bench
 }
 
