@@ -1,0 +1,45 @@
+"""The training example runs, alone and sharded: `train_gpt.py --fsdp` under torchrun (2
+processes, gloo) sees the same batches as one process and must reach its validation loss."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch.distributed as dist
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python" / "train_gpt.py"
+ARGS = ["--preset", "tiny", "--optimizer", "softmuon", "--steps", "24", "--eval-every", "12"]
+ARGS += ["--eval-batches", "2", "--threads", "1", "--no-progress", "--no-plot", "--quiet"]
+
+
+def _log(out: Path) -> dict:
+    return json.loads((out / "log.json").read_text())
+
+
+@pytest.mark.skipif(not EXAMPLE.exists(), reason="examples/ not in this checkout")
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo")
+def test_train_gpt_fsdp_matches_one_process(tmp_path):
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    alone, sharded = tmp_path / "alone", tmp_path / "sharded"
+    subprocess.run(
+        [sys.executable, str(EXAMPLE), *ARGS, "--out", str(alone)], check=True, env=env, timeout=300
+    )
+    subprocess.run(
+        [torchrun, "--standalone", "--nproc-per-node", "2", str(EXAMPLE), "--fsdp", *ARGS]
+        + ["--out", str(sharded)],
+        check=True,
+        env=env,
+        timeout=300,  # a rendezvous that never completes must fail, not hang CI
+    )
+    a, b = _log(alone), _log(sharded)
+    assert b["world_size"] == 2 and a["world_size"] == 1
+    assert a["transition_start"] == b["transition_start"] < 24  # the run crosses the fit
+    assert abs(a["final_val_loss"] - b["final_val_loss"]) < 1e-3
+    assert all(abs(x - y) < 1e-3 for x, y in zip(a["train_loss"], b["train_loss"]))
