@@ -445,6 +445,7 @@ def run(argv=None) -> dict:
         dist.all_reduce(losses)
         losses /= world
         if own_group:
+            dist.barrier()  # no rank closes its connections while another still uses them
             dist.destroy_process_group()
         if rank != 0:
             return {}

@@ -276,5 +276,8 @@ def worker(rank: int, world: int, out_dir: str, jobs: list, backend: str = "gloo
                 "lockstep": _run_lockstep,
                 "reshard": _run_reshard,
             }[kind](scenario, out_dir, world, *extra)
+        # Every rank done with every collective before any tears its connections down: a
+        # rank that closes gloo's sockets while another still reads from them aborts it.
+        dist.barrier()
     finally:
         dist.destroy_process_group()

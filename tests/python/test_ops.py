@@ -402,3 +402,33 @@ def test_portable_cpu_selection_is_exact():
     for cap in ("default", "avx2"):  # "avx2" runs the best build up to AVX2
         env = dict(os.environ, SOFTSIGN_CPU_CAPABILITY=cap)
         subprocess.run([sys.executable, "-c", SELECTION_RUN], env=env, check=True)
+
+
+def test_soft_phase_tanh_is_accurate(device):
+    """With lr 1, no momentum and no decay the soft step writes -tanh(tau * g): within 2 ulp
+    of float64 tanh over 1e-30..30 of either sign (Note [fast tanh] on the CPU)."""
+    import numpy as np
+
+    mag = torch.logspace(-30, 1.5, 400_000, dtype=torch.float64)
+    g = torch.cat([mag, -mag, torch.tensor([0.0, -0.0, 0.625, -0.625, 0.62499994])]).float()
+    p = torch.zeros_like(g, device=device)
+    ops.soft_sign_step_(
+        [p],
+        [g.to(device)],
+        [],
+        lr=1.0,
+        lr_tensor=None,
+        momentum=0.0,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        maximize=False,
+        first_step=False,
+        temperature=torch.tensor(1.0, dtype=torch.float64, device=device),
+        grad_scale=None,
+        found_inf=None,
+    )
+    got = -p.cpu().double()
+    want = torch.tanh(g.double())
+    ulp = torch.from_numpy(np.spacing(want.float().abs().numpy())).double()
+    assert ((got - want).abs() / ulp).max().item() <= 2.0
