@@ -412,21 +412,9 @@ def test_soft_phase_tanh_is_accurate(device):
     mag = torch.logspace(-30, 1.5, 400_000, dtype=torch.float64)
     g = torch.cat([mag, -mag, torch.tensor([0.0, -0.0, 0.625, -0.625, 0.62499994])]).float()
     p = torch.zeros_like(g, device=device)
+    tau = torch.tensor(1.0, dtype=torch.float64, device=device)
     ops.soft_sign_step_(
-        [p],
-        [g.to(device)],
-        [],
-        lr=1.0,
-        lr_tensor=None,
-        momentum=0.0,
-        dampening=0.0,
-        weight_decay=0.0,
-        nesterov=False,
-        maximize=False,
-        first_step=False,
-        temperature=torch.tensor(1.0, dtype=torch.float64, device=device),
-        grad_scale=None,
-        found_inf=None,
+        [p], [g.to(device)], [], **step_kwargs(lr=1.0, momentum=0.0, temperature=tau)
     )
     got = -p.cpu().double()
     want = torch.tanh(g.double())
