@@ -78,18 +78,17 @@ bool finish_among_candidates_cpu(const SelectionSource& src, const at::Tensor& s
   std::vector<uint64_t> keys(static_cast<size_t>(count));
   std::atomic<int64_t> cursor{0};
   const KeySink sink{keys.data(), count, &cursor};
+  // Grads with buffers, then those whose buffers start this step: one context each.
+  auto context = [&](bool first_step) {
+    return RadixContext{
+        StepScalars{src.momentum, src.dampening, 0.0, src.nesterov, src.maximize, first_step},
+        scale, next, prefix, mu_of(s, key_bits)};
+  };
   if (!src.grads.empty()) {
-    const RadixContext c{
-        StepScalars{src.momentum, src.dampening, 0.0, src.nesterov, src.maximize, false}, scale,
-        next, prefix, mu_of(s, key_bits)};
-    collect(src.grads, src.momentum == 0.0 ? at::TensorList() : src.momentum_buffers, c, sink);
+    collect(src.grads, src.momentum == 0.0 ? at::TensorList() : src.momentum_buffers,
+            context(false), sink);
   }
-  if (!src.first_step_grads.empty()) {
-    const RadixContext c{
-        StepScalars{src.momentum, src.dampening, 0.0, src.nesterov, src.maximize, true}, scale,
-        next, prefix, mu_of(s, key_bits)};
-    collect(src.first_step_grads, {}, c, sink);
-  }
+  if (!src.first_step_grads.empty()) collect(src.first_step_grads, {}, context(true), sink);
   const int64_t rank = s[2 * stage + 1];
   TORCH_CHECK(cursor.load() == count && rank >= 0 && rank < count,
               "softsign: internal error in the radix selection (", cursor.load(), " candidates, ",

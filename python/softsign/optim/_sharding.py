@@ -60,17 +60,6 @@ def _shard_dims(p, owner: str) -> dict[int, int]:
     return dims
 
 
-def _check_grad(p, owner: str) -> None:
-    if is_dtensor(p) != is_dtensor(p.grad) or (
-        is_dtensor(p) and tuple(p.grad.placements) != tuple(p.placements)
-    ):
-        raise ValueError(
-            f"{owner}: a gradient's layout differs from its parameter's "
-            f"({getattr(p.grad, 'placements', 'a plain tensor')} for "
-            f"{getattr(p, 'placements', 'a plain tensor')}); redistribute it first"
-        )
-
-
 def _group_mesh(params: Sequence[torch.Tensor], owner: str):
     """The one DeviceMesh of the group's DTensors, or None when there are none."""
     mesh = None
@@ -135,11 +124,22 @@ class StatisticLayout:
         return all_reduce
 
 
-def check_grads(params: Sequence[torch.Tensor], owner: str) -> None:
-    """Every gradient must be laid out as its parameter (checked before any change)."""
-    for p in params:
-        if is_dtensor(p) or is_dtensor(p.grad):
-            _check_grad(p, owner)
+def check_grad_layout(p: torch.Tensor, owner: str) -> None:
+    """p's gradient must be laid out as p (checked before any change)."""
+    if (is_dtensor(p) or is_dtensor(p.grad)) and (
+        is_dtensor(p) != is_dtensor(p.grad) or tuple(p.grad.placements) != tuple(p.placements)
+    ):
+        raise ValueError(
+            f"{owner}: a gradient's layout differs from its parameter's "
+            f"({getattr(p.grad, 'placements', 'a plain tensor')} for "
+            f"{getattr(p, 'placements', 'a plain tensor')}); redistribute it first"
+        )
+
+
+def matrix_dims(t: torch.Tensor) -> tuple[int, int]:
+    """(rows, cols) of t as Muon sees it: size(0) by the rest (csrc/ops/muon_step.cpp)."""
+    rows = t.shape[0]
+    return rows, t.numel() // max(rows, 1)
 
 
 # -- SoftMuon: whole matrices ----------------------------------------------------------------
@@ -183,8 +183,7 @@ class MatrixExchange:
                 self.plain.append(i)  # whole on every rank (a single-rank shard dimension)
                 continue
             ((mesh_dim, tensor_dim),) = dims.items()
-            rows = p.shape[0]
-            cols = p.numel() // max(rows, 1)
+            rows, cols = matrix_dims(p)
             costs.append((-rows * cols * min(rows, cols), i, mesh_dim, tensor_dim))
         # Largest first to the least loaded rank of its shard dimension (the Newton-Schulz
         # cost of an m x n matrix is about m n min(m, n)); every rank computes the same.

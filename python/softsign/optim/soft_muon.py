@@ -161,7 +161,7 @@ class _MuonBase(ScheduledOptimizer):
             if p.grad is None:
                 continue
             check_grad(name, p.grad)
-            _sharding.check_grads([p], name)
+            _sharding.check_grad_layout(p, name)
             keys, params, grads = plan.setdefault(p.device, ([], [], []))
             keys.append(p)
             params.append(_sharding.local(p))
@@ -171,16 +171,18 @@ class _MuonBase(ScheduledOptimizer):
     def _fit(self, group, plan, previous):
         """Fits the schedule to the singular values of the group's raw gradients."""
         device = next(iter(plan))
-        sigmas = []
-        for keys, _, grads in plan.values():
-            if _sharding.any_dtensor(keys):
-                sigmas += self._sharded_singular_values(keys, grads)
-            else:
-                sigmas += ops.singular_values(grads)
-        sigmas = [s.to(device, non_blocking=True) for s in sigmas]
+        # One layout for the whole group: it decides both which rank counts a matrix and
+        # over which ranks the histograms are summed.
         layout = _sharding.StatisticLayout.of(
             [k for keys, _, _ in plan.values() for k in keys], type(self).__name__
         )
+        sigmas = []
+        for keys, _, grads in plan.values():
+            if _sharding.any_dtensor(keys):
+                sigmas += self._sharded_singular_values(keys, grads, layout)
+            else:
+                sigmas += ops.singular_values(grads)
+        sigmas = [s.to(device, non_blocking=True) for s in sigmas]
         if layout is None:
             median, mad = ops.median_mad(sigmas)
         else:
@@ -203,11 +205,10 @@ class _MuonBase(ScheduledOptimizer):
             cached = self._exchanges[key] = _sharding.MatrixExchange(keys, type(self).__name__)
         return cached
 
-    def _sharded_singular_values(self, keys, grads):
+    def _sharded_singular_values(self, keys, grads, layout):
         """Singular values of whole gradient matrices, each computed by one rank (its owner,
         or rank 0 of the mesh for a replicated matrix): never of shards."""
         exchange = self._exchange(keys)
-        layout = _sharding.StatisticLayout.of(keys, type(self).__name__)
         whole = exchange.gather(grads)
         mats = [
             whole[i]
@@ -264,8 +265,7 @@ class _MuonBase(ScheduledOptimizer):
         lr, wd = float(group["lr"]), float(group["weight_decay"])
         by_scale: dict = {}
         for i, (key, p) in enumerate(zip(keys, params)):
-            rows = key.shape[0]
-            cols = key.numel() // max(rows, 1)
+            rows, cols = _sharding.matrix_dims(key)
             if rows * cols:
                 scale = _update_scale(group["adjust_lr"], rows, cols)
                 ps, us = by_scale.setdefault(scale, ([], []))
@@ -323,8 +323,7 @@ def _orthogonalize(group, whole: dict, tau) -> dict:
     batch, as muon_step_ runs them (a non-finite tau zeroes the result)."""
     buckets: dict = {}
     for i, m in whole.items():
-        rows = m.shape[0]
-        cols = m.numel() // max(rows, 1)
+        rows, cols = _sharding.matrix_dims(m)
         if rows * cols:
             buckets.setdefault((rows, cols, m.dtype), []).append(i)
     out = {}

@@ -86,7 +86,7 @@ class _SoftSignBase(ScheduledOptimizer):
             if p.grad is None:
                 continue
             check_grad(name, p.grad)
-            _sharding.check_grads([p], name)
+            _sharding.check_grad_layout(p, name)
             fresh = group["momentum"] != 0 and "momentum_buffer" not in self.state.get(p, {})
             bucket = buckets.setdefault((p.device, fresh), _Bucket())
             bucket.keys.append(p)
@@ -200,17 +200,13 @@ class _SoftSignBase(ScheduledOptimizer):
         momentum = group["momentum"]
         lr = group["lr"]
         for (device, fresh), b in plan.buckets.items():
-            if momentum == 0:
-                bufs = []
-            elif fresh:
+            if fresh:  # (only with momentum: see _plan)
                 # Zeros, not empty: a first step skipped by AMP must not leave garbage.
                 for p in b.keys:
                     self.state[p]["momentum_buffer"] = torch.zeros_like(
                         p, memory_format=torch.preserve_format
                     )
-                bufs = self._buffers(b.keys)
-            else:
-                bufs = self._buffers(b.keys)
+            bufs = [] if momentum == 0 else self._buffers(b.keys)
             fused = group["fused"]
             if fused is None:
                 fused = device.type in _FUSED_DEVICES
