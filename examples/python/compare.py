@@ -15,7 +15,7 @@ preset's best LR at 250 steps lies inside (measured, seed 0: adamw 1e-3 of 3e-4.
 signum 3e-4 of 1e-4..3e-3, muon 0.04 of 0.01..0.04):
     adamw:               3e-4, 1e-3, 3e-3
     signum, softsignum:  1e-4, 3e-4, 1e-3
-    muon, softmuon:      0.02, 0.04, 0.08 (hidden matrices; the AdamW group of
+    muon, softmuon(-accurate): 0.02, 0.04, 0.08 (hidden matrices; the AdamW group of
                          embeddings, head, norms and biases keeps --adamw-lr 1e-3)
 --quick uses two values each, larger ones (the tiny model at 100 steps prefers them):
     adamw 3e-3, 1e-2; signum, softsignum 1e-3, 3e-3; muon, softmuon 0.02, 0.04.
@@ -28,6 +28,7 @@ minute. On a loaded machine --threads 1 can be several times faster than torch's
     python examples/python/compare.py --quick
     python examples/python/compare.py --seeds 0 1 2
     python examples/python/compare.py --preset gpu --seeds 0 1 2 --optimizers adamw softmuon
+    python examples/python/compare.py --seeds 0 1 2 --optimizers softmuon softmuon-accurate
 
 Writes <out>/compare.md (the tables), <out>/compare.json (every run's summary),
 <out>/val_loss.png (validation curves, mean over seeds) and each run's log.json/loss.png
@@ -50,12 +51,18 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train_gpt  # noqa: E402
 
+# Rows of the table: train_gpt's optimizers, plus SoftMuon with the accurate soft map as a row
+# of its own, so that one run compares both maps at equal steps. "softmuon" uses --soft-map.
+VARIANTS = {name: (name, None) for name in train_gpt.OPTIMIZERS}
+VARIANTS["softmuon-accurate"] = ("softmuon", "accurate")
+
 LR_GRIDS = {
     "adamw": [3e-4, 1e-3, 3e-3],
     "signum": [1e-4, 3e-4, 1e-3],
     "softsignum": [1e-4, 3e-4, 1e-3],
     "muon": [0.02, 0.04, 0.08],
     "softmuon": [0.02, 0.04, 0.08],
+    "softmuon-accurate": [0.02, 0.04, 0.08],
 }
 QUICK_GRIDS = {  # the tiny model at 100 steps prefers larger LRs
     "adamw": [3e-3, 1e-2],
@@ -63,6 +70,7 @@ QUICK_GRIDS = {  # the tiny model at 100 steps prefers larger LRs
     "softsignum": [1e-3, 3e-3],
     "muon": [0.02, 0.04],
     "softmuon": [0.02, 0.04],
+    "softmuon-accurate": [0.02, 0.04],
 }
 BUDGETS = {  # preset: (steps, sweep_steps)
     "cpu": (1000, 250),
@@ -75,17 +83,28 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--optimizers", nargs="+", choices=train_gpt.OPTIMIZERS)
+    ap.add_argument(
+        "--optimizers",
+        nargs="+",
+        choices=list(VARIANTS),
+        help="rows of the table (default: the five optimizers); softmuon-accurate is SoftMuon "
+        "with soft_map='accurate'",
+    )
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--steps", type=int, help="full budget (default: per preset)")
     ap.add_argument("--sweep-steps", type=int, help="sweep budget (default: per preset)")
-    for name in train_gpt.OPTIMIZERS:
+    for name in VARIANTS:
         ap.add_argument(f"--lrs-{name}", nargs="+", type=float, metavar="LR")
     ap.add_argument("--preset", choices=sorted(train_gpt.PRESETS))
     ap.add_argument("--quick", action="store_true", help="tiny preset, short budgets, 2 LRs")
     ap.add_argument("--adamw-lr", type=float, default=1e-3, help="muon/softmuon aux group LR")
     ap.add_argument("--alpha-sign", type=float, default=0.9)
-    ap.add_argument("--soft-map", choices=("newton_schulz", "accurate"), default="newton_schulz")
+    ap.add_argument(
+        "--soft-map",
+        choices=("newton_schulz", "accurate"),
+        default="newton_schulz",
+        help="the soft map of the softmuon row",
+    )
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     ap.add_argument("--out", default=os.path.join("runs", "compare"))
@@ -100,16 +119,17 @@ def parse_args(argv=None):
     args.grids = {}
     for name in args.optimizers:
         grids = QUICK_GRIDS if args.quick else LR_GRIDS
-        args.grids[name] = getattr(args, f"lrs_{name}") or grids[name]
+        args.grids[name] = getattr(args, f"lrs_{name.replace('-', '_')}") or grids[name]
     return args
 
 
-def train(args, optimizer, lr, steps, seed, out):
+def train(args, name, lr, steps, seed, out):
+    optimizer, soft_map = VARIANTS[name]
     argv = [
         f"--optimizer={optimizer}",
         f"--lr={lr}",
         f"--adamw-lr={args.adamw_lr}",
-        f"--soft-map={args.soft_map}",
+        f"--soft-map={soft_map or args.soft_map}",
         f"--alpha-sign={args.alpha_sign}",
         f"--preset={args.preset}",
         f"--steps={steps}",
@@ -125,7 +145,7 @@ def train(args, optimizer, lr, steps, seed, out):
     log = train_gpt.run(argv)
     loss = log["final_val_loss"]
     print(
-        f"  {optimizer:<10} lr {lr:<8g} seed {seed} {steps:>5} steps: val {loss:.4f} "
+        f"  {name:<17} lr {lr:<8g} seed {seed} {steps:>5} steps: val {loss:.4f} "
         f"({log['wall_time_s']:.0f} s)",
         flush=True,
     )
