@@ -15,6 +15,7 @@ import warnings
 
 import torch
 from torch import nn
+from torch.optim.adamw import adamw
 
 from .. import _select
 from .._fit import resolve_phases
@@ -291,16 +292,18 @@ class _MuonBase(ScheduledOptimizer):
             exp_avgs.append(_sharding.local(state["exp_avg"]))
             exp_avg_sqs.append(_sharding.local(state["exp_avg_sq"]))
             steps.append(state["step"])
-        # torch.optim.AdamW(fused=True) does exactly this: count, then the fused op.
-        torch._foreach_add_(steps, 1)
         beta1, beta2 = group["betas"]
-        torch._fused_adamw_(
+        # torch.optim.AdamW(fused=True)'s own functional form: it counts the steps, then
+        # runs torch._fused_adamw_. Called through it rather than directly, the step also
+        # compiles: torch.compile traces this function but not a bare call of the fused op.
+        adamw(
             params,
             grads,
             exp_avgs,
             exp_avg_sqs,
             [],
             steps,
+            fused=True,
             lr=float(group["lr"]),
             beta1=float(beta1),
             beta2=float(beta2),
