@@ -1,6 +1,9 @@
 // Shared by the CPU and CUDA kernels of softsign::soft_sign_step_: the input contract
 // check and the element math. Note [soft-sign element math]: both kernels and the
-// composite soft_sign_direction compute exactly this, in float32 registers.
+// composite soft_sign_direction compute exactly this, in float32 registers. The CUDA
+// kernel calls these functions; the CPU kernel spells the same expressions out on vectors,
+// one loop per momentum case (soft_sign_step_kernel.cpp), so that a change here must be
+// made there too (test_ops.py holds both to the reference).
 #pragma once
 
 #include <ATen/ATen.h>
