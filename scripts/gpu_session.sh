@@ -32,7 +32,7 @@ stage_test() {
   # From tests/ so that `import softsign` is the installed package.
   (cd tests && "$PY" -m pytest -q -x python/test_cuda.py python/test_ops.py \
     python/test_soft_signum.py python/test_soft_muon.py python/test_distributed.py \
-    -k "cuda or nccl" 2>&1) | tail -30 | log test
+    python/test_compile.py -k "cuda or nccl" 2>&1) | tail -30 | log test
 }
 
 stage_bench() {
