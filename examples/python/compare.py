@@ -109,6 +109,12 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     ap.add_argument("--out", default=os.path.join("runs", "compare"))
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="take the runs already finished under --out with the same settings from their "
+        "log.json instead of training them again",
+    )
     args = ap.parse_args(argv)
     args.optimizers = args.optimizers or list(train_gpt.OPTIMIZERS)
     if args.preset is None:
@@ -142,14 +148,37 @@ def train(args, name, lr, steps, seed, out):
         argv.append(f"--threads={args.threads}")
     if args.no_progress:
         argv.append("--no-progress")
-    log = train_gpt.run(argv)
+    log = finished_run(out, optimizer, lr, steps, seed, soft_map or args.soft_map, args)
+    reused = log is not None
+    if not reused:
+        log = train_gpt.run(argv)
     loss = log["final_val_loss"]
     print(
         f"  {name:<17} lr {lr:<8g} seed {seed} {steps:>5} steps: val {loss:.4f} "
-        f"({log['wall_time_s']:.0f} s)",
+        f"({log['wall_time_s']:.0f} s{', reused' if reused else ''})",
         flush=True,
     )
     return log
+
+
+def finished_run(out, optimizer, lr, steps, seed, soft_map, args):
+    """With --reuse, the log of a run that already finished in `out` with these settings
+    (an interrupted comparison continues where it stopped); else None."""
+    path = Path(out) / "log.json"
+    if not args.reuse or not path.exists():
+        return None
+    log = json.loads(path.read_text())
+    c = log["config"]
+    same = (c["optimizer"], c["lr"], c["steps"], c["seed"], c["preset"], c["device"]) == (
+        optimizer,
+        lr,
+        steps,
+        seed,
+        args.preset,
+        args.device,
+    ) and (optimizer != "softmuon" or c["soft_map"] == soft_map)
+    same = same and c["adamw_lr"] == args.adamw_lr and c["alpha_sign"] == args.alpha_sign
+    return log if same and len(log["train_loss"]) == steps else None
 
 
 def finite_or_inf(x):
