@@ -28,6 +28,7 @@ class _Bucket:
     keys: list = field(default_factory=list)  # the parameters (state keys)
     params: list = field(default_factory=list)  # what the ops update: local shards of DTensors
     grads: list = field(default_factory=list)
+    sharded: bool = False  # holds DTensors
 
 
 @dataclass
@@ -82,16 +83,31 @@ class _SoftSignBase(ScheduledOptimizer):
     def _plan(self, group) -> _Plan:
         buckets: dict = {}
         name = type(self).__name__
+        state = self.state
+        with_momentum = group["momentum"] != 0
+        # Per parameter Python is what a step of thousands of small tensors costs: the
+        # DTensor questions are asked once per parameter, the state looked up once.
         for p in group["params"]:
-            if p.grad is None:
+            grad = p.grad
+            if grad is None:
                 continue
-            check_grad(name, p.grad)
-            _sharding.check_grad_layout(p, name)
-            fresh = group["momentum"] != 0 and "momentum_buffer" not in self.state.get(p, {})
-            bucket = buckets.setdefault((p.device, fresh), _Bucket())
+            check_grad(name, grad)
+            sharded = _sharding.is_dtensor(p) or _sharding.is_dtensor(grad)
+            if sharded:
+                _sharding.check_grad_layout(p, name)
+            st = state.get(p)
+            fresh = with_momentum and (st is None or "momentum_buffer" not in st)
+            bucket = buckets.get((p.device, fresh))
+            if bucket is None:
+                bucket = buckets[(p.device, fresh)] = _Bucket()
             bucket.keys.append(p)
-            bucket.params.append(_sharding.local(p))
-            bucket.grads.append(_sharding.local(p.grad))
+            if sharded:
+                bucket.sharded = True
+                bucket.params.append(_sharding.local(p))
+                bucket.grads.append(_sharding.local(grad))
+            else:
+                bucket.params.append(p)
+                bucket.grads.append(grad)
         return _Plan(k=group["step"] + 1, buckets=buckets)
 
     def _directions(self, group, plan, grad_scale):
@@ -100,7 +116,7 @@ class _SoftSignBase(ScheduledOptimizer):
         first_device = None
         for (device, fresh), b in plan.buckets.items():
             first_device = first_device or device
-            bufs = [] if fresh or group["momentum"] == 0 else self._buffers(b.keys)
+            bufs = [] if fresh or group["momentum"] == 0 else self._buffers(b.keys, b.sharded)
             scale = None if grad_scale is None else grad_scale.to(device, non_blocking=True)
             dirs += ops.soft_sign_direction(
                 b.grads,
@@ -146,7 +162,7 @@ class _SoftSignBase(ScheduledOptimizer):
         momentum = float(group["momentum"])
         median, mad = ops.direction_median_mad(
             existing.grads,
-            self._buffers(existing.keys) if momentum != 0 else [],
+            self._buffers(existing.keys, existing.sharded) if momentum != 0 else [],
             fresh.grads,
             momentum=momentum,
             dampening=float(group["dampening"]),
@@ -170,7 +186,7 @@ class _SoftSignBase(ScheduledOptimizer):
         for (_, fresh), b in plan.buckets.items():
             counted = [i for i, k in enumerate(b.keys) if layout.counts_here(k)]
             grads = [b.grads[i] for i in counted]
-            bufs = [] if fresh or group["momentum"] == 0 else self._buffers(b.keys)
+            bufs = [] if fresh or group["momentum"] == 0 else self._buffers(b.keys, b.sharded)
             sources.append(_select.Source(grads, [bufs[i] for i in counted] if bufs else [], fresh))
         return (
             *_select.median_mad(
@@ -193,8 +209,11 @@ class _SoftSignBase(ScheduledOptimizer):
         _, steps = resolve_phases(group)
         return self._launch_fit(group, median, mad, steps, inf, previous)
 
-    def _buffers(self, keys):
-        return [_sharding.local(self.state[p]["momentum_buffer"]) for p in keys]
+    def _buffers(self, keys, sharded=True):
+        state = self.state
+        if not sharded:
+            return [state[p]["momentum_buffer"] for p in keys]
+        return [_sharding.local(state[p]["momentum_buffer"]) for p in keys]
 
     def _update(self, group, plan, tau, grad_scale, found_inf):
         momentum = group["momentum"]
@@ -206,7 +225,7 @@ class _SoftSignBase(ScheduledOptimizer):
                     self.state[p]["momentum_buffer"] = torch.zeros_like(
                         p, memory_format=torch.preserve_format
                     )
-            bufs = [] if momentum == 0 else self._buffers(b.keys)
+            bufs = [] if momentum == 0 else self._buffers(b.keys, b.sharded)
             fused = group["fused"]
             if fused is None:
                 fused = device.type in _FUSED_DEVICES
