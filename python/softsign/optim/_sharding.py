@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ._validate import check_grad
+
 try:
     from torch.distributed.tensor import DTensor
 except ImportError:  # a torch built without distributed support
@@ -122,6 +124,23 @@ class StatisticLayout:
                 dist.all_reduce(hist, group=group)
 
         return all_reduce
+
+
+def with_grads(params, owner: str):
+    """(p, what the ops update for p, what they read for its grad, whether p is sharded)
+    of each of params that has a gradient, checked (check_grad, check_grad_layout) before
+    anything changes. Per parameter Python is what a step of thousands of small tensors
+    costs: the DTensor questions are asked once per parameter."""
+    for p in params:
+        grad = p.grad
+        if grad is None:
+            continue
+        check_grad(owner, grad)
+        if is_dtensor(p) or is_dtensor(grad):
+            check_grad_layout(p, owner)
+            yield p, p.to_local(), grad.to_local(), True
+        else:
+            yield p, p, grad, False
 
 
 def check_grad_layout(p: torch.Tensor, owner: str) -> None:

@@ -22,7 +22,7 @@ from .._fit import resolve_phases
 from .._library import ops
 from . import _sharding
 from ._scheduled import ScheduledOptimizer
-from ._validate import alias, check_grad, check_number, check_schedule_options
+from ._validate import alias, check_number, check_schedule_options
 
 _SOFT_MAPS = ("newton_schulz", "accurate")
 _ADJUST_LR = ("original", "match_rms_adamw")
@@ -158,15 +158,11 @@ class _MuonBase(ScheduledOptimizer):
         local shards for DTensors (Note [sharded parameters])."""
         plan: dict = {}
         name = type(self).__name__
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            check_grad(name, p.grad)
-            _sharding.check_grad_layout(p, name)
+        for p, param, grad, _ in _sharding.with_grads(group["params"], name):
             keys, params, grads = plan.setdefault(p.device, ([], [], []))
             keys.append(p)
-            params.append(_sharding.local(p))
-            grads.append(_sharding.local(p.grad))
+            params.append(param)
+            grads.append(grad)
         return plan
 
     def _fit(self, group, plan, previous):

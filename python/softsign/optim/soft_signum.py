@@ -16,7 +16,7 @@ from .._fit import resolve_phases
 from .._library import ops
 from . import _sharding
 from ._scheduled import ScheduledOptimizer
-from ._validate import alias, check_grad, check_schedule_options, check_sgd_options
+from ._validate import alias, check_schedule_options, check_sgd_options
 
 _FUSED_DEVICES = ("cpu", "cuda")
 
@@ -85,29 +85,16 @@ class _SoftSignBase(ScheduledOptimizer):
         name = type(self).__name__
         state = self.state
         with_momentum = group["momentum"] != 0
-        # Per parameter Python is what a step of thousands of small tensors costs: the
-        # DTensor questions are asked once per parameter, the state looked up once.
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None:
-                continue
-            check_grad(name, grad)
-            sharded = _sharding.is_dtensor(p) or _sharding.is_dtensor(grad)
-            if sharded:
-                _sharding.check_grad_layout(p, name)
+        for p, param, grad, sharded in _sharding.with_grads(group["params"], name):
             st = state.get(p)
             fresh = with_momentum and (st is None or "momentum_buffer" not in st)
             bucket = buckets.get((p.device, fresh))
             if bucket is None:
                 bucket = buckets[(p.device, fresh)] = _Bucket()
             bucket.keys.append(p)
-            if sharded:
-                bucket.sharded = True
-                bucket.params.append(_sharding.local(p))
-                bucket.grads.append(_sharding.local(grad))
-            else:
-                bucket.params.append(p)
-                bucket.grads.append(grad)
+            bucket.params.append(param)
+            bucket.grads.append(grad)
+            bucket.sharded |= sharded
         return _Plan(k=group["step"] + 1, buckets=buckets)
 
     def _directions(self, group, plan, grad_scale):
