@@ -181,6 +181,44 @@ def finished_run(out, optimizer, lr, steps, seed, soft_map, args):
     return log if same and len(log["train_loss"]) == steps else None
 
 
+# (soft optimizer, its hard counterpart): the paper's comparisons, and the two soft maps.
+PAIRS = [
+    ("softsignum", "signum"),
+    ("softmuon", "muon"),
+    ("softmuon-accurate", "muon"),
+    ("softmuon-accurate", "softmuon"),
+]
+
+
+def paired_differences(results):
+    """Per-seed differences of final validation loss for each pair in PAIRS that ran. Runs
+    of one seed share the initialization and the batches, so the difference of a pair is
+    far less noisy than the spread over seeds."""
+    rows = []
+    for a, b in PAIRS:
+        if a not in results or b not in results:
+            continue
+        la = {r["seed"]: r["final_val_loss"] for r in results[a]["runs"]}
+        lb = {r["seed"]: r["final_val_loss"] for r in results[b]["runs"]}
+        diffs = [la[s] - lb[s] for s in sorted(la) if s in lb]
+        if not diffs:
+            continue
+        per_seed = ", ".join(f"{d:+.4f}" for d in diffs)
+        lower = sum(d < 0 for d in diffs)
+        rows.append(f"| {a} - {b} | {fmt_loss(diffs)} | {per_seed} | {lower} of {len(diffs)} |")
+    if not rows:
+        return []
+    return [
+        "",
+        "Paired by seed (same initialization and batches), final val loss of the first minus "
+        "the second:",
+        "",
+        "| pair | mean ± std | per seed | seeds where the first is lower |",
+        "|------|-----------:|----------|-------------------------------:|",
+        *rows,
+    ]
+
+
 def finite_or_inf(x):
     return x if math.isfinite(x) else math.inf
 
@@ -209,7 +247,9 @@ def main(argv=None):
         sweep = []
         for lr in args.grids[name]:
             log = train(args, name, lr, args.sweep_steps, 0, out / "sweep" / f"{name}_lr{lr:g}")
-            sweep.append(dict(lr=lr, final_val_loss=log["final_val_loss"]))
+            sweep.append(
+                dict(lr=lr, final_val_loss=log["final_val_loss"], wall_time_s=log["wall_time_s"])
+            )
         best = min(sweep, key=lambda r: finite_or_inf(r["final_val_loss"]))
         runs = []
         for seed in args.seeds:
@@ -244,7 +284,13 @@ def main(argv=None):
     for name, r in results.items():
         cells = ", ".join(f"{s['lr']:g}: {s['final_val_loss']:.4f}" for s in r["sweep"])
         lines.append(f"| {name} | {cells} |")
-    lines += ["", f"Total wall time {wall:.0f} s on {args.device}."]
+    lines += paired_differences(results)
+    train_s = sum(r["wall_time_s"] for v in results.values() for r in v["sweep"] + v["runs"])
+    lines += [
+        "",
+        f"Training time of all runs {train_s:.0f} s on {args.device} (this invocation "
+        f"{wall:.0f} s; --reuse takes finished runs from their logs).",
+    ]
     table = "\n".join(lines)
     print()
     print(table)
