@@ -43,3 +43,26 @@ def test_train_gpt_fsdp_matches_one_process(tmp_path):
     assert a["transition_start"] == b["transition_start"] < 24  # the run crosses the fit
     assert abs(a["final_val_loss"] - b["final_val_loss"]) < 1e-3
     assert all(abs(x - y) < 1e-3 for x, y in zip(a["train_loss"], b["train_loss"]))
+
+
+COMPARE = EXAMPLE.parent / "compare.py"
+
+
+@pytest.mark.skipif(not COMPARE.exists(), reason="examples/ not in this checkout")
+def test_compare_tables_pairs_and_reuses_finished_runs(tmp_path):
+    """compare.py sweeps, trains every seed, prints the per-seed paired differences, and with
+    --reuse reads finished runs back instead of training them again."""
+    args = [sys.executable, str(COMPARE), "--quick", "--optimizers", "signum", "softsignum"]
+    args += ["--steps", "12", "--sweep-steps", "6", "--seeds", "0", "1", "--threads", "1"]
+    args += ["--no-progress", "--out", str(tmp_path)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    first = subprocess.run(args, check=True, env=env, capture_output=True, text=True, timeout=300)
+    assert "| softsignum - signum |" in first.stdout
+    summary = json.loads((tmp_path / "compare.json").read_text())
+    runs = summary["results"]["softsignum"]["runs"]
+    assert [r["seed"] for r in runs] == [0, 1]
+    again = subprocess.run(
+        args + ["--reuse"], check=True, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert again.stdout.count("reused") == 2 * (2 + 2)  # 2 sweep LRs + 2 seeds, each optimizer
+    assert json.loads((tmp_path / "compare.json").read_text())["results"] == summary["results"]
