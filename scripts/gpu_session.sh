@@ -48,6 +48,7 @@ stage_bench() {
   # The device tool returns at most 8 files from $OUT: the plots travel as one archive.
   tar czf "$OUT/plots.tgz" -C "$OUT" plots && rm -rf "$OUT/plots"
   (cd "$b" && "$PY" bench_distributed.py --device cuda) 2>&1 | log bench
+  (cd "$b" && "$PY" bench_step_kernel.py --device cuda --sizes 65536 1048576 16777216) 2>&1 | log bench
 }
 
 stage_repro() {
