@@ -2,8 +2,10 @@
 
 Our ops have fake kernels, so torch.compile traces through them; the Python bookkeeping
 (phases, the fit's status) breaks the graph where it must and runs eagerly. The aux AdamW of
-Muon/SoftMuon goes through torch's functional AdamW, which compiles where a bare call of
-torch._fused_adamw_ does not.
+Muon/SoftMuon goes through torch's functional AdamW, which dynamo runs eagerly (a graph
+break); a bare call of torch._fused_adamw_ inside a graph would hit a functionalization assert.
+A second, inductor-free run checks that our fused ops are really captured in a graph, so the
+test cannot pass by falling back to eager everywhere.
 """
 
 from __future__ import annotations
@@ -56,3 +58,19 @@ def test_compiled_step_equals_eager(name, device):
             torch.testing.assert_close(q, p, rtol=0, atol=0, msg=f"step {k + 1}")
     if name.startswith("Soft"):
         assert b.temperature() == a.temperature() is not None
+
+    captured = []
+
+    def recording_backend(gm, example_inputs):
+        captured.extend(str(node.target) for node in gm.graph.nodes)
+        return gm.forward
+
+    c = cls(groups(compiled, name), **kw)
+    torch._dynamo.reset()
+    step = torch.compile(c.step, backend=recording_backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(6 if name.startswith("Soft") else 2):  # into the transition
+            step()
+    op = "muon_step_" if "Muon" in name else "soft_sign_step_"
+    assert any(op in target for target in captured), sorted(set(captured))

@@ -23,6 +23,7 @@ it lands one step after the fit (the host reads its own pinned buffer).
 from __future__ import annotations
 
 import contextlib
+import weakref
 
 import pytest
 import torch
@@ -54,6 +55,9 @@ class HostSyncRecorder(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self.syncs: list[str] = []
+        # Host tensors made with pin_memory=True: the only ones a non-blocking copy from the
+        # device fills without a wait (into pageable memory the host waits for the copy).
+        self.pinned: dict[int, weakref.ref] = {}  # by id: tensors compare elementwise
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -62,13 +66,24 @@ class HostSyncRecorder(TorchDispatchMode):
         elif func is aten.copy_.default:
             dst, src = args[0], args[1]
             blocking = not (args[2] if len(args) > 2 else kwargs.get("non_blocking", False))
-            if dst.device != src.device and blocking:
-                self.syncs.append(f"{func}: blocking copy {src.device} -> {dst.device}")
+            if dst.device != src.device:
+                if blocking:
+                    self.syncs.append(f"{func}: blocking copy {src.device} -> {dst.device}")
+                elif dst.device.type == "cpu" and not self.is_pinned(dst):
+                    self.syncs.append(f"{func}: copy {src.device} -> pageable host memory")
         elif func is aten._to_copy.default:
+            # A non-blocking _to_copy to the host allocates pinned memory for its result.
             src, dst = args[0].device, kwargs.get("device") or args[0].device
             if torch.device(dst) != src and not kwargs.get("non_blocking", False):
                 self.syncs.append(f"{func}: blocking copy {src} -> {dst}")
-        return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        if kwargs.get("pin_memory") and isinstance(out, torch.Tensor):
+            self.pinned[id(out)] = weakref.ref(out)
+        return out
+
+    def is_pinned(self, t) -> bool:
+        ref = self.pinned.get(id(t))
+        return ref is not None and ref() is t
 
 
 @contextlib.contextmanager
@@ -144,6 +159,7 @@ def test_recorder_catches_the_usual_host_syncs(monkeypatch):
         lambda x: torch.tensor([1.0, 2.0], device="cuda"),
         lambda x: x.to("cpu"),
         lambda x: torch.zeros(3).copy_(x[:3]),
+        lambda x: torch.zeros(3).copy_(x[:3], non_blocking=True),  # into pageable memory
     ]
     with fake_cuda(monkeypatch, None) as recorder:
         x = torch.randn(8, device="cuda")
@@ -165,18 +181,19 @@ def test_recorder_catches_the_usual_host_syncs(monkeypatch):
     [
         dict(nesterov=True, weight_decay=0.1),
         dict(momentum=0.0, maximize=True, amp=True),
-        dict(dampening=0.5, lr_tensor=True),
+        dict(dampening=0.5, lr_tensor="cuda"),
+        dict(nesterov=True, lr_tensor="cpu"),
         dict(nesterov=True, fused=False),
         dict(nesterov=True, fused=False, amp=True),
     ],
-    ids=["fused", "fused-amp", "fused-lr-tensor", "foreach", "foreach-amp"],
+    ids=["fused", "fused-amp", "fused-lr-tensor", "fused-lr-cpu-tensor", "foreach", "foreach-amp"],
 )
 def test_soft_signum_step_never_waits_for_the_device(monkeypatch, lands_after, options):
     options = dict(options)
     amp, lr_tensor = options.pop("amp", False), options.pop("lr_tensor", False)
     with fake_cuda(monkeypatch, lands_after) as recorder:
         params = vectors_and_matrices()
-        lr = torch.tensor(1e-2, device="cuda") if lr_tensor else 1e-2
+        lr = torch.tensor(1e-2, device=lr_tensor) if lr_tensor else 1e-2
         opt = softsign.SoftSignum(params, lr=lr, total_steps=12, alpha_sign=0.5, **options)
         run_steps(recorder, opt, params, 15, amp)  # sign, fit, transition, after
         assert (lands_after is None) == (opt.param_groups[0]["fit"] is None)

@@ -289,9 +289,13 @@ class _MuonBase(ScheduledOptimizer):
             exp_avg_sqs.append(_sharding.local(state["exp_avg_sq"]))
             steps.append(state["step"])
         beta1, beta2 = group["betas"]
+        lr = group["lr"]
+        if not isinstance(lr, torch.Tensor) or lr.device.type == "cpu":
+            lr = float(lr)  # a device lr tensor is passed on: reading it would wait
         # torch.optim.AdamW(fused=True)'s own functional form: it counts the steps, then
-        # runs torch._fused_adamw_. Called through it rather than directly, the step also
-        # compiles: torch.compile traces this function but not a bare call of the fused op.
+        # runs torch._fused_adamw_. Under torch.compile, dynamo leaves torch's fused
+        # optimizers to run eagerly (a graph break), which works, where a bare call of the
+        # fused op inside a graph hits a functionalization assert.
         adamw(
             params,
             grads,
@@ -300,7 +304,7 @@ class _MuonBase(ScheduledOptimizer):
             [],
             steps,
             fused=True,
-            lr=float(group["lr"]),
+            lr=lr,
             beta1=float(beta1),
             beta2=float(beta2),
             weight_decay=float(group["weight_decay"]),

@@ -205,6 +205,9 @@ class _SoftSignBase(ScheduledOptimizer):
     def _update(self, group, plan, tau, grad_scale, found_inf):
         momentum = group["momentum"]
         lr = group["lr"]
+        # A device lr tensor goes to the op as it is (no host read); a CPU one is read here,
+        # which never waits for a device, rather than copied to the device, which would.
+        lr_tensor = lr if isinstance(lr, torch.Tensor) and lr.device.type != "cpu" else None
         for (device, fresh), b in plan.buckets.items():
             if fresh:  # (only with momentum: see _plan)
                 # Zeros, not empty: a first step skipped by AMP must not leave garbage.
@@ -221,8 +224,8 @@ class _SoftSignBase(ScheduledOptimizer):
                 b.params,
                 b.grads,
                 bufs,
-                lr=0.0 if isinstance(lr, torch.Tensor) else float(lr),
-                lr_tensor=lr.to(device) if isinstance(lr, torch.Tensor) else None,
+                lr=0.0 if lr_tensor is not None else float(lr),
+                lr_tensor=None if lr_tensor is None else lr_tensor.to(device, non_blocking=True),
                 momentum=float(momentum),
                 dampening=float(group["dampening"]),
                 weight_decay=float(group["weight_decay"]),
