@@ -324,7 +324,7 @@ def plot(results, path, args):
             hi = [max(v) for v in zip(*curves)]
             ax.fill_between(steps[1:], lo[1:], hi[1:], alpha=0.15)
     sign_steps = math.floor(args.alpha_sign * args.steps + 0.5)
-    if any(n in results for n in ("softsignum", "softmuon")):
+    if any(n.startswith("soft") for n in results):
         ax.axvline(sign_steps, color="gray", ls="--", lw=1, label="soft transition start")
     ax.set_xlabel("step")
     ax.set_ylabel("validation loss (nats/byte)")

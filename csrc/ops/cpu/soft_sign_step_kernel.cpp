@@ -29,13 +29,15 @@ namespace softsign::ops::CPU_CAPABILITY {
 // a degree-4 fit of (tanh(x) - x) / x^3 that minimizes the relative error (0.85 ulp in
 // float32). The exp is inlined (exp_vec): a call to Sleef's would make the compiler spill
 // every vector register of the step loop around it, each element. 2|x| is capped at 40,
-// where tanh is 1 in float32 already (from |x| = 9.1); NaN stays NaN.
+// where tanh is 1 in float32 already (from |x| = 9.1); NaN stays NaN. 1.37 ulp at most
+// over all float32 inputs (measured exhaustively, AVX2 and AVX-512 builds).
 // float64 keeps Sleef's (or libm's) tanh.
 
 // exp of float32 lanes in [0, 40] within 1 ulp: 2^k e^r with k = round(x / ln 2), r =
 // x - k ln 2 (ln 2 in two parts, so r is exact to float32), e^r by its Taylor polynomial
-// of degree 7 on |r| <= ln(2) / 2 (truncation error below 2^-28), 2^k built in the
-// exponent bits.
+// of degree 7 on |r| <= ln(2) / 2 (truncation error at most (ln 2 / 2)^8 / 8!, about
+// 2^-27.5), 2^k built in the exponent bits. x must not be NaN (converting NaN to an
+// integer is undefined): tanh_vec never passes one.
 inline at::vec::Vectorized<float> exp_vec(at::vec::Vectorized<float> x) {
   using Vec = at::vec::Vectorized<float>;
   const Vec k = (x * Vec(1.44269504088896341f)).round();
@@ -61,7 +63,11 @@ inline at::vec::Vectorized<T> tanh_vec(at::vec::Vectorized<T> x) {
     using Vec = at::vec::Vectorized<float>;
     const Vec a = x.abs();
     const Vec one(1.f);
-    const Vec big = one - Vec(2.f) / (exp_vec(at::vec::minimum(a + a, Vec(40.f))) + one);
+    // 2|x| capped at 40, NaN lanes too (the compare is false for them): their result comes
+    // from the polynomial below, which keeps the NaN.
+    const Vec two_a = a + a;
+    const Vec big =
+        one - Vec(2.f) / (exp_vec(Vec::blendv(Vec(40.f), two_a, two_a < Vec(40.f))) + one);
     const Vec x2 = x * x;
     Vec q(-0.005793759599328041f);
     q = q * x2 + Vec(0.02072027698159218f);
@@ -72,7 +78,7 @@ inline at::vec::Vectorized<T> tanh_vec(at::vec::Vectorized<T> x) {
     // The sign bit of x onto big (which is >= 0 or NaN).
     const Vec sign_bit(-0.f);
     const Vec signed_big = (big & ~sign_bit) | (x & sign_bit);
-    return Vec::blendv(signed_big, small, a < Vec(0.625f));
+    return Vec::blendv(small, signed_big, a >= Vec(0.625f));
   }
 }
 
