@@ -128,31 +128,26 @@ class StatisticLayout:
 
 def with_grads(params, owner: str):
     """(p, what the ops update for p, what they read for its grad, whether p is sharded)
-    of each of params that has a gradient, checked (check_grad, check_grad_layout) before
-    anything changes. Per parameter Python is what a step of thousands of small tensors
+    of each of params that has a gradient, checked (check_grad, the gradient's layout)
+    before anything changes. Per parameter Python is what a step of thousands of small tensors
     costs: the DTensor questions are asked once per parameter."""
     for p in params:
         grad = p.grad
         if grad is None:
             continue
         check_grad(owner, grad)
-        if is_dtensor(p) or is_dtensor(grad):
-            check_grad_layout(p, owner)
-            yield p, p.to_local(), grad.to_local(), True
-        else:
+        p_sharded, grad_sharded = is_dtensor(p), is_dtensor(grad)
+        if not (p_sharded or grad_sharded):
             yield p, p, grad, False
-
-
-def check_grad_layout(p: torch.Tensor, owner: str) -> None:
-    """p's gradient must be laid out as p (checked before any change)."""
-    if (is_dtensor(p) or is_dtensor(p.grad)) and (
-        is_dtensor(p) != is_dtensor(p.grad) or tuple(p.grad.placements) != tuple(p.placements)
-    ):
-        raise ValueError(
-            f"{owner}: a gradient's layout differs from its parameter's "
-            f"({getattr(p.grad, 'placements', 'a plain tensor')} for "
-            f"{getattr(p, 'placements', 'a plain tensor')}); redistribute it first"
-        )
+            continue
+        # The gradient must be laid out as its parameter.
+        if p_sharded != grad_sharded or tuple(grad.placements) != tuple(p.placements):
+            raise ValueError(
+                f"{owner}: a gradient's layout differs from its parameter's "
+                f"({getattr(grad, 'placements', 'a plain tensor')} for "
+                f"{getattr(p, 'placements', 'a plain tensor')}); redistribute it first"
+            )
+        yield p, p.to_local(), grad.to_local(), True
 
 
 def matrix_dims(t: torch.Tensor) -> tuple[int, int]:
