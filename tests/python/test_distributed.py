@@ -218,3 +218,25 @@ def test_fsdp2_on_a_single_rank_nccl_mesh(tmp_path):
     (rec,) = _records(str(tmp_path), "lockstep_softmuon", 1)
     assert max(rec["diffs"]) <= 1e-7
     assert rec["fits"][0] == rec["fits"][1]
+
+
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo")
+@pytest.mark.parametrize("cls", ["SoftSignum", "SoftMuon"])
+def test_gradient_laid_out_unlike_its_parameter_is_refused_before_any_change(cls):
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+
+    import softsign
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        mesh = init_device_mesh("cpu", (1,))
+        p = torch.nn.Parameter(distribute_tensor(torch.randn(8, 4), mesh, [Shard(0)]))
+        p.grad = distribute_tensor(torch.randn(8, 4), mesh, [Replicate()])
+        before = p.detach().full_tensor().clone()
+        opt = getattr(softsign, cls)([p], total_steps=10)
+        with pytest.raises(ValueError, match="layout differs from its parameter"):
+            opt.step()
+        assert torch.equal(p.detach().full_tensor(), before)
+    finally:
+        dist.destroy_process_group()
