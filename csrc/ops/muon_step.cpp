@@ -112,35 +112,51 @@ void muon_step_impl(at::TensorList params, at::TensorList grads, at::TensorList 
   }
   if (params.empty()) return;
 
-  // buf <- lerp(buf, g, 1 - momentum): an EMA that starts at zero.
-  at::_foreach_lerp_(bufs, grads, 1.0 - momentum);
-
-  // A temperature that is not finite (a failed fit) makes the step a no-op for the
-  // parameters, decided on the device: the update is zeroed and so is the weight decay.
+  // A temperature that is not finite (a failed fit whose status the host has not read
+  // yet) makes the call a no-op, decided on the device: the update and the weight decay are
+  // zeroed, and the new momentum is kept only where the temperature is finite (the
+  // gradients of a failed fit hold inf or NaN, which must not reach the buffers).
   at::Tensor ok;
   if (temperature.has_value()) ok = at::isfinite(temperature->reshape({}));
+  // buf <- lerp(buf, g, 1 - momentum): an EMA that starts at zero.
+  if (!ok.defined()) at::_foreach_lerp_(bufs, grads, 1.0 - momentum);
 
   for (const MatrixBucket& b : buckets) {
     if (b.rows * b.cols == 0) continue;
     const std::vector<at::Tensor> ps = pick(params, b.members);
     const std::vector<at::Tensor> gs = pick(grads, b.members);
     const std::vector<at::Tensor> bs = pick(bufs, b.members);
+    const std::vector<at::Tensor> moved =
+        ok.defined() ? at::_foreach_lerp(bs, gs, 1.0 - momentum) : bs;
     const auto work = detail::work_dtype(
         b.dtype, temperature.has_value() && method == detail::SoftMap::kAccurate);
     at::Tensor X =
         at::empty({static_cast<int64_t>(ps.size()), b.rows, b.cols}, ps[0].options().dtype(work));
     // d <- lerp(g, buf, momentum) with Nesterov, else buf; written straight into the batch.
-    at::_foreach_copy_(slots(X, ps), nesterov ? at::_foreach_lerp(gs, bs, momentum) : bs);
+    at::_foreach_copy_(slots(X, ps), nesterov ? at::_foreach_lerp(gs, moved, momentum) : moved);
     at::Tensor O = temperature.has_value()
                        ? detail::soft_map_owned(X, *temperature, method, soft_steps)
                        : detail::newton_schulz5_owned(X, ns_steps);
-    if (ok.defined()) O = at::where(ok, O, 0);
+    if (ok.defined()) {
+      O = at::where(ok, O, 0);
+      for (size_t j = 0; j < bs.size(); ++j) {
+        at::Tensor out = bs[j];
+        at::where_out(out, ok, moved[j], bs[j]);
+      }
+    }
     O = O.to(b.dtype, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous);
     if (weight_decay != 0) {
-      if (ok.defined()) {
-        at::_foreach_mul_(ps, 1.0 - ok.to(at::kFloat) * (lr * weight_decay));
+      // p + (-lr wd) p, in the params' opmath: _foreach_mul_ with a scalar factor rounds
+      // the factor to the params' dtype first on the CPU (bf16 turns 0.998 into 0.996 and
+      // 0.9985 into 1), and a float factor tensor is rounded so on CUDA.
+      if (!ok.defined()) {
+        at::_foreach_add_(ps, ps, -lr * weight_decay);
       } else {
-        at::_foreach_mul_(ps, 1.0 - lr * weight_decay);
+        const std::vector<at::Tensor> decayed = at::_foreach_add(ps, ps, -lr * weight_decay);
+        for (size_t j = 0; j < ps.size(); ++j) {
+          at::Tensor out = ps[j];
+          at::where_out(out, ok, decayed[j], ps[j]);
+        }
       }
     }
     at::_foreach_add_(ps, slots(O, ps), -lr * update_scale(adjust_lr, b.rows, b.cols));

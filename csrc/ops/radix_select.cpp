@@ -14,6 +14,15 @@
 #include "softsign/ops.h"
 
 namespace softsign::ops {
+namespace {
+
+void check_selection_state(const at::Tensor& state) {
+  TORCH_CHECK(state.scalar_type() == at::kLong && state.numel() == radix::kStateSize,
+              "softsign: expected an int64 selection state of ", radix::kStateSize,
+              " elements, got ", state.scalar_type(), " of ", state.numel());
+}
+
+}  // namespace
 
 radix::PassSpec check_radix_select_histogram(at::TensorList grads, at::TensorList momentum_buffers,
                                              const at::Tensor& state, int64_t stage, int64_t pass,
@@ -28,9 +37,7 @@ radix::PassSpec check_radix_select_histogram(at::TensorList grads, at::TensorLis
                              static_cast<int>(digit_bits), static_cast<int>(key_bits)};
   TORCH_CHECK(pass >= 0 && pass < radix::stage_key_bits(spec) / digit_bits, "softsign: pass ", pass,
               " out of range for stage ", stage);
-  TORCH_CHECK(state.scalar_type() == at::kLong && state.numel() == radix::kStateSize,
-              "softsign: expected an int64 selection state of ", radix::kStateSize,
-              " elements, got ", state.scalar_type(), " of ", state.numel());
+  check_selection_state(state);
   TORCH_CHECK(momentum_buffers.empty() || momentum_buffers.size() == grads.size(),
               "softsign: expected no momentum buffers or one per grad, got ",
               momentum_buffers.size(), " for ", grads.size());
@@ -78,6 +85,7 @@ int64_t passes(int64_t stage, int64_t key_bits, int64_t digit_bits) {
 
 void radix_select_advance_impl(const at::Tensor& state, const at::Tensor& histogram, int64_t stage,
                                int64_t pass, int64_t digit_bits, int64_t key_bits) {
+  check_selection_state(state);
   const int64_t bins = int64_t{1} << digit_bits;
   TORCH_CHECK(histogram.numel() == bins + 1 && histogram.scalar_type() == at::kLong,
               "softsign: expected an int64 histogram of ", bins + 1, " counts, got ",
@@ -89,7 +97,7 @@ void radix_select_advance_impl(const at::Tensor& state, const at::Tensor& histog
     // The wanted rank comes from the (possibly all-reduced) counts themselves.
     rank = at::clamp_min(at::div(cum[bins - 1] - 1, 2, "floor"), 0);
     const at::Tensor has_nan = (histogram[bins] > 0).to(at::kLong);
-    state[4].copy_(at::maximum(state[4], has_nan));
+    state[4 + stage].copy_(at::maximum(state[4 + stage], has_nan));
   } else {
     rank = state[2 * stage + 1].clone();
   }
@@ -119,11 +127,12 @@ at::Tensor decode(const at::Tensor& key, int64_t key_bits) {
 
 std::tuple<at::Tensor, at::Tensor> radix_select_result_impl(const at::Tensor& state,
                                                             int64_t key_bits) {
+  check_selection_state(state);
   const at::Tensor nan =
       at::full({}, std::numeric_limits<double>::quiet_NaN(), state.options().dtype(at::kDouble));
-  const at::Tensor flag = state[4] != 0;
-  return {at::where(flag, nan, decode(state[0], key_bits)),
-          at::where(flag, nan, decode(state[2], 64))};
+  const at::Tensor nan_values = state[4] != 0;
+  return {at::where(nan_values, nan, decode(state[0], key_bits)),
+          at::where(at::logical_or(nan_values, state[5] != 0), nan, decode(state[2], 64))};
 }
 
 // The passes of Note [radix selection]; each histogram goes through the dispatcher, so the
@@ -138,7 +147,9 @@ std::tuple<at::Tensor, at::Tensor> run_selection(const SelectionSource& src,
               "softsign: median_mad needs at least one tensor");
   TORCH_CHECK(n > 0 || hook, "softsign: median_mad needs at least one element");
   const at::Tensor& any = src.grads.empty() ? src.first_step_grads[0] : src.grads[0];
-  const int64_t key_bits = key_bits_for(src.grads, src.first_step_grads);
+  // Under a hook every rank must run the same passes, whatever dtypes its shards hold:
+  // 64-bit keys then (float32 values widen exactly).
+  const int64_t key_bits = hook ? 64 : key_bits_for(src.grads, src.first_step_grads);
   const int64_t digit_bits = digit_bits_for(any.device());
   const at::Tensor state = at::zeros({radix::kStateSize}, any.options().dtype(at::kLong));
   std::optional<at::Tensor> scale = src.grad_scale;
@@ -168,8 +179,21 @@ std::tuple<at::Tensor, at::Tensor> direction_median_mad_impl(
     at::TensorList grads, at::TensorList momentum_buffers, at::TensorList first_step_grads,
     double momentum, double dampening, bool nesterov, bool maximize,
     const std::optional<at::Tensor>& grad_scale) {
-  const SelectionSource src{grads,     momentum_buffers, first_step_grads, momentum,
-                            dampening, nesterov,         maximize,         grad_scale};
+  // The histograms read a grad and its buffer with one index (Note [step layouts]):
+  // dense copies where a grad is a strided view or its buffer is laid out otherwise.
+  std::vector<at::Tensor> gs(grads.begin(), grads.end());
+  std::vector<at::Tensor> bs(momentum_buffers.begin(), momentum_buffers.end());
+  std::vector<at::Tensor> fs(first_step_grads.begin(), first_step_grads.end());
+  for (size_t i = 0; i < gs.size(); ++i) {
+    if (!gs[i].is_non_overlapping_and_dense()) gs[i] = gs[i].contiguous();
+    if (i < bs.size() && bs[i].strides() != gs[i].strides()) {
+      bs[i] = at::empty_like(gs[i]).copy_(bs[i]);
+    }
+  }
+  for (auto& f : fs) {
+    if (!f.is_non_overlapping_and_dense()) f = f.contiguous();
+  }
+  const SelectionSource src{gs, bs, fs, momentum, dampening, nesterov, maximize, grad_scale};
   return run_selection(src, nullptr);
 }
 

@@ -14,7 +14,9 @@
 // (all-reduced) before the bin is picked: the hook for a sharded model.
 // Histogram layout: (1 << digit_bits) counts, then the count of NaN values (pass 0 only;
 // NaN values take no part in the selection and make the result NaN, as torch.median).
-// State (int64 [5]): prefix and remaining rank of stage 0, the same of stage 1, NaN flag.
+// State (int64 [6]): prefix and remaining rank of stage 0, the same of stage 1, and a NaN
+// flag per stage: a NaN value makes both results NaN (as torch.median); an infinite median
+// makes only the MAD NaN (|x - mu| is inf - inf for x = mu), not the median.
 #pragma once
 
 #include <c10/macros/Macros.h>
@@ -25,7 +27,7 @@
 
 namespace softsign::ops::radix {
 
-constexpr int kStateSize = 5;
+constexpr int kStateSize = 6;
 
 // Bit reinterpretation usable in host and device code (std::bit_cast is not, with nvcc).
 C10_HOST_DEVICE inline uint32_t bits_of(float v) {

@@ -54,19 +54,55 @@ void check_soft_sign_step(at::TensorList params, at::TensorList grads,
                 p.scalar_type(), ", got ", g.scalar_type(), " at index ", i);
     TORCH_CHECK(p.sizes() == g.sizes(), "softsign: expected grad of shape ", p.sizes(), ", got ",
                 g.sizes(), " at index ", i);
-    TORCH_CHECK(p.is_non_overlapping_and_dense() && g.strides() == p.strides(),
-                "softsign: expected dense params with grads of the same strides (index ", i, ")");
     if (!momentum_buffers.empty()) {
       const at::Tensor& b = momentum_buffers[i];
       TORCH_CHECK(b.device() == device && b.scalar_type() == p.scalar_type() &&
-                      b.sizes() == p.sizes() && b.strides() == p.strides(),
-                  "softsign: expected momentum buffer like its param at index ", i);
+                      b.sizes() == p.sizes() && b.layout() == at::kStrided,
+                  "softsign: expected a momentum buffer of the param's device, dtype and shape "
+                  "at index ",
+                  i);
     }
   }
   check_scalar_tensor(lr_tensor, "lr_tensor", device);
   check_scalar_tensor(temperature, "temperature", device);
   check_scalar_tensor(grad_scale, "grad_scale", device);
   check_scalar_tensor(found_inf, "found_inf", device);
+}
+
+StepLayout::StepLayout(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers)
+    : orig_params_(params), orig_grads_(grads), orig_bufs_(momentum_buffers) {
+  const bool with_bufs = !momentum_buffers.empty();
+  auto fits = [&](size_t i) {
+    const at::Tensor& p = params[i];
+    return p.is_non_overlapping_and_dense() && grads[i].strides() == p.strides() &&
+           (!with_bufs || momentum_buffers[i].strides() == p.strides());
+  };
+  size_t i = 0;
+  while (i < params.size() && fits(i)) ++i;
+  if (i == params.size()) return;
+  copied_ = true;
+  params_.assign(params.begin(), params.end());
+  grads_.assign(grads.begin(), grads.end());
+  bufs_.assign(momentum_buffers.begin(), momentum_buffers.end());
+  for (; i < params.size(); ++i) {
+    if (fits(i)) continue;
+    at::Tensor& p = params_[i];
+    // empty_like keeps a dense tensor's strides, and gives a strided view dense strides in
+    // the same dimension order.
+    if (!p.is_non_overlapping_and_dense()) p = at::empty_like(p).copy_(p);
+    if (grads_[i].strides() != p.strides()) grads_[i] = at::empty_like(p).copy_(grads_[i]);
+    if (with_bufs && bufs_[i].strides() != p.strides()) {
+      bufs_[i] = at::empty_like(p).copy_(bufs_[i]);
+    }
+  }
+}
+
+void StepLayout::write_back() const {
+  if (!copied_) return;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!params_[i].is_same(orig_params_[i])) orig_params_[i].copy_(params_[i]);
+    if (!bufs_.empty() && !bufs_[i].is_same(orig_bufs_[i])) orig_bufs_[i].copy_(bufs_[i]);
+  }
 }
 
 }  // namespace softsign::ops

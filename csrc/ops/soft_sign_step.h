@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <optional>
+#include <vector>
 
 namespace softsign::ops {
 
@@ -34,6 +35,61 @@ void check_soft_sign_step(at::TensorList params, at::TensorList grads,
                           const std::optional<at::Tensor>& grad_scale,
                           const std::optional<at::Tensor>& found_inf);
 
+// Note [step layouts]: the kernels walk a param, its grad and its buffer with one index,
+// so they need dense params whose grad and buffer share their strides. That is the common
+// case and costs one scan. Otherwise (a strided view as a parameter, a grad assigned with
+// other strides, buffers made before the model went channels_last) the call steps dense
+// stand-ins and copies them back: the same values as stepping a contiguous copy, never an
+// error halfway through a step.
+class StepLayout {
+ public:
+  StepLayout(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers);
+  at::TensorList params() const { return copied_ ? at::TensorList(params_) : orig_params_; }
+  at::TensorList grads() const { return copied_ ? at::TensorList(grads_) : orig_grads_; }
+  at::TensorList momentum_buffers() const { return copied_ ? at::TensorList(bufs_) : orig_bufs_; }
+  // Copies the stepped stand-ins into the caller's params and buffers (queued on the
+  // device's stream: no wait).
+  void write_back() const;
+
+ private:
+  at::TensorList orig_params_, orig_grads_, orig_bufs_;
+  std::vector<at::Tensor> params_, grads_, bufs_;
+  bool copied_ = false;
+};
+
+// Products and sums rounded one at a time, as the ATen ops of soft_sign_direction and the
+// CPU kernels (built with -ffp-contract=off) round them: nvcc would otherwise contract
+// a * b + c into one FMA, and the fit would not select among the directions the step
+// applies. The _rn intrinsics are never contracted.
+C10_HOST_DEVICE inline float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+C10_HOST_DEVICE inline double mul_rn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+C10_HOST_DEVICE inline float add_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+C10_HOST_DEVICE inline double add_rn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
 // Momentum update of one element in opmath type T (float32, float64 for double params);
 // returns the direction d and writes the new buffer. g is already unscaled and
 // sign-flipped for maximize.
@@ -41,8 +97,9 @@ template <typename T>
 C10_HOST_DEVICE inline T momentum_direction(T g, T& buf, const StepScalars& s) {
   if (s.momentum == 0.0) return g;
   const T m = static_cast<T>(s.momentum);
-  buf = s.first_step ? g : m * buf + (T(1) - static_cast<T>(s.dampening)) * g;
-  return s.nesterov ? g + m * buf : buf;
+  const T undamped = T(1) - static_cast<T>(s.dampening);
+  buf = s.first_step ? g : add_rn(mul_rn(m, buf), mul_rn(undamped, g));
+  return s.nesterov ? add_rn(g, mul_rn(m, buf)) : buf;
 }
 
 // sign(d) (with sign(0) = 0, as torch.sign) when soft is false, else tanh(tau * d).
@@ -55,7 +112,8 @@ C10_HOST_DEVICE inline T soft_sign(T d, bool soft, T tau) {
 // New parameter value: decoupled weight decay before the update, one rounding at the end.
 template <typename T>
 C10_HOST_DEVICE inline T apply_update(T p, T u, T lr, T weight_decay) {
-  return p * (T(1) - lr * weight_decay) - lr * u;
+  const T decay = T(1) - mul_rn(lr, weight_decay);
+  return add_rn(mul_rn(p, decay), -mul_rn(lr, u));
 }
 
 }  // namespace softsign::ops

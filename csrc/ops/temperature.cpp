@@ -46,8 +46,11 @@ std::vector<at::Tensor> soft_sign_direction_impl(at::TensorList grads,
       out.push_back(g.clone());  // a fresh tensor even when g is the grad itself
       continue;
     }
-    const at::Tensor buf =
-        first_step ? g : momentum * momentum_buffers[i].to(op) + (1.0 - dampening) * g;
+    // 1 - dampening as the kernels form it: in the opmath type (float32: 1 - float(d)).
+    const double undamped = op == at::kDouble
+                                ? 1.0 - dampening
+                                : static_cast<double>(1.0f - static_cast<float>(dampening));
+    const at::Tensor buf = first_step ? g : momentum * momentum_buffers[i].to(op) + undamped * g;
     out.push_back(nesterov ? g + momentum * buf : buf.clone());
   }
   return out;

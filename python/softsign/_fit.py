@@ -9,6 +9,8 @@ schedule, which is all NaN for a failed fit, so the kernels leave parameters unt
 from __future__ import annotations
 
 import math
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -63,15 +65,29 @@ class PendingFit:
             self.event.synchronize()
 
 
-def apply_status(group, group_index: int, pending: PendingFit, owner: str) -> bool:
+def user_stacklevel() -> int:
+    """The stacklevel of warnings.warn that points at the caller's own code: the first frame
+    outside softsign and torch (whose step() wrappers and no_grad sit in between)."""
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not (path.startswith(here) or path.startswith(torch_dir)):
+            return level
+        frame, level = frame.f_back, level + 1
+    return 1
+
+
+def apply_status(group, group_index: int, pending: PendingFit, owner: str, statistic: str) -> bool:
     """Acts on a read-back fit status. Returns True when the fit is done (group['fit'] set)."""
     median, mad, status = pending.host.tolist()
     status = int(status)
     if status == NON_FINITE:
         raise ValueError(
             f"{owner}: the temperature fit of param group {group_index} found non-finite "
-            f"statistics (median={median}, MAD={mad}) of the post-momentum directions: the "
-            "gradients contain inf or NaN. Parameters were not changed by the fit step."
+            f"statistics (median={median}, MAD={mad}) of {statistic}: the gradients contain "
+            "inf or NaN. The fit step changed neither the group's parameters nor its state."
         )
     if status == PENDING:
         return False
@@ -80,7 +96,7 @@ def apply_status(group, group_index: int, pending: PendingFit, owner: str) -> bo
             f"{owner}: the temperature fit of param group {group_index} found a zero MAD "
             f"(median={median}); every step of the transition uses tau = c_eps / |median| "
             "(tmax when the median is 0 as well)",
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
     group["fit"] = {"median": median, "mad": mad}
     return True

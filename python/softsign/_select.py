@@ -26,17 +26,10 @@ class Source:
     first_step: bool = False
 
 
-def key_bits(tensors: Sequence[torch.Tensor]) -> int:
-    """Width of stage-0 keys, as the C++ driver picks it: every rank must pass tensors of the
-    same dtypes (empty shards included) so that every rank runs the same passes."""
-    return 64 if any(t.dtype == torch.float64 for t in tensors) else 32
-
-
 def median_mad(
     sources: Sequence[Source],
     *,
     device: torch.device,
-    bits: int,
     hook: Callable[[torch.Tensor], None] | None,
     momentum: float = 0.0,
     dampening: float = 0.0,
@@ -45,9 +38,15 @@ def median_mad(
     grad_scale: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Lower median and MAD (float64 0-dim tensors on `device`) of the directions of every
-    source, after `hook` has seen (and may have changed) each histogram."""
+    source, after `hook` has seen (and may have changed) each histogram.
+
+    Stage-0 keys are 64 bits wide under a hook (as in the C++ driver): every rank then runs
+    the same passes whatever dtypes its shards hold (float32 values widen exactly); without
+    one, 32 bits unless a tensor is float64."""
     digit_bits = 16 if device.type == "cpu" else 8  # as the C++ driver picks them
-    state = torch.zeros(5, dtype=torch.int64, device=device)
+    tensors = [g for src in sources for g in src.grads]
+    bits = 64 if hook is not None or any(t.dtype == torch.float64 for t in tensors) else 32
+    state = torch.zeros(6, dtype=torch.int64, device=device)  # radix::kStateSize
     for stage in (0, 1):
         for pass_ in range((bits if stage == 0 else 64) // digit_bits):
             hist = None

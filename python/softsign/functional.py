@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Sequence
 
 import torch
@@ -50,7 +52,6 @@ def median_mad(
     return _select.median_mad(
         [_select.Source(tensors)],
         device=tensors[0].device,
-        bits=_select.key_bits(tensors),
         hook=histogram_hook,
     )
 
@@ -68,11 +69,14 @@ def temperature_schedule(
     """The T = `steps` temperatures of the transition (float64), spec section 3.
 
     `median` and `mad` are numbers or 0-dim tensors; the schedule lives on their device.
+    A number is checked (a MAD >= 0); a tensor is not read (no host synchronization).
     """
     if kind not in _KINDS:
         raise ValueError(f"Invalid kind: {kind!r} (expected one of {_KINDS})")
-    if int(steps) < 1:
-        raise ValueError(f"Invalid steps: {steps} (expected >= 1)")
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+        raise ValueError(f"Invalid steps: {steps!r} (expected an integer >= 1)")
+    if not isinstance(mad, torch.Tensor) and not float(mad) >= 0:
+        raise ValueError(f"Invalid mad: {mad} (expected >= 0)")
     median = torch.as_tensor(median, dtype=torch.float64)
     mad = torch.as_tensor(mad, dtype=torch.float64, device=median.device)
     return ops.temperature_schedule(
@@ -104,15 +108,18 @@ def soft_spectral_map(
 
     method="newton_schulz": the public SoftMuon's coupled iteration with `steps` steps in
     bfloat16 (returns bfloat16); far from Phi_tau when tau * sigma spans decades.
-    method="accurate": within 1e-2 (relative Frobenius) of Phi_tau for tau in [1, 1e9];
-    returns float32. float64 input runs in float64. `tau` is a number or a 1-element
-    tensor (kept on the device: no host synchronization).
+    method="accurate": within 1e-2 (relative Frobenius) of Phi_tau for tau in [1, 1e9]
+    and spectra spanning up to 4 decades; returns float32. float64 input runs in float64.
+    `tau` is a positive number or a 1-element tensor (kept on the device: no host
+    synchronization, so a tensor's value is not checked; a non-finite one gives zeros).
     """
     if method not in _SOFT_MAPS:
         raise ValueError(f"Invalid method: {method!r} (expected one of {_SOFT_MAPS})")
     if int(steps) < 0:
         raise ValueError(f"Invalid steps: {steps} (expected >= 0)")
     if not isinstance(tau, torch.Tensor):
+        if not (math.isfinite(float(tau)) and float(tau) > 0):
+            raise ValueError(f"Invalid tau: {tau} (expected a finite number > 0)")
         tau = torch.full((), float(tau), dtype=torch.float64, device=M.device)
     return ops.soft_spectral_map(M.detach(), tau.detach(), method=method, steps=int(steps))
 

@@ -60,7 +60,7 @@ def test_opcheck_statistics(device):
     torch.library.opcheck(
         ops.direction_median_mad.default, (xs[:1], bufs[:1], xs[1:]), direction_kw
     )
-    state = torch.zeros(5, dtype=torch.int64, device=device)
+    state = torch.zeros(6, dtype=torch.int64, device=device)
     pass_kw = dict(stage=0, pass_=0, digit_bits=8, key_bits=32)
     hist = ops.radix_select_histogram(
         xs,
@@ -88,7 +88,7 @@ def test_opcheck_statistics(device):
         ),
     )
     torch.library.opcheck(ops.radix_select_advance_.default, (state.clone(), hist), pass_kw)
-    keys = torch.tensor([float_key(-1.5), 0, double_key(0.25), 0, 0], device=device)
+    keys = torch.tensor([float_key(-1.5), 0, double_key(0.25), 0, 0, 0], device=device)
     torch.library.opcheck(ops.radix_select_result.default, (keys,), dict(key_bits=32))
     mu, s = median_mad(xs)
     sched_kw = dict(eps=1e-4, newton_iters=10, tmax=1e9, kind="tanh")
@@ -111,7 +111,7 @@ def double_key(v):
 
 @pytest.mark.parametrize("value", [-1.5, 0.0, -0.0, 2.0**127, -(2.0**-149), float("inf")])
 def test_selection_result_decodes_keys(value, device):
-    state = torch.tensor([float_key(value), 0, double_key(value), 0, 0], device=device)
+    state = torch.tensor([float_key(value), 0, double_key(value), 0, 0, 0], device=device)
     mu, mad = ops.radix_select_result(state, key_bits=32)
     assert mu.item() == value and math.copysign(1, mu.item()) == math.copysign(1, value)
     assert mad.item() == value
@@ -155,7 +155,9 @@ def test_median_mad_is_exact(make, device):
 DIRECTION_CASES = {
     "plain": dict(momentum=0.9, dampening=0.0, nesterov=False, maximize=False),
     "nesterov_maximize": dict(momentum=0.8, dampening=0.0, nesterov=True, maximize=True),
-    "dampening": dict(momentum=0.5, dampening=0.3, nesterov=False, maximize=False),
+    # 1 - 0.09 rounds differently in float32 and in float64: the ops must agree on one.
+    "dampening": dict(momentum=0.5, dampening=0.09, nesterov=False, maximize=False),
+    "dampening_nesterov": dict(momentum=0.9, dampening=0.09, nesterov=True, maximize=False),
 }
 
 
@@ -177,6 +179,26 @@ def test_direction_statistic_read_in_place(case, dtype, scaled, device):
     assert got[0].item() == want[0].item() and got[1].item() == want[1].item()
 
 
+@pytest.mark.parametrize("case", list(DIRECTION_CASES))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_step_applies_the_directions_the_fit_reads(case, dtype, device):
+    """The step kernel forms d exactly as soft_sign_direction (and so the fit) does: no
+    fused multiply-add in one and not the other. With p = 0, lr = 1 and tau = 2^-60 the
+    step writes p = -tanh(tau d) = -tau d exactly, which gives d back."""
+    gen = torch.Generator().manual_seed(5)
+    g, b = (torch.randn(20000, generator=gen, dtype=dtype).to(device) for _ in range(2))
+    kw = DIRECTION_CASES[case]
+    (want,) = ops.soft_sign_direction([g], [b], **kw, first_step=False, grad_scale=None)
+    p, buf = torch.zeros_like(g), b.clone()
+    tau = torch.tensor(2.0**-60, dtype=torch.float64, device=device)
+    ops.soft_sign_step_([p], [g], [buf], **step_kwargs(lr=1.0, temperature=tau, **kw))
+    assert torch.equal(-p * 2.0**60, want)
+    # 1 - dampening formed in the opmath type, as the kernels form it.
+    undamped = torch.tensor(1.0, dtype=dtype) - torch.tensor(kw["dampening"], dtype=dtype)
+    signed = -g if kw["maximize"] else g
+    assert torch.equal(buf, kw["momentum"] * b + undamped.to(device) * signed)
+
+
 def test_median_mad_of_nothing_is_an_error():
     with pytest.raises(ValueError, match="at least one element"):
         median_mad([torch.empty(0)])
@@ -192,7 +214,19 @@ def test_histogram_hook_sees_every_pass():
     seen = []
     got = median_mad([x], histogram_hook=lambda h: seen.append(int(h.sum())))
     assert got[0].item() == x.median().item()
-    assert seen[0] == 1000 and len(seen) == 2 + 4  # 16-bit digits: 32-bit then 64-bit keys
+    # 16-bit digits over 64-bit keys in both stages: under a hook every rank runs the same
+    # passes whatever its dtypes.
+    assert seen[0] == 1000 and len(seen) == 4 + 4
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_an_infinite_median_is_not_nan(sign, device):
+    """|x - mu| is inf - inf = NaN where x = mu = inf: the MAD is NaN, as for torch.median,
+    and the median keeps its value."""
+    x = torch.tensor([sign * math.inf, sign * math.inf, 1.0], device=device)
+    mu, mad = median_mad([x])
+    assert mu.item() == x.median().item() == sign * math.inf
+    assert math.isnan(mad.item()) and math.isnan((x - x.median()).abs().median().item())
 
 
 def _sharded_median_mad(rank, world, path, shards, out):
@@ -205,12 +239,13 @@ def _sharded_median_mad(rank, world, path, shards, out):
 
 
 def test_histogram_hook_all_reduce_selects_over_every_rank(tmp_path):
-    """Each rank holds a shard (one holds none); all-reducing the histograms gives every
-    rank the exact median/MAD of the whole, without gathering any value."""
+    """Each rank holds a shard (one holds none, one float64 values); all-reducing the
+    histograms gives every rank the exact median/MAD of the whole, gathering no value."""
     import torch.multiprocessing as mp
 
     x = torch.randn(2001)
-    shards = [x[:1500], x[1500:], x[:0]]
+    # One rank holds float64: every rank must still run the same passes.
+    shards = [x[:1500], x[1500:].double(), x[:0]]
     with mp.Manager() as manager:
         out = manager.dict()
         mp.spawn(_sharded_median_mad, args=(3, str(tmp_path / "store"), shards, out), nprocs=3)
@@ -235,6 +270,16 @@ def test_schedule_rejects_bad_arguments():
         temperature_schedule(0.0, 1.0, 0)
     with pytest.raises(RuntimeError, match="eps"):
         temperature_schedule(0.0, 1.0, 3, eps=2.0)
+    with pytest.raises(ValueError, match="steps"):
+        temperature_schedule(0.0, 1.0, 2.5)
+    with pytest.raises(ValueError, match="mad"):
+        temperature_schedule(0.0, -1.0, 3)
+
+
+@pytest.mark.parametrize("tau", [0.0, -2.0, float("inf"), float("nan")])
+def test_soft_spectral_map_rejects_a_bad_tau(tau):
+    with pytest.raises(ValueError, match="tau"):
+        softsign.functional.soft_spectral_map(torch.randn(4, 3), tau)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])

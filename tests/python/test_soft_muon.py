@@ -474,3 +474,159 @@ def test_small_singular_values_are_resolved():
         # float64 eigenvalues err by ~1e-16 sigma_max^2, so sigma by ~1e-16 / (2 sigma).
         torch.testing.assert_close(got[:5], want[:5], rtol=1e-5, atol=1e-9)
         assert (got[5:] <= 1e-7).all()
+
+
+# ---- audit fixes: group input, failed fits read back late, bf16 decay, routing ------------
+
+
+def test_a_generator_in_a_group_dict_keeps_its_params():
+    model = nn.Sequential(nn.Linear(4, 4, bias=False), nn.Linear(4, 4, bias=False))
+    opt = softsign.Muon([dict(params=model.parameters(), use_muon=True)])
+    assert len(opt.param_groups[0]["params"]) == 2
+    opt.add_param_group(dict(params=(p for p in [nn.Parameter(torch.ones(3))]), use_muon=False))
+    assert len(opt.param_groups[1]["params"]) == 1
+
+
+def test_a_mixed_group_without_use_muon_is_refused():
+    model = nn.Linear(4, 4)
+    with pytest.raises(ValueError, match="use_muon"):
+        softsign.Muon([dict(params=list(model.parameters()), lr=0.02)])
+    opt = softsign.Muon([model.weight])
+    with pytest.raises(ValueError, match="use_muon"):
+        opt.add_param_group(dict(params=[nn.Parameter(torch.ones(3, 3)), model.bias]))
+    assert len(opt.param_groups) == 1
+
+
+def test_named_parameters_are_routed_and_keep_their_names():
+    torch.manual_seed(0)
+    a, b = nn.Linear(6, 5), nn.Linear(6, 5)
+    b.load_state_dict(a.state_dict())
+    with pytest.warns(UserWarning, match="muon_param_groups"):
+        named = softsign.SoftMuon(a.named_parameters(), total_steps=6)
+    with pytest.warns(UserWarning, match="muon_param_groups"):
+        plain = softsign.SoftMuon(b.parameters(), total_steps=6)
+    assert [g["param_names"] for g in named.param_groups] == [["weight"], ["bias"]]
+    for k in range(6):
+        x = torch.randn(3, 6, generator=torch.Generator().manual_seed(k))
+        for m, opt in ((a, named), (b, plain)):
+            opt.zero_grad()
+            m(x).square().sum().backward()
+            opt.step()
+    assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+
+
+def test_an_empty_group_steps_through_every_phase():
+    (w,) = make_params(torch.float32, shapes=[(6, 4)])
+    opt = softsign.SoftMuon(
+        [dict(params=[w], use_muon=True), dict(params=[], use_muon=True)],
+        sign_steps=2,
+        transition_steps=3,
+    )
+    run(opt, [w], 6)
+    assert opt.temperature(0) is not None and opt.temperature(1) is None
+
+
+def test_muon_step_with_nan_temperature_leaves_buffers_too():
+    # A failed fit's gradients hold NaN: not even the momentum may take them.
+    params = [t.detach() for t in make_params(torch.float32)]
+    bufs = [torch.randn_like(p) for p in params]
+    before = [p.clone() for p in params], [b.clone() for b in bufs]
+    for nesterov in (True, False):
+        torch.ops.softsign.muon_step_(
+            params,
+            [torch.full_like(p, float("nan")) for p in params],
+            bufs,
+            lr=0.02,
+            momentum=0.95,
+            nesterov=nesterov,
+            weight_decay=0.1,
+            ns_steps=5,
+            adjust_lr="original",
+            temperature=torch.tensor(float("nan"), dtype=torch.float64),
+            soft_map="accurate",
+            soft_steps=5,
+        )
+        assert all(torch.equal(a, b) for a, b in zip(params, before[0]))
+        assert all(torch.equal(a, b) for a, b in zip(bufs, before[1]))
+
+
+def test_a_failed_fit_read_back_late_changes_nothing_and_the_run_recovers(monkeypatch):
+    """On a GPU the fit's status arrives a step late (an event query). Simulated on the CPU:
+    the first query of every fit answers "not yet"."""
+    from softsign import _fit
+
+    ready = _fit.PendingFit.ready
+    asked = set()
+
+    def first_not_ready(self):
+        if id(self) not in asked:
+            asked.add(id(self))
+            return False
+        return ready(self)
+
+    monkeypatch.setattr(_fit.PendingFit, "ready", first_not_ready)
+    params = make_params(torch.float32)
+    opt = softsign.SoftMuon(params, sign_steps=2, transition_steps=4, weight_decay=0.1)
+    run(opt, params, 2)
+    before = [p.detach().clone() for p in params]
+    bufs = [opt.state[p]["momentum_buffer"].clone() for p in params]
+    for p in params:
+        p.grad = torch.full_like(p, float("nan"))
+    opt.step()  # the fit step: its status is not read yet, and nothing may change
+    assert all(torch.equal(p.detach(), b) for p, b in zip(params, before))
+    assert all(torch.equal(opt.state[p]["momentum_buffer"], b) for p, b in zip(params, bufs))
+    with pytest.raises(ValueError, match="non-finite"):
+        run(opt, params, 1, start=4)
+    run(opt, params, 4, start=4)  # the user skips the bad batch: a new fit, finite steps
+    assert opt.temperature() is not None
+    assert all(torch.isfinite(p).all() for p in params)
+
+
+@pytest.mark.filterwarnings("ignore:.*zero MAD")
+def test_bf16_weight_decay_rounds_once_in_every_phase():
+    """p <- p (1 - lr wd) is computed in float32 and rounded once to bf16, as
+    torch.optim.Muon's p.mul_(1 - lr wd) does, in the sign phase and the transition."""
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(64, 32, generator=gen).to(torch.bfloat16).requires_grad_()
+    lr, wd = 0.05, 0.05  # lr * wd = 0.0025: a bf16 factor would be 0.99609
+    opt = softsign.SoftMuon([w], lr=lr, weight_decay=wd, sign_steps=2, transition_steps=3)
+    for k in range(5):  # zero gradients: the update is 0, only the decay moves w
+        before = w.detach().double()
+        w.grad = torch.zeros_like(w)
+        opt.step()
+        exact = (before * (1 - lr * wd)).to(torch.bfloat16).double()
+        diff = (w.detach().double() - exact).abs()
+        ulp = exact.abs() * 2**-7
+        assert (diff <= ulp).all(), k
+        assert (diff > 0).float().mean() < 0.02, k  # double rounding only, rarely
+
+
+def test_muon_param_groups_finds_heads_tables_and_raw_matrices():
+    class Classifier(nn.Module):  # the layout of torchvision's ResNet, VGG and ViT heads
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3)
+            self.class_token = nn.Parameter(torch.zeros(1, 1, 8))
+            self.pos_embedding = nn.Parameter(torch.zeros(5, 8))
+            self.mix = nn.Parameter(torch.zeros(8, 8))  # a hidden matrix of its own
+            self.scale = nn.Parameter(torch.ones(1, 8))
+            self.features = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
+            self.norm = nn.LayerNorm(8)
+            self.fc = nn.Linear(8, 10)  # the output head: the last layer with parameters
+
+    model = Classifier()
+    muon, other = softsign.muon_param_groups(model)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert sorted(names[id(p)] for p in muon["params"]) == [
+        "conv.weight",
+        "features.0.weight",
+        "features.2.weight",
+        "mix",
+    ]
+    assert {"class_token", "pos_embedding", "scale", "fc.weight"} <= {
+        names[id(p)] for p in other["params"]
+    }
+    # No head when the model ends in a norm, as a bare nn.Transformer does.
+    ends_in_norm = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4), nn.LayerNorm(4))
+    muon, _ = softsign.muon_param_groups(ends_in_norm)
+    assert len(muon["params"]) == 2

@@ -312,6 +312,7 @@ def test_grad_scaler_skips_steps_with_inf():
     "kwargs,match",
     [
         (dict(lr=-1.0), "learning rate"),
+        (dict(lr=torch.tensor(float("nan"))), "learning rate"),
         (dict(momentum=-0.1), "momentum"),
         (dict(dampening=1.5), "dampening"),
         (dict(weight_decay=-1.0), "weight_decay"),
@@ -419,3 +420,100 @@ def test_grad_is_not_modified(device):
         params[0].grad = g.clone()
         opt.step()
         assert torch.equal(params[0].grad, g)
+
+
+def _strided_layouts_run(fused, layout_change):
+    """Six steps (sign phase, fit, transition) of three parameters whose memory layouts the
+    fused kernels cannot walk directly; returns the parameters' final values."""
+    torch.manual_seed(0)
+    base = torch.randn(6, 10)
+    view = torch.nn.Parameter(base[:, ::2])  # a strided view: not dense
+    conv = torch.nn.Parameter(torch.randn(4, 3, 2, 2))
+    plain = torch.nn.Parameter(torch.randn(5, 7))
+    opt = softsign.SoftSignum(
+        [view, conv, plain], lr=0.1, nesterov=True, sign_steps=3, transition_steps=4, fused=fused
+    )
+    for k in range(6):
+        gen = torch.Generator().manual_seed(k)
+        view.grad = torch.randn(view.shape, generator=gen)
+        conv.grad = torch.randn(conv.shape, generator=gen)
+        # A grad assigned with other strides than its parameter's.
+        plain.grad = torch.randn(7, 5, generator=gen).t()
+        if k == 2 and layout_change:  # the model goes channels_last after its buffers exist
+            conv.data = conv.data.to(memory_format=torch.channels_last)
+        opt.step()
+    return [view.detach().clone(), conv.detach().clone(), plain.detach().clone()], opt
+
+
+@pytest.mark.parametrize("layout_change", [False, True])
+def test_fused_step_takes_any_memory_layout(layout_change):
+    got, opt = _strided_layouts_run(None, layout_change)
+    expected, _ = _strided_layouts_run(False, layout_change)  # the pure-PyTorch path
+    assert opt.temperature() is not None  # the run crossed the fit
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        (dict(momentum=2.0), "momentum"),
+        (dict(lr=-1.0), "learning rate"),
+        (dict(sign_steps=-3), "sign_steps"),
+        (dict(tmax=1e300), "tmax"),  # tau beyond float32 would write NaN
+        (dict(nesterov=True, momentum=0.0), "nesterov"),
+        (dict(sign_iters=2, sign_steps=3), "sign_iters"),
+    ],
+)
+def test_group_options_are_checked_and_a_refused_group_is_not_kept(options, match):
+    a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
+    opt = softsign.SoftSignum([a], total_steps=10)
+    with pytest.raises(ValueError, match=match):
+        opt.add_param_group(dict(params=[b], **options))
+    with pytest.raises(ValueError, match=match):
+        softsign.SoftSignum([dict(params=[b], **options)], total_steps=10)
+    assert len(opt.param_groups) == 1
+    a.grad = torch.ones(3)
+    opt.step()  # the optimizer still works
+
+
+def test_a_group_with_a_complex_param_is_not_kept():
+    opt = softsign.Signum([torch.nn.Parameter(torch.ones(3))])
+    with pytest.raises(ValueError, match="complex"):
+        opt.add_param_group(dict(params=[torch.zeros(2, dtype=torch.complex64)]))
+    assert len(opt.param_groups) == 1
+
+
+def test_aliases_inside_a_group_dict():
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = softsign.SoftSignum([dict(params=[w], sign_iters=2, transition_iters=5)], total_steps=50)
+    group = opt.param_groups[0]
+    assert (group["sign_steps"], group["transition_steps"]) == (2, 5)
+    assert "sign_iters" not in group and "transition_iters" not in group
+
+
+def test_empty_and_zero_element_groups_step_through_every_phase():
+    w = torch.nn.Parameter(torch.ones(4))
+    empty = torch.nn.Parameter(torch.ones(0))
+    opt = softsign.SoftSignum(
+        [dict(params=[w]), dict(params=[]), dict(params=[empty])], sign_steps=2, transition_steps=3
+    )
+    for _ in range(7):
+        w.grad, empty.grad = torch.randn(4), torch.ones(0)
+        opt.step()
+    assert opt.temperature(0) is not None
+    # A group of 0 elements has nothing to fit: its fit waits, as for a group without grads.
+    assert opt.temperature(1) is None and opt.temperature(2) is None
+    assert opt.param_groups[2]["fit"] is None
+
+
+def test_zero_mad_warning_points_at_the_callers_line():
+    w = torch.nn.Parameter(torch.zeros(6))
+    opt = softsign.SoftSignum([w], momentum=0.0, sign_steps=1, transition_steps=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            w.grad = torch.full((6,), 0.5)
+            opt.step()
+    (warning,) = [w for w in caught if "zero MAD" in str(w.message)]
+    assert warning.filename == __file__

@@ -29,7 +29,10 @@ void soft_sign_step_cpu(at::TensorList params, at::TensorList grads,
   const CpuStepArgs args{
       StepScalars{momentum, dampening, weight_decay, nesterov, maximize, first_step},
       read_scalar(lr_tensor, lr), read_scalar(grad_scale, 1.0), temperature.has_value(), tau};
-  SOFTSIGN_CPU_DISPATCH(soft_sign_step_kernel, params, grads, momentum_buffers, args);
+  const StepLayout layout(params, grads, momentum_buffers);
+  SOFTSIGN_CPU_DISPATCH(soft_sign_step_kernel, layout.params(), layout.grads(),
+                        layout.momentum_buffers(), args);
+  layout.write_back();
 }
 
 }  // namespace

@@ -42,14 +42,17 @@ inline at::vec::Vectorized<float> exp_vec(at::vec::Vectorized<float> x) {
   using Vec = at::vec::Vectorized<float>;
   const Vec k = (x * Vec(1.44269504088896341f)).round();
   const Vec r = (x - k * Vec(0.693359375f)) - k * Vec(-2.12194440e-4f);
+  // Explicit FMAs: the file is built without contraction (the directions must round as
+  // the fit's), and the polynomials are the one place where FMA is wanted.
+  using at::vec::fmadd;
   Vec q(1.f / 5040.f);
-  q = q * r + Vec(1.f / 720.f);
-  q = q * r + Vec(1.f / 120.f);
-  q = q * r + Vec(1.f / 24.f);
-  q = q * r + Vec(1.f / 6.f);
-  q = q * r + Vec(0.5f);
-  q = q * r + Vec(1.f);
-  q = q * r + Vec(1.f);
+  q = fmadd(q, r, Vec(1.f / 720.f));
+  q = fmadd(q, r, Vec(1.f / 120.f));
+  q = fmadd(q, r, Vec(1.f / 24.f));
+  q = fmadd(q, r, Vec(1.f / 6.f));
+  q = fmadd(q, r, Vec(0.5f));
+  q = fmadd(q, r, Vec(1.f));
+  q = fmadd(q, r, Vec(1.f));
   // (k + 127) << 23 as the bits of a float: 2^k for k in [0, 58].
   const auto bits = at::vec::convert_to_int_of_same_size((k + Vec(127.f)) * Vec(8388608.f));
   return q * at::vec::cast<float>(bits);
@@ -69,12 +72,13 @@ inline at::vec::Vectorized<T> tanh_vec(at::vec::Vectorized<T> x) {
     const Vec big =
         one - Vec(2.f) / (exp_vec(Vec::blendv(Vec(40.f), two_a, two_a < Vec(40.f))) + one);
     const Vec x2 = x * x;
+    using at::vec::fmadd;
     Vec q(-0.005793759599328041f);
-    q = q * x2 + Vec(0.02072027698159218f);
-    q = q * x2 + Vec(-0.05376540496945381f);
-    q = q * x2 + Vec(0.13331766426563263f);
-    q = q * x2 + Vec(-0.33333295583724976f);
-    const Vec small = (x * x2) * q + x;
+    q = fmadd(q, x2, Vec(0.02072027698159218f));
+    q = fmadd(q, x2, Vec(-0.05376540496945381f));
+    q = fmadd(q, x2, Vec(0.13331766426563263f));
+    q = fmadd(q, x2, Vec(-0.33333295583724976f));
+    const Vec small = fmadd(x * x2, q, x);
     // The sign bit of x onto big (which is >= 0 or NaN).
     const Vec sign_bit(-0.f);
     const Vec signed_big = (big & ~sign_bit) | (x & sign_bit);

@@ -136,6 +136,7 @@ void soft_sign_step_cuda(at::TensorList params, at::TensorList grads,
 
   const StepScalars s{momentum, dampening, weight_decay, nesterov, maximize, first_step};
   const bool use_buf = !momentum_buffers.empty() && momentum != 0.0;
+  const StepLayout layout(params, grads, momentum_buffers);
 
   std::vector<at::Tensor> keep;
   const DeviceScalar lr_s = device_scalar(lr_tensor, keep);
@@ -145,12 +146,12 @@ void soft_sign_step_cuda(at::TensorList params, at::TensorList grads,
 
   using Lists = std::array<std::vector<at::Tensor>, 3>;
   std::vector<std::pair<at::ScalarType, Lists>> buckets;
-  for (const auto& [dtype, members] : group_by_dtype(params)) {
+  for (const auto& [dtype, members] : group_by_dtype(layout.params())) {
     Lists lists;
     for (const size_t i : members) {
-      lists[0].push_back(params[i]);
-      lists[1].push_back(grads[i]);
-      if (use_buf) lists[2].push_back(momentum_buffers[i]);
+      lists[0].push_back(layout.params()[i]);
+      lists[1].push_back(layout.grads()[i]);
+      if (use_buf) lists[2].push_back(layout.momentum_buffers()[i]);
     }
     buckets.emplace_back(dtype, std::move(lists));
   }
@@ -168,6 +169,7 @@ void soft_sign_step_cuda(at::TensorList params, at::TensorList grads,
           }
         });
   }
+  layout.write_back();
 }
 
 }  // namespace

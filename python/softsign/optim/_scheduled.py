@@ -26,6 +26,7 @@ class ScheduledOptimizer(Optimizer):
     group and step before changing any parameter."""
 
     _kind = "tanh"
+    _statistic = "the post-momentum directions"  # what the fit reads (for its errors)
 
     def __init__(self, params, defaults):
         super().__init__(params, dict(defaults, step=0, fit=None))
@@ -90,12 +91,13 @@ class ScheduledOptimizer(Optimizer):
         group,
         k: int,
         device,
-        has_grads: bool,
+        has_grads: Callable[[], bool],
         fit: Callable[[PendingFit | None], PendingFit],
         refit: bool = False,
     ) -> torch.Tensor | None:
         """The temperature (a 0-dim float64 tensor on `device`) of group gi's step k, or None
-        in the sign phase or while the fit waits for gradients. Fits when due:
+        in the sign phase or while the fit waits for gradients (`has_grads()`: whether the
+        group has an element with a gradient; asked only then). Fits when due:
         `fit(previous)` launches the fit on the device; `refit` (AMP may have skipped the
         step) launches it again while the previous one is still on its way."""
         sign_steps, steps = resolve_phases(group)
@@ -104,15 +106,15 @@ class ScheduledOptimizer(Optimizer):
         pending = self._pending.get(gi)
         if group["fit"] is None and pending is not None and pending.ready():
             del self._pending[gi]
-            if not apply_status(group, gi, pending, type(self).__name__):
+            if not apply_status(group, gi, pending, type(self).__name__, self._statistic):
                 pending = None  # AMP skipped the fit step: fit again
         if group["fit"] is None:
-            if not has_grads:
+            if not has_grads():
                 return None  # nothing to update; the fit waits for gradients
             if pending is None or refit:
                 pending = fit(pending)
                 if pending.ready():
-                    apply_status(group, gi, pending, type(self).__name__)
+                    apply_status(group, gi, pending, type(self).__name__, self._statistic)
                 else:
                     self._pending[gi] = pending
         if group["fit"] is not None:
@@ -143,7 +145,7 @@ class ScheduledOptimizer(Optimizer):
         pending = self._pending.pop(gi)
         if wait:
             pending.wait()
-        apply_status(self.param_groups[gi], gi, pending, type(self).__name__)
+        apply_status(self.param_groups[gi], gi, pending, type(self).__name__, self._statistic)
 
     def _schedule(self, gi, group, steps, device) -> torch.Tensor:
         fit = group["fit"]

@@ -12,7 +12,9 @@ def check_number(name, value, *, low=None, high=None, low_open=False, integer=Fa
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(f"Invalid {name}: a tensor {name} must have one element")
-        return
+        if value.device.type != "cpu":
+            return  # reading a device value would wait for the device
+        value = value.item()
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
         what = "an integer" if integer else "a finite number"
@@ -56,6 +58,28 @@ def check_schedule_options(
             "Invalid schedule: pass total_steps (the transition starts at "
             "round(alpha_sign * total_steps)), or both sign_steps and transition_steps"
         )
+
+
+# check_schedule_options' arguments, in order, as param group keys.
+SCHEDULE_KEYS = (
+    "total_steps",
+    "alpha_sign",
+    "sign_steps",
+    "transition_steps",
+    "eps",
+    "newton_iters",
+    "tmax",
+)
+_ALIASES = (("sign_steps", "sign_iters"), ("transition_steps", "transition_iters"))
+
+
+def group_aliases(group: dict) -> dict:
+    """A param group dict with sign_iters/transition_iters (the public code's names) under
+    the names the optimizers read."""
+    for name, alias_name in _ALIASES:
+        if alias_name in group:
+            group[name] = alias(name, group.get(name), alias_name, group.pop(alias_name))
+    return group
 
 
 def alias(name, value, alias_name, alias_value):

@@ -18,42 +18,65 @@ from torch import nn
 from torch.optim.adamw import adamw
 
 from .. import _select
-from .._fit import resolve_phases
+from .._fit import resolve_phases, user_stacklevel
 from .._library import ops
 from . import _sharding
 from ._scheduled import ScheduledOptimizer
-from ._validate import alias, check_number, check_schedule_options
+from ._validate import SCHEDULE_KEYS, alias, check_number, check_schedule_options, group_aliases
 
 _SOFT_MAPS = ("newton_schulz", "accurate")
 _ADJUST_LR = ("original", "match_rms_adamw")
 _ADAMW_KEYS = {"lr": "adamw_lr", "betas": "adamw_betas", "eps": "adamw_eps"}
 
 
+_HEAD_NAMES = ("lm_head", "head", "output", "classifier", "fc_out")
+_EMBEDDING_WORDS = ("emb", "pos", "token")
+
+
 def muon_param_groups(model: nn.Module, **muon_options) -> list[dict]:
-    """Param groups for SoftMuon/Muon: the matrices of hidden layers (2-D weights and conv
-    weights) with use_muon=True; embeddings, output heads (a Linear whose weight is tied to
-    an embedding, or whose name ends in "lm_head", "head", "output", "classifier" or
-    "fc_out"), norms and biases with use_muon=False. `muon_options` go into the matrix
-    group."""
+    """Param groups for SoftMuon/Muon: the matrices of hidden layers with use_muon=True;
+    embeddings, output heads, norms, biases and the rest with use_muon=False (AdamW).
+    `muon_options` go into the matrix group.
+
+    Hidden matrices: the weights of nn.Linear and conv layers, and other 2-D parameters
+    with both sides > 1 (say a fused attention projection) whose name does not hold "emb",
+    "pos" or "token". Not hidden: nn.Embedding weights; output heads, which are the Linear
+    that is the model's last module with parameters (ResNet's fc, VGG's classifier.6), a
+    Linear named lm_head, head, output, classifier or fc_out, or one tied to an embedding;
+    parameters of 3 or more dims outside conv layers (class tokens, positional tables,
+    stacked experts), which the matrix path would flatten into one matrix."""
     embeddings = {
         id(m.weight) for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))
     }
-    linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-    head_names = ("lm_head", "head", "output", "classifier", "fc_out")
-    heads = {
-        id(m.weight)
-        for name, m in linears
-        if name.split(".")[-1] in head_names or id(m.weight) in embeddings
-    }
+    heads, last = set(), None
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Linear) and (
+            name.split(".")[-1] in _HEAD_NAMES or id(m.weight) in embeddings
+        ):
+            heads.add(id(m.weight))
+        if next(m.parameters(recurse=False), None) is not None:
+            last = m
+    if isinstance(last, nn.Linear):
+        heads.add(id(last.weight))
     muon, other, seen = [], [], set()
-    for p in model.parameters():
-        if not p.requires_grad or id(p) in seen:
-            continue
-        seen.add(id(p))
-        if p.ndim >= 2 and id(p) not in embeddings and id(p) not in heads:
-            muon.append(p)
-        else:
-            other.append(p)
+    for module_name, m in model.named_modules():
+        layer = isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))
+        for name, p in m.named_parameters(prefix=module_name, recurse=False):
+            if not p.requires_grad or id(p) in seen:
+                continue
+            seen.add(id(p))
+            if id(p) in embeddings or id(p) in heads or p.ndim < 2:
+                hidden = False
+            elif layer:
+                hidden = True
+            else:  # a parameter of its own: a matrix unless it looks like a table or vector
+                leaf = name.rsplit(".", 1)[-1].lower()
+                hidden = (
+                    p.ndim == 2
+                    and min(p.shape) > 1
+                    and not any(w in leaf for w in _EMBEDDING_WORDS)
+                )
+            (muon if hidden else other).append(p)
     groups = []
     if muon:
         groups.append(dict(params=muon, use_muon=True, **muon_options))
@@ -64,6 +87,7 @@ def muon_param_groups(model: nn.Module, **muon_options) -> list[dict]:
 
 class _MuonBase(ScheduledOptimizer):
     _kind = "algebraic"
+    _statistic = "the singular values of the raw gradients"
     _schedule_keys: tuple = ()
 
     def __init__(self, params, defaults):
@@ -74,44 +98,58 @@ class _MuonBase(ScheduledOptimizer):
 
     @staticmethod
     def _route(params):
-        matrices = [p for p in params if p.ndim >= 2]
-        others = [p for p in params if p.ndim < 2]
+        # (name, tensor) pairs, as model.named_parameters() gives, keep their names.
+        matrices = [p for p in params if _tensor(p).ndim >= 2]
+        others = [p for p in params if _tensor(p).ndim < 2]
         if others and matrices:
             warnings.warn(
                 "softsign: matrices get the Muon update and the other parameters AdamW; "
                 "embeddings and output heads are matrices too: pass "
                 "softsign.muon_param_groups(model) to send them to AdamW",
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
         groups = [dict(params=matrices, use_muon=True)] if matrices else []
         return groups + ([dict(params=others, use_muon=False)] if others else [])
 
     def add_param_group(self, param_group):
-        group = dict(param_group)
+        group = group_aliases(dict(param_group))
         params = group["params"]
-        params = [params] if isinstance(params, torch.Tensor) else list(params)
+        # A generator is read once, here: what is checked is what the group keeps.
+        group["params"] = params = [params] if isinstance(params, torch.Tensor) else list(params)
+        name = type(self).__name__
         if "use_muon" not in group:
-            group["use_muon"] = all(p.ndim >= 2 for p in params)
+            matrices = sum(_tensor(p).ndim >= 2 for p in params)
+            if 0 < matrices < len(params):
+                raise ValueError(
+                    f"Invalid param group for {name}: it holds matrices and other parameters "
+                    "and no use_muon; split it into a use_muon=True group of matrices and a "
+                    "use_muon=False group (AdamW) of the rest, or pass "
+                    "softsign.muon_param_groups(model)"
+                )
+            group["use_muon"] = matrices == len(params)
         if not group["use_muon"]:
             for key, default in _ADAMW_KEYS.items():
                 group.setdefault(key, self.defaults[default])
             group.setdefault("weight_decay", self.defaults["adamw_weight_decay"])
         super().add_param_group(group)
         group = self.param_groups[-1]
-        name = type(self).__name__
-        for p in group["params"]:
-            if torch.is_complex(p):
-                raise ValueError(f"{name} does not support complex parameters")
-            if group["use_muon"] and p.ndim < 2:
-                raise ValueError(
-                    f"Invalid param group for {name}: use_muon=True needs matrices, got a "
-                    f"parameter of shape {tuple(p.shape)}; put it in a use_muon=False group "
-                    "(softsign.muon_param_groups(model) does this)"
-                )
-        if group["use_muon"]:
-            _check_muon_group(group)
-        else:
-            _check_adamw_group(group)
+        try:
+            for p in group["params"]:
+                if torch.is_complex(p):
+                    raise ValueError(f"{name} does not support complex parameters")
+                if group["use_muon"] and p.ndim < 2:
+                    raise ValueError(
+                        f"Invalid param group for {name}: use_muon=True needs matrices, got a "
+                        f"parameter of shape {tuple(p.shape)}; put it in a use_muon=False "
+                        "group (softsign.muon_param_groups(model) does this)"
+                    )
+            if group["use_muon"]:
+                _check_muon_group(group)
+            else:
+                _check_adamw_group(group)
+        except Exception:
+            self.param_groups.pop()  # a refused group leaves the optimizer as it was
+            raise
 
     def _init_runtime(self):
         super()._init_runtime()
@@ -134,10 +172,10 @@ class _MuonBase(ScheduledOptimizer):
                 group,
                 group["step"] + 1,
                 next(iter(plan)) if plan else group["params"][0].device,
-                bool(plan),
+                lambda plan=plan: any(g.numel() for _, _, grads in plan.values() for g in grads),
                 lambda previous, group=group, plan=plan: self._fit(group, plan, previous),
             )
-            if group["use_muon"]
+            if group["use_muon"] and group["params"]  # an empty group has nothing to fit
             else None
             for gi, (group, plan) in enumerate(zip(self.param_groups, plans))
         ]
@@ -186,7 +224,7 @@ class _MuonBase(ScheduledOptimizer):
             if not sigmas:  # this rank owns no matrix: it adds zero counts
                 sigmas = [torch.empty(0, dtype=torch.float32, device=device)]
             median, mad = _select.median_mad(
-                [_select.Source(sigmas)], device=device, bits=32, hook=layout.hook()
+                [_select.Source(sigmas)], device=device, hook=layout.hook()
             )
         _, steps = resolve_phases(group)
         return self._launch_fit(group, median, mad, steps, None, previous)
@@ -249,11 +287,19 @@ class _MuonBase(ScheduledOptimizer):
             return self._muon(group, keys, params, grads, tau, device)
         bufs = self._buffers(keys)
         momentum = float(group["momentum"])
-        torch._foreach_lerp_(bufs, grads, 1.0 - momentum)
-        dirs = torch._foreach_lerp(grads, bufs, momentum) if group["nesterov"] else bufs
+        tau = None if tau is None else tau.to(device, non_blocking=True)
+        # As muon_step_: under a temperature, the new momentum is kept only where it is
+        # finite (a failed fit's gradients hold inf or NaN).
+        ok = None if tau is None else torch.isfinite(tau.reshape(()))
+        moved = torch._foreach_lerp(bufs, grads, 1.0 - momentum) if ok is not None else bufs
+        if ok is None:
+            torch._foreach_lerp_(bufs, grads, 1.0 - momentum)
+        dirs = torch._foreach_lerp(grads, moved, momentum) if group["nesterov"] else moved
         whole = exchange.gather(dirs)
         whole.update({i: dirs[i] for i in exchange.plain})
-        tau = None if tau is None else tau.to(device, non_blocking=True)
+        if ok is not None:
+            for b, m in zip(bufs, moved):
+                torch.where(ok, m, b, out=b)
         results = _orthogonalize(group, whole, tau)
         updates = exchange.scatter(results, params)
         updates.update({i: results[i] for i in exchange.plain})
@@ -269,12 +315,12 @@ class _MuonBase(ScheduledOptimizer):
                 ps.append(p)
                 us.append(updates[i].view(p.shape))
         for scale, (ps, us) in by_scale.items():
-            if wd != 0:
-                if tau is None:
-                    torch._foreach_mul_(ps, 1.0 - lr * wd)
+            if wd != 0:  # as muon_step_ decays: p + (-lr wd) p in the params' opmath
+                if ok is None:
+                    torch._foreach_add_(ps, ps, alpha=-lr * wd)
                 else:  # no decay either when a failed fit left tau NaN
-                    ok = torch.isfinite(tau.reshape(())).to(torch.float32)
-                    torch._foreach_mul_(ps, 1.0 - ok * (lr * wd))
+                    for p, d in zip(ps, torch._foreach_add(ps, ps, alpha=-lr * wd)):
+                        torch.where(ok, d, p, out=p)
             torch._foreach_add_(ps, us, alpha=-lr * scale)
 
     def _adamw(self, group, keys, params, grads):
@@ -312,6 +358,11 @@ class _MuonBase(ScheduledOptimizer):
             amsgrad=False,
             maximize=False,
         )
+
+
+def _tensor(p) -> torch.Tensor:
+    """The tensor of a parameter given alone or as a (name, tensor) pair."""
+    return p[1] if isinstance(p, tuple) else p
 
 
 def _update_scale(adjust_lr: str, rows: int, cols: int) -> float:
@@ -360,15 +411,7 @@ def _check_muon_group(group):
         if group["soft_map"] not in _SOFT_MAPS:
             raise ValueError(f"Invalid soft_map: {group['soft_map']!r} (expected {_SOFT_MAPS})")
         check_number("soft_steps", group["soft_steps"], low=0, integer=True)
-        check_schedule_options(
-            group["total_steps"],
-            group["alpha_sign"],
-            group["sign_steps"],
-            group["transition_steps"],
-            group["eps"],
-            group["newton_iters"],
-            group["tmax"],
-        )
+        check_schedule_options(*(group[k] for k in SCHEDULE_KEYS))
 
 
 def _check_adamw_group(group):

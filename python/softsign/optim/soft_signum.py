@@ -16,7 +16,13 @@ from .._fit import resolve_phases
 from .._library import ops
 from . import _sharding
 from ._scheduled import ScheduledOptimizer
-from ._validate import alias, check_schedule_options, check_sgd_options
+from ._validate import (
+    SCHEDULE_KEYS,
+    alias,
+    check_schedule_options,
+    check_sgd_options,
+    group_aliases,
+)
 
 _FUSED_DEVICES = ("cpu", "cuda")
 
@@ -36,9 +42,9 @@ class _Plan:
     k: int
     buckets: dict  # (device, first_step) -> _Bucket
 
-    @property
     def has_grads(self) -> bool:
-        return bool(self.buckets)
+        """Whether an element has a gradient: 0-element params give the fit nothing."""
+        return any(g.numel() for b in self.buckets.values() for g in b.grads)
 
 
 class _SoftSignBase(ScheduledOptimizer):
@@ -50,14 +56,31 @@ class _SoftSignBase(ScheduledOptimizer):
         self._step_supports_amp_scaling = True
 
     def add_param_group(self, param_group):
-        super().add_param_group(param_group)
+        group = group_aliases(dict(param_group))
+        super().add_param_group(group)
         group = self.param_groups[-1]
-        for p in group["params"]:
-            if torch.is_complex(p):
-                raise ValueError(f"{type(self).__name__} does not support complex parameters")
-        fused = group.get("fused")
-        if fused and any(p.device.type not in _FUSED_DEVICES for p in group["params"]):
-            raise ValueError(f"Invalid fused=True: fused kernels exist for {_FUSED_DEVICES} only")
+        try:
+            for p in group["params"]:
+                if torch.is_complex(p):
+                    raise ValueError(f"{type(self).__name__} does not support complex parameters")
+            fused = group.get("fused")
+            if fused and any(p.device.type not in _FUSED_DEVICES for p in group["params"]):
+                raise ValueError(
+                    f"Invalid fused=True: fused kernels exist for {_FUSED_DEVICES} only"
+                )
+            # Every group's options, not only the constructor's: a group dict may set any.
+            check_sgd_options(
+                group["lr"],
+                group["momentum"],
+                group["dampening"],
+                group["weight_decay"],
+                group["nesterov"],
+            )
+            if "alpha_sign" in group:
+                check_schedule_options(*(group[k] for k in SCHEDULE_KEYS))
+        except Exception:
+            self.param_groups.pop()  # a refused group leaves the optimizer as it was
+            raise
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -118,7 +141,9 @@ class _SoftSignBase(ScheduledOptimizer):
         return [d.to(first_device, non_blocking=True) for d in dirs], first_device
 
     def _step_temperature(self, gi, group, plan, grad_scale, found_inf):
-        if plan.has_grads:
+        if not group["params"]:
+            return None  # an empty group has nothing to fit or update
+        if plan.buckets:
             device = next(iter(plan.buckets))[0]
         else:
             device = group["params"][0].device
@@ -179,7 +204,6 @@ class _SoftSignBase(ScheduledOptimizer):
             *_select.median_mad(
                 sources,
                 device=device,
-                bits=_select.key_bits([g for b in plan.buckets.values() for g in b.grads]),
                 hook=layout.hook(),
                 momentum=float(group["momentum"]),
                 dampening=float(group["dampening"]),
