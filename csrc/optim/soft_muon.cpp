@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <utility>
 
@@ -59,7 +60,8 @@ void validate(const SoftMuonOptions& o, bool transition) {
               "transition_steps (Muon is the optimizer without a transition)");
 }
 
-// Fields left at their constructor default inherit from the optimizer's defaults.
+// Fields left at their constructor default inherit from the optimizer's defaults, as in
+// torch's own optimizers (see group_options_for in soft_signum.cpp).
 SoftMuonOptions merge(const SoftMuonOptions& defaults, const SoftMuonOptions& user) {
   const SoftMuonOptions fresh;
   SoftMuonOptions out;
@@ -86,6 +88,29 @@ SoftMuonOptions merge(const SoftMuonOptions& defaults, const SoftMuonOptions& us
   SOFTSIGN_INHERIT(adamw_weight_decay);
 #undef SOFTSIGN_INHERIT
   return out;
+}
+
+// Python's routing of a plain parameter list (softsign/optim/soft_muon.py): matrices
+// take the matrix path, the rest AdamW.
+std::vector<OptimizerParamGroup> route(const std::vector<torch::Tensor>& params,
+                                       const SoftMuonOptions& defaults) {
+  std::vector<torch::Tensor> matrices, others;
+  for (const torch::Tensor& p : params) (p.dim() >= 2 ? matrices : others).push_back(p);
+  const auto adamw = [&](std::vector<torch::Tensor> group) {
+    return OptimizerParamGroup(std::move(group), std::make_unique<SoftMuonOptions>(
+                                                     SoftMuonOptions(defaults).use_muon(false)));
+  };
+  // One group when the defaults suit every param (use_muon(false) asks for AdamW for all).
+  if (others.empty() || !defaults.use_muon()) return {OptimizerParamGroup(params)};
+  if (matrices.empty()) return {adamw(params)};
+  TORCH_WARN_ONCE(
+      "softsign: SoftMuon/Muon given a plain parameter list: matrices take the Muon update and "
+      "the other parameters AdamW. Embeddings and output heads are matrices too: give them an "
+      "explicit param group with use_muon(false).");
+  std::vector<OptimizerParamGroup> groups;
+  groups.emplace_back(std::move(matrices));
+  groups.push_back(adamw(std::move(others)));
+  return groups;
 }
 
 detail::ScheduleParams schedule_params(const SoftMuonOptions& o) {
@@ -127,6 +152,14 @@ std::vector<DeviceLists> gather(const OptimizerParamGroup& group, size_t index) 
     it->grads.push_back(g);
   }
   return out;
+}
+
+// True when the group's gradients have at least one element: the fit needs one.
+bool has_elements(const std::vector<DeviceLists>& work) {
+  return std::any_of(work.begin(), work.end(), [](const DeviceLists& l) {
+    return std::any_of(l.grads.begin(), l.grads.end(),
+                       [](const at::Tensor& g) { return g.numel() > 0; });
+  });
 }
 
 SoftMuonParamState& state_of(StateMap& state, const at::Tensor& p) {
@@ -290,13 +323,13 @@ SoftMuon::SoftMuon(const std::vector<OptimizerParamGroup>& param_groups, SoftMuo
     : SoftMuon(param_groups, std::move(defaults), /*transition=*/true) {}
 
 SoftMuon::SoftMuon(std::vector<torch::Tensor> params, SoftMuonOptions defaults)
-    : SoftMuon({OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
+    : SoftMuon(route(params, defaults), defaults) {}
 
 Muon::Muon(const std::vector<OptimizerParamGroup>& param_groups, MuonOptions defaults)
     : SoftMuon(param_groups, std::move(defaults), /*transition=*/false) {}
 
 Muon::Muon(std::vector<torch::Tensor> params, MuonOptions defaults)
-    : Muon({OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
+    : Muon(route(params, defaults), defaults) {}
 
 void SoftMuon::add_param_group(const OptimizerParamGroup& param_group) {
   const auto& defaults = static_cast<const SoftMuonOptions&>(*defaults_);
@@ -344,11 +377,18 @@ torch::Tensor SoftMuon::step(LossClosure closure) {
   for (size_t i = 0; i < param_groups_.size(); ++i) {
     SoftMuonOptions& o = group_options(i);
     const Phases phases = phases_of(o, transition_);
-    if (!o.use_muon() || !transition_ || !o.schedule_.fit_due(phases, !work[i].empty())) continue;
+    if (!o.use_muon() || !transition_ || !o.schedule_.fit_due(phases, has_elements(work[i]))) {
+      continue;
+    }
     const c10::Device home = home_device(param_groups_[i]);
     std::vector<at::Tensor> sigmas;
     for (const DeviceLists& lists : work[i]) {
-      for (at::Tensor& s : ops::singular_values(lists.grads)) sigmas.push_back(s.to(home));
+      // 0-element matrices have no singular values.
+      std::vector<at::Tensor> grads;
+      std::copy_if(lists.grads.begin(), lists.grads.end(), std::back_inserter(grads),
+                   [](const at::Tensor& g) { return g.numel() > 0; });
+      if (grads.empty()) continue;
+      for (at::Tensor& s : ops::singular_values(grads)) sigmas.push_back(s.to(home));
     }
     const auto [median, mad] = ops::median_mad(sigmas);
     fits[i] =

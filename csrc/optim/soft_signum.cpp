@@ -58,10 +58,10 @@ void validate(const SoftSignumOptions& o) {
               "transition_steps (Signum is the optimizer without a transition)");
 }
 
-// Group options inherit every field the user left at its constructor default, the rule
-// torch's own optimizers follow. (torch::optim::Optimizer::add_param_group only knows
-// torch's option types: for any other type it silently keeps the defaults, which is why
-// both optimizers add their groups themselves.)
+// Group options inherit every field the user left at its constructor default: the rule of
+// torch's own optimizers (Optimizer::_merge_by_comparison). torch::optim::Optimizer's
+// add_param_group applies it to torch's option types only and silently keeps the defaults
+// for any other, which is why both optimizers add their groups themselves.
 #define SOFTSIGN_INHERIT(name) out.name(user.name() == fresh.name() ? defaults.name() : user.name())
 
 template <typename Options>
@@ -106,6 +106,13 @@ Options group_options_for(const OptimizerParamGroup& group, const Options& defau
   return merge(defaults, *user);
 }
 
+void check_real(const OptimizerParamGroup& group, size_t index) {
+  for (const at::Tensor& p : group.params()) {
+    TORCH_CHECK(!p.is_complex(), "softsign: complex parameters are not supported (param group ",
+                index, ")");
+  }
+}
+
 template <typename Options>
 ops::SoftSignStepArgs step_args(const Options& o) {
   ops::SoftSignStepArgs args;
@@ -130,7 +137,16 @@ struct CallLists {
 struct DeviceBucket {
   c10::Device device;
   CallLists buffered, fresh;
+  std::vector<std::pair<at::Tensor, at::Tensor>> new_bufs;  // (param, buffer) to store
 };
+
+// The op steps any layout through dense stand-ins (Note [step layouts]). A buffer whose
+// strides differ from its dense param's (the param was re-laid out since, say to
+// channels_last) is re-laid out here once and kept, so that it needs no stand-in again.
+at::Tensor in_layout_of(const at::Tensor& like, const at::Tensor& t) {
+  if (!like.is_non_overlapping_and_dense() || t.strides() == like.strides()) return t;
+  return at::empty_like(like).copy_(t);
+}
 
 // Collects a group's params with gradients and checks them; allocates (but does not yet
 // store) the buffers of params seen for the first time. Throws before anything changes.
@@ -152,7 +168,7 @@ std::vector<DeviceBucket> gather(const OptimizerParamGroup& group, size_t index,
     auto bucket = std::find_if(buckets.begin(), buckets.end(),
                                [&](const DeviceBucket& b) { return b.device == p.device(); });
     if (bucket == buckets.end()) {
-      buckets.push_back(DeviceBucket{p.device(), {}, {}});
+      buckets.push_back(DeviceBucket{p.device(), {}, {}, {}});
       bucket = std::prev(buckets.end());
     }
     at::Tensor buf;
@@ -166,10 +182,25 @@ std::vector<DeviceBucket> gather(const OptimizerParamGroup& group, size_t index,
     lists.params.push_back(p);
     lists.grads.push_back(g);
     if (momentum != 0) {
-      lists.bufs.push_back(buf.defined() ? buf : at::zeros_like(p, at::MemoryFormat::Preserve));
+      at::Tensor laid_out =
+          buf.defined() ? in_layout_of(p, buf) : at::zeros_like(p, at::MemoryFormat::Preserve);
+      if (!laid_out.is_same(buf)) bucket->new_bufs.emplace_back(p, laid_out);
+      lists.bufs.push_back(std::move(laid_out));
     }
   }
   return buckets;
+}
+
+// True when the group's gradients have at least one element: the fit needs one.
+bool has_elements(const std::vector<DeviceBucket>& buckets) {
+  for (const DeviceBucket& b : buckets) {
+    for (const CallLists* lists : {&b.buffered, &b.fresh}) {
+      for (const at::Tensor& g : lists->grads) {
+        if (g.numel() > 0) return true;
+      }
+    }
+  }
+  return false;
 }
 
 // Median and MAD of the fit statistic, the post-momentum direction of every param. A
@@ -204,10 +235,10 @@ void update(std::vector<DeviceBucket>& buckets, ops::SoftSignStepArgs args, Stat
             TemperatureFn&& temperature_on) {
   for (DeviceBucket& b : buckets) {
     const std::optional<at::Tensor> tau = temperature_on(b.device);
-    for (size_t i = 0; i < b.fresh.params.size(); ++i) {
-      auto param_state = std::make_unique<SoftSignumParamState>();
-      param_state->momentum_buffer(b.fresh.bufs[i]);
-      state[b.fresh.params[i].unsafeGetTensorImpl()] = std::move(param_state);
+    for (const auto& [p, buf] : b.new_bufs) {
+      auto& slot = state[p.unsafeGetTensorImpl()];
+      if (!slot) slot = std::make_unique<SoftSignumParamState>();
+      static_cast<SoftSignumParamState&>(*slot).momentum_buffer(buf);
     }
     for (const bool first_step : {false, true}) {
       CallLists& lists = first_step ? b.fresh : b.buffered;
@@ -340,6 +371,7 @@ void SoftSignum::add_param_group(const OptimizerParamGroup& param_group) {
   SoftSignumOptions options =
       group_options_for(param_group, static_cast<const SoftSignumOptions&>(*defaults_));
   validate(options);
+  check_real(param_group, param_groups_.size());
   Optimizer::add_param_group(OptimizerParamGroup(param_group.params()));
   param_groups_.back().set_options(std::make_unique<SoftSignumOptions>(std::move(options)));
 }
@@ -375,7 +407,7 @@ torch::Tensor SoftSignum::step(LossClosure closure) {
   for (size_t i = 0; i < param_groups_.size(); ++i) {
     SoftSignumOptions& o = group_options(i);
     const Phases phases = resolve_phases(o);
-    if (!o.schedule_.fit_due(phases, !work[i].empty())) continue;
+    if (!o.schedule_.fit_due(phases, has_elements(work[i]))) continue;
     const auto [median, mad] = statistics(work[i], step_args(o), home_device(param_groups_[i]));
     fits[i] =
         detail::GroupSchedule::launch(median, mad, phases.transition_steps, schedule_params(o));
@@ -439,6 +471,7 @@ void Signum::add_param_group(const OptimizerParamGroup& param_group) {
   SignumOptions options =
       group_options_for(param_group, static_cast<const SignumOptions&>(*defaults_));
   validate(options);
+  check_real(param_group, param_groups_.size());
   Optimizer::add_param_group(OptimizerParamGroup(param_group.params()));
   param_groups_.back().set_options(std::make_unique<SignumOptions>(std::move(options)));
 }

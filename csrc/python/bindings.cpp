@@ -43,13 +43,15 @@ void load(Optimizer& self, const std::string& path) {
   torch::load(self, path);
 }
 
-// SoftMuon/Muon param groups from Python: a list of (params, use_muon) pairs.
+// SoftMuon/Muon param groups from Python: a list of (params, use_muon) pairs, each with
+// `options` (a group's options are used whole).
 std::vector<torch::optim::OptimizerParamGroup> muon_groups(
-    const std::vector<std::pair<std::vector<torch::Tensor>, bool>>& groups) {
+    const std::vector<std::pair<std::vector<torch::Tensor>, bool>>& groups,
+    const SoftMuonOptions& options) {
   std::vector<torch::optim::OptimizerParamGroup> out;
   for (const auto& [params, use_muon] : groups) {
-    out.emplace_back(params,
-                     std::make_unique<SoftMuonOptions>(SoftMuonOptions().use_muon(use_muon)));
+    out.emplace_back(
+        params, std::make_unique<SoftMuonOptions>(SoftMuonOptions(options).use_muon(use_muon)));
   }
   return out;
 }
@@ -87,7 +89,7 @@ void bind_muon(py::module_& m, const char* name, bool transition) {
                   .sign_steps(sign_steps)
                   .transition_steps(transition_steps);
             }
-            return Optimizer(muon_groups(groups), options);
+            return Optimizer(muon_groups(groups, options), options);
           }),
           py::arg("groups"), py::kw_only(), py::arg("lr") = 0.02, py::arg("momentum") = 0.95,
           py::arg("nesterov") = true, py::arg("weight_decay") = 0.0, py::arg("ns_steps") = 5,

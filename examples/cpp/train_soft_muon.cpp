@@ -21,19 +21,20 @@ int main() {
   torch::nn::Linear in(3, 64), hidden(64, 64), out(64, 1);
   torch::nn::Sequential model(in, torch::nn::Tanh(), hidden, torch::nn::Tanh(), out);
 
-  // Hidden matrices on the matrix path; the rest (input and output layers, biases) on AdamW.
+  // Hidden matrices on the matrix path (a group without options takes the defaults); the
+  // rest (input and output layers, biases) on AdamW. A group with options uses them whole,
+  // so the AdamW group starts from a copy of the defaults.
   using softsign::optim::SoftMuonOptions;
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(std::vector<torch::Tensor>{hidden->weight},
-                      std::make_unique<SoftMuonOptions>(SoftMuonOptions().use_muon(true)));
-  groups.emplace_back(
-      std::vector<torch::Tensor>{in->weight, in->bias, hidden->bias, out->weight, out->bias},
-      std::make_unique<SoftMuonOptions>(SoftMuonOptions().use_muon(false)));
   const auto options = SoftMuonOptions(0.02)
                            .total_steps(total_steps)
                            .alpha_sign(0.7)
                            .soft_map("accurate")
                            .adamw_lr(3e-3);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{hidden->weight});
+  groups.emplace_back(
+      std::vector<torch::Tensor>{in->weight, in->bias, hidden->bias, out->weight, out->bias},
+      std::make_unique<SoftMuonOptions>(SoftMuonOptions(options).use_muon(false)));
   softsign::optim::SoftMuon optimizer(groups, options);
   const int64_t sign_steps = softsign::optim::resolve_phases(options).sign_steps;
   torch::optim::StepLR scheduler(optimizer, /*step_size=*/200, /*gamma=*/0.5);

@@ -168,16 +168,19 @@ TEST(SoftSignum, StepLRChangesTheLearningRate) {
 
 // Two groups with different update rules; param 1 has no gradient on some steps.
 std::vector<OptimizerParamGroup> make_groups(const std::vector<torch::Tensor>& params) {
-  return {OptimizerParamGroup({params[0], params[1]},
-                              std::make_unique<SoftSignumOptions>(
-                                  SoftSignumOptions(0.02).momentum(0.9).nesterov(true))),
-          OptimizerParamGroup({params[2]},
-                              std::make_unique<SoftSignumOptions>(SoftSignumOptions(0.01)
-                                                                      .momentum(0.8)
-                                                                      .dampening(0.5)
-                                                                      .weight_decay(0.1)
-                                                                      .sign_steps(7)
-                                                                      .transition_steps(6)))};
+  return {
+      OptimizerParamGroup(
+          {params[0], params[1]},
+          std::make_unique<SoftSignumOptions>(
+              SoftSignumOptions(0.02).momentum(0.9).nesterov(true).sign_steps(5).transition_steps(
+                  10))),
+      OptimizerParamGroup({params[2]},
+                          std::make_unique<SoftSignumOptions>(SoftSignumOptions(0.01)
+                                                                  .momentum(0.8)
+                                                                  .dampening(0.5)
+                                                                  .weight_decay(0.1)
+                                                                  .sign_steps(7)
+                                                                  .transition_steps(6)))};
 }
 
 SoftSignumOptions checkpoint_defaults() {
@@ -352,6 +355,28 @@ TEST(SoftSignum, GroupOptionsInheritUnsetFieldsFromDefaults) {
   EXPECT_EQ(g1.sign_steps(), std::optional<int64_t>(3));
 }
 
+// Options copied from a group that has stepped start a new group at step 0, unfitted.
+TEST(SoftSignum, NewGroupStartsItsOwnSchedule) {
+  auto p = torch::randn({4}).requires_grad_(true);
+  SoftSignum first({p}, SoftSignumOptions(0.1).sign_steps(1).transition_steps(5));
+  for (int k = 0; k < 3; ++k) {
+    p.mutable_grad() = torch::randn({4});
+    first.step();
+  }
+  const auto& stepped = static_cast<const SoftSignumOptions&>(first.param_groups()[0].options());
+  ASSERT_EQ(stepped.step_count(), 3);
+  ASSERT_TRUE(stepped.fitted());
+  auto q = torch::randn({4}).requires_grad_(true);
+  SoftSignum second({q}, SoftSignumOptions().total_steps(10));
+  second.add_param_group(OptimizerParamGroup({torch::randn({4}).requires_grad_(true)},
+                                             std::make_unique<SoftSignumOptions>(stepped)));
+  const auto& added = static_cast<const SoftSignumOptions&>(second.param_groups()[1].options());
+  EXPECT_EQ(added.step_count(), 0);
+  EXPECT_FALSE(added.fitted());
+  EXPECT_EQ(added.lr(), 0.1);
+  EXPECT_FALSE(second.temperature(1).has_value());
+}
+
 // ---- failures change nothing ------------------------------------------------------------------
 
 TEST(SoftSignum, SparseGradientThrowsAndChangesNothing) {
@@ -379,11 +404,28 @@ TEST(SoftSignum, SparseGradientThrowsAndChangesNothing) {
   }
 }
 
-TEST(SoftSignum, ComplexParamThrows) {
-  auto p = torch::randn({3}, torch::kComplexFloat).requires_grad_(true);
-  SoftSignum optimizer({p}, SoftSignumOptions().total_steps(10));
-  p.mutable_grad() = torch::ones_like(p);
-  EXPECT_THROW(optimizer.step(), c10::Error);
+// Complex params are refused when their group is added, not at a later step.
+TEST(SoftSignum, ComplexParamThrowsWhenItsGroupIsAdded) {
+  auto z = torch::randn({3}, torch::kComplexFloat).requires_grad_(true);
+  auto expect_refused = [](const std::function<void()>& build, const std::string& group) {
+    try {
+      build();
+      ADD_FAILURE() << "no error for a complex param";
+    } catch (const c10::Error& e) {
+      EXPECT_NE(std::string(e.what_without_backtrace())
+                    .find("complex parameters are not supported (param group " + group + ")"),
+                std::string::npos)
+          << e.what_without_backtrace();
+    }
+  };
+  expect_refused([&] { SoftSignum optimizer({z}, SoftSignumOptions().total_steps(10)); }, "0");
+  expect_refused([&] { Signum optimizer({z}); }, "0");
+  SoftSignum soft({torch::zeros({2}).requires_grad_(true)}, SoftSignumOptions().total_steps(10));
+  expect_refused([&] { soft.add_param_group(OptimizerParamGroup({z})); }, "1");
+  EXPECT_EQ(soft.param_groups().size(), 1u);
+  Signum signum({torch::zeros({2}).requires_grad_(true)});
+  expect_refused([&] { signum.add_param_group(OptimizerParamGroup({z})); }, "1");
+  EXPECT_EQ(signum.param_groups().size(), 1u);
 }
 
 TEST(SoftSignum, NonFiniteFitThrowsBeforeAnyParamChanges) {
@@ -462,6 +504,153 @@ TEST(SoftSignum, GroupWithoutGradientsAtTheFitStepFitsAtItsNextGradient) {
       EXPECT_EQ(*optimizer.temperature(1), schedule[k - 3 - 1].item<double>());
     }
   }
+}
+
+// Empty groups and groups of 0-element params step in every phase; the fit of a group
+// waits for a gradient with elements.
+TEST(SoftSignum, EmptyAndZeroElementGroupsStepInEveryPhase) {
+  auto a = torch::randn({5}).requires_grad_(true);
+  auto z1 = torch::zeros({0}).requires_grad_(true);
+  auto z2 = torch::zeros({0, 3}).requires_grad_(true);
+  auto b = torch::randn({4}).requires_grad_(true);
+  std::vector<OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{a});
+  groups.emplace_back(std::vector<torch::Tensor>{});
+  groups.emplace_back(std::vector<torch::Tensor>{z1, z2});
+  groups.emplace_back(std::vector<torch::Tensor>{z1.detach().clone().requires_grad_(true), b});
+  SoftSignum optimizer(groups, SoftSignumOptions(0.01).sign_steps(2).transition_steps(4));
+  Signum signum(std::vector<OptimizerParamGroup>{
+      OptimizerParamGroup(std::vector<torch::Tensor>{}),
+      OptimizerParamGroup({torch::zeros({0, 2}).requires_grad_(true)})});
+  auto& zero_in_mixed = optimizer.param_groups()[3].params()[0];
+  torch::manual_seed(9);
+  for (int64_t k = 1; k <= 8; ++k) {
+    a.mutable_grad() = torch::randn({5});
+    z1.mutable_grad() = torch::zeros({0});
+    z2.mutable_grad() = torch::zeros({0, 3});
+    zero_in_mixed.mutable_grad() = torch::zeros({0});
+    // b has no gradient at the fit step (k = 3) and the step after.
+    b.mutable_grad() = (k == 3 || k == 4) ? torch::Tensor() : torch::randn({4});
+    for (auto& p : signum.param_groups()[1].params()) p.mutable_grad() = torch::zeros({0, 2});
+    ASSERT_NO_THROW(optimizer.step()) << "step " << k;
+    ASSERT_NO_THROW(signum.step()) << "step " << k;
+    EXPECT_EQ(optimizer.temperature(0).has_value(), k > 2) << "step " << k;
+    EXPECT_FALSE(optimizer.temperature(1).has_value()) << "step " << k;
+    EXPECT_FALSE(optimizer.temperature(2).has_value()) << "step " << k;
+    EXPECT_EQ(optimizer.temperature(3).has_value(), k >= 5) << "step " << k;
+  }
+  for (size_t g = 0; g < 4; ++g) {
+    const auto& o = static_cast<const SoftSignumOptions&>(optimizer.param_groups()[g].options());
+    EXPECT_EQ(o.step_count(), 8);
+    EXPECT_EQ(o.fitted(), g == 0 || g == 3) << "group " << g;
+  }
+  EXPECT_TRUE(torch::isfinite(b).all().item<bool>());
+}
+
+// ---- layouts ---------------------------------------------------------------------------------
+
+using MakeOptimizer =
+    std::function<std::unique_ptr<torch::optim::Optimizer>(const std::vector<torch::Tensor>&)>;
+
+// Steps `params` and a contiguous copy of them with the same gradients through the sign
+// phase, the fit and the transition; `prepare(k, params)` may re-lay out params or grads
+// before step k. Expects equal values after every step; returns the optimizer of `params`.
+std::unique_ptr<torch::optim::Optimizer> expect_layout_free(
+    const MakeOptimizer& make, std::vector<torch::Tensor> params,
+    const std::function<void(int64_t, std::vector<torch::Tensor>&)>& prepare) {
+  std::vector<torch::Tensor> reference;
+  for (const auto& p : params) reference.push_back(p.detach().contiguous().requires_grad_(true));
+  auto optimizer = make(params);
+  auto expected = make(reference);
+  for (int64_t k = 1; k <= 7; ++k) {
+    torch::manual_seed(100 + k);
+    for (size_t i = 0; i < params.size(); ++i) {
+      const auto g = torch::randn(params[i].sizes());
+      params[i].mutable_grad() = g;
+      reference[i].mutable_grad() = g.clone();
+    }
+    prepare(k, params);
+    optimizer->step();
+    expected->step();
+    for (size_t i = 0; i < params.size(); ++i) {
+      EXPECT_TRUE(torch::equal(params[i], reference[i])) << "param " << i << " after step " << k;
+    }
+  }
+  return optimizer;
+}
+
+const at::Tensor& buffer_of(torch::optim::Optimizer& optimizer, const torch::Tensor& p) {
+  return static_cast<const softsign::optim::SoftSignumParamState&>(
+             *optimizer.state().at(p.unsafeGetTensorImpl()))
+      .momentum_buffer();
+}
+
+std::unique_ptr<torch::optim::Optimizer> soft_signum_for(const std::vector<torch::Tensor>& params) {
+  return std::make_unique<SoftSignum>(
+      params,
+      SoftSignumOptions(0.05).momentum(0.9).weight_decay(0.1).sign_steps(3).transition_steps(3));
+}
+
+std::unique_ptr<torch::optim::Optimizer> signum_for(const std::vector<torch::Tensor>& params) {
+  return std::make_unique<Signum>(params, SignumOptions(0.05).momentum(0.8).nesterov(true));
+}
+
+TEST(SoftSignum, NonDenseParamStepsLikeAContiguousOne) {
+  torch::manual_seed(10);
+  const auto base = torch::randn({4, 6});
+  const auto base_before = base.clone();
+  auto strided = base.slice(1, 0, 6, 2).requires_grad_(true);  // every other column
+  ASSERT_FALSE(strided.is_non_overlapping_and_dense());
+  auto plain = torch::randn({5}).requires_grad_(true);
+  for (const auto& make : {soft_signum_for, signum_for}) {
+    expect_layout_free(make, {strided, plain}, [](int64_t, std::vector<torch::Tensor>&) {});
+  }
+  // The columns in between are not the param's: untouched.
+  EXPECT_TRUE(torch::equal(base.slice(1, 1, 6, 2), base_before.slice(1, 1, 6, 2)));
+}
+
+TEST(SoftSignum, GradOfOtherStridesStepsLikeAContiguousOne) {
+  torch::manual_seed(11);
+  auto p = torch::randn({4, 3}).requires_grad_(true);
+  auto q = torch::randn({2, 3, 4, 5}).requires_grad_(true);
+  std::vector<torch::Tensor> given;
+  auto transpose_grads = [&](int64_t, std::vector<torch::Tensor>& params) {
+    // A (3, 4) tensor transposed, and a channels_last grad of a contiguous param.
+    params[0].mutable_grad() = params[0].grad().t().contiguous().t();
+    params[1].mutable_grad() = params[1].grad().contiguous(at::MemoryFormat::ChannelsLast);
+    given = {params[0].grad(), params[1].grad()};
+  };
+  for (const auto& make : {soft_signum_for, signum_for}) {
+    expect_layout_free(make, {p, q}, transpose_grads);
+  }
+  // p.grad is read, never replaced.
+  EXPECT_EQ(p.grad().strides(), torch::IntArrayRef({1, 4}));
+  EXPECT_TRUE(p.grad().is_same(given[0]));
+}
+
+TEST(SoftSignum, BufferIsRelaidOutOnceWhenItsParamChangesLayout) {
+  torch::manual_seed(12);
+  auto p = torch::randn({2, 3, 4, 5}).requires_grad_(true);
+  torch::optim::Optimizer* optimizer = nullptr;
+  const MakeOptimizer make = [&](const std::vector<torch::Tensor>& params) {
+    auto made = soft_signum_for(params);
+    if (optimizer == nullptr) optimizer = made.get();
+    return made;
+  };
+  // The model goes channels_last before step 3, once buffers exist (Python's
+  // model.to(memory_format=...) replaces each param's data the same way).
+  at::Tensor relaid;
+  auto kept = expect_layout_free(make, {p}, [&](int64_t k, std::vector<torch::Tensor>& params) {
+    auto& param = params[0];
+    if (k == 3) param.set_data(param.detach().contiguous(at::MemoryFormat::ChannelsLast));
+    param.mutable_grad() = param.grad().contiguous(at::MemoryFormat::ChannelsLast);
+    if (k == 4) {
+      relaid = buffer_of(*optimizer, param);
+      EXPECT_EQ(relaid.strides(), param.strides());
+    }
+  });
+  ASSERT_TRUE(relaid.defined());
+  EXPECT_TRUE(buffer_of(*kept, p).is_same(relaid)) << "re-laid out more than once";
 }
 
 TEST(SoftSignum, StepRunsTheClosureWithGradients) {

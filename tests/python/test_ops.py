@@ -223,10 +223,10 @@ def test_histogram_hook_sees_every_pass():
 def test_an_infinite_median_is_not_nan(sign, device):
     """|x - mu| is inf - inf = NaN where x = mu = inf: the MAD is NaN, as for torch.median,
     and the median keeps its value."""
-    x = torch.tensor([sign * math.inf, sign * math.inf, 1.0], device=device)
-    mu, mad = median_mad([x])
-    assert mu.item() == x.median().item() == sign * math.inf
-    assert math.isnan(mad.item()) and math.isnan((x - x.median()).abs().median().item())
+    for x in (torch.tensor([sign * math.inf] * 2 + [1.0]), torch.full((5,), sign * math.inf)):
+        mu, mad = median_mad([x.to(device)])
+        assert mu.item() == x.median().item() == sign * math.inf
+        assert math.isnan(mad.item()) and math.isnan((x - x.median()).abs().median().item())
 
 
 def _sharded_median_mad(rank, world, path, shards, out):

@@ -60,7 +60,9 @@ bool finish_among_candidates_cpu(const SelectionSource& src, const at::Tensor& s
   const int64_t passes = radix::stage_key_bits(spec) / digit_bits;
   if (pass + 2 >= passes) return false;  // collecting is a pass too: two must remain
   int64_t* s = state.data_ptr<int64_t>();
-  if (s[4] != 0) return false;  // NaN seen: the result is NaN whatever follows
+  // NaN seen (a NaN value, or |x - mu| of an infinite median): that result is NaN whatever
+  // follows, and the NaN elements are not among the counted candidates.
+  if (s[4] != 0 || s[5] != 0) return false;
   const int shift = radix::digit_shift(spec);
   const uint64_t prefix = static_cast<uint64_t>(s[2 * stage]);
   const int64_t bin = static_cast<int64_t>((prefix >> shift) & ((uint64_t{1} << digit_bits) - 1));

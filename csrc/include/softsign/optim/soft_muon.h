@@ -85,16 +85,22 @@ Phases resolve_phases(const SoftMuonOptions& options);
 // the schedule fitted once, at step S + 1, to the singular values of the group's raw
 // gradients; AdamW for groups with use_muon(false). Same-shape matrices are batched.
 // Group options inherit every field left at its SoftMuonOptions() default from
-// `defaults`. Throws c10::Error ("Invalid ...") for invalid options, and for a use_muon
-// group with a parameter of fewer than 2 dims.
+// `defaults`, as torch's own optimizers do (Optimizer::_merge_by_comparison); each group
+// starts at step 0, unfitted. Throws c10::Error ("Invalid ...") for invalid options, and
+// for a use_muon group with a parameter of fewer than 2 dims.
 class SoftMuon : public torch::optim::Optimizer {
  public:
   explicit SoftMuon(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
                     SoftMuonOptions defaults = {});
+  // As the Python class routes a plain list: params of 2 or more dims in a group with the
+  // defaults, the others in a group with the defaults and use_muon(false) (all of them
+  // there when the defaults say use_muon(false)). Warns once when both kinds exist:
+  // embeddings and output heads are matrices too, and belong in a use_muon(false) group.
   explicit SoftMuon(std::vector<torch::Tensor> params, SoftMuonOptions defaults = {});
 
   // One step of every group; checks every group and fits every due temperature before it
-  // changes any parameter.
+  // changes any parameter. The fit waits for a step on which the group has a gradient
+  // with elements.
   torch::Tensor step(LossClosure closure = nullptr) override;
   void add_param_group(const torch::optim::OptimizerParamGroup& param_group);
 
@@ -120,6 +126,7 @@ class Muon : public SoftMuon {
  public:
   explicit Muon(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
                 MuonOptions defaults = {});
+  // Routes a plain list as SoftMuon does.
   explicit Muon(std::vector<torch::Tensor> params, MuonOptions defaults = {});
 };
 

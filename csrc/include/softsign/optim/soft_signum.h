@@ -100,7 +100,8 @@ Phases resolve_phases(const SoftSignumOptions& options);
 //
 // Group options given to the constructor (or to add_param_group of this class) inherit
 // every field left at its SoftSignumOptions() default from `defaults`, as torch's own
-// optimizers do. Throws c10::Error ("Invalid ...") for invalid options.
+// optimizers do (Optimizer::_merge_by_comparison); each group starts at step 0, unfitted.
+// Throws c10::Error ("Invalid ...") for invalid options and complex params.
 class SoftSignum : public torch::optim::Optimizer {
  public:
   explicit SoftSignum(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
@@ -109,10 +110,13 @@ class SoftSignum : public torch::optim::Optimizer {
 
   // One step of every group; returns the closure's loss (undefined without a closure).
   // Checks every group (no sparse gradients, no complex params) and fits every due
-  // temperature before it changes any parameter.
+  // temperature before it changes any parameter. The fit waits for a step on which the
+  // group has a gradient with elements. Any layout works (the op steps dense stand-ins,
+  // Note [step layouts]); a buffer of other strides than its param is re-laid out like
+  // it once, so that the stand-in is not needed at every step.
   torch::Tensor step(LossClosure closure = nullptr) override;
 
-  // Validates and merges the group's options (see above), then adds it.
+  // Validates and merges the group's options (see above), checks its params, then adds it.
   void add_param_group(const torch::optim::OptimizerParamGroup& param_group);
 
   // The temperature the group's last step used (tau_j, j = min(k - S - 1, T - 1));
@@ -127,7 +131,7 @@ class SoftSignum : public torch::optim::Optimizer {
 };
 
 // Signum: SoftSignum without a transition (SoftSignum with S >= the number of steps
-// computes exactly the same parameters).
+// computes exactly the same parameters). Groups and layouts as SoftSignum.
 class Signum : public torch::optim::Optimizer {
  public:
   explicit Signum(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
