@@ -1,6 +1,8 @@
 // Input contract of softsign::soft_sign_step_, shared by its CPU and CUDA kernels.
 #include "soft_sign_step.h"
 
+#include <ATen/MemoryOverlap.h>
+
 namespace softsign::ops {
 namespace {
 
@@ -54,8 +56,15 @@ void check_soft_sign_step(at::TensorList params, at::TensorList grads,
                 p.scalar_type(), ", got ", g.scalar_type(), " at index ", i);
     TORCH_CHECK(p.sizes() == g.sizes(), "softsign: expected grad of shape ", p.sizes(), ", got ",
                 g.sizes(), " at index ", i);
+    // A strided view is stepped through a dense stand-in (Note [step layouts]), but one
+    // whose elements overlap (expand) cannot take the result back.
+    TORCH_CHECK(at::has_internal_overlap(p) != at::MemOverlap::Yes,
+                "softsign: expected params whose elements do not overlap (index ", i, ")");
     if (!momentum_buffers.empty()) {
       const at::Tensor& b = momentum_buffers[i];
+      TORCH_CHECK(at::has_internal_overlap(b) != at::MemOverlap::Yes,
+                  "softsign: expected momentum buffers whose elements do not overlap (index ", i,
+                  ")");
       TORCH_CHECK(b.device() == device && b.scalar_type() == p.scalar_type() &&
                       b.sizes() == p.sizes() && b.layout() == at::kStrided,
                   "softsign: expected a momentum buffer of the param's device, dtype and shape "

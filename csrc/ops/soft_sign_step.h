@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 namespace softsign::ops {
@@ -61,30 +62,24 @@ class StepLayout {
 // CPU kernels (built with -ffp-contract=off) round them: nvcc would otherwise contract
 // a * b + c into one FMA, and the fit would not select among the directions the step
 // applies. The _rn intrinsics are never contracted.
-C10_HOST_DEVICE inline float mul_rn(float a, float b) {
+template <typename T>
+C10_HOST_DEVICE inline T mul_rn(T a, T b) {
 #if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
+  if constexpr (std::is_same_v<T, double>)
+    return __dmul_rn(a, b);
+  else
+    return __fmul_rn(a, b);
 #else
   return a * b;
 #endif
 }
-C10_HOST_DEVICE inline double mul_rn(double a, double b) {
+template <typename T>
+C10_HOST_DEVICE inline T add_rn(T a, T b) {
 #if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-C10_HOST_DEVICE inline float add_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-C10_HOST_DEVICE inline double add_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dadd_rn(a, b);
+  if constexpr (std::is_same_v<T, double>)
+    return __dadd_rn(a, b);
+  else
+    return __fadd_rn(a, b);
 #else
   return a + b;
 #endif

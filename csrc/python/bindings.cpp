@@ -44,7 +44,7 @@ void load(Optimizer& self, const std::string& path) {
 }
 
 // SoftMuon/Muon param groups from Python: a list of (params, use_muon) pairs, each with
-// `options` (a group's options are used whole).
+// `options` and its use_muon.
 std::vector<torch::optim::OptimizerParamGroup> muon_groups(
     const std::vector<std::pair<std::vector<torch::Tensor>, bool>>& groups,
     const SoftMuonOptions& options) {

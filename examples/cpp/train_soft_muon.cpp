@@ -22,8 +22,8 @@ int main() {
   torch::nn::Sequential model(in, torch::nn::Tanh(), hidden, torch::nn::Tanh(), out);
 
   // Hidden matrices on the matrix path (a group without options takes the defaults); the
-  // rest (input and output layers, biases) on AdamW. A group with options uses them whole,
-  // so the AdamW group starts from a copy of the defaults.
+  // rest (input and output layers, biases) on AdamW: a copy of the defaults with
+  // use_muon(false).
   using softsign::optim::SoftMuonOptions;
   const auto options = SoftMuonOptions(0.02)
                            .total_steps(total_steps)

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "golden.h"
+#include "warnings.h"
 
 namespace {
 
@@ -214,18 +215,6 @@ TEST(SoftMuon, NonFiniteFitThrowsBeforeAnyParamChanges) {
 }
 
 // ---- param groups ---------------------------------------------------------------------------
-
-// Collects c10 warnings while alive; warns every time, so TORCH_WARN_ONCE shows in each test.
-class WarningCollector : public c10::WarningHandler {
- public:
-  WarningCollector() : guard_(this) {}
-  void process(const c10::Warning& warning) override { messages.push_back(warning.msg()); }
-  std::vector<std::string> messages;
-
- private:
-  c10::WarningUtils::WarningHandlerGuard guard_;
-  c10::WarningUtils::WarnAlways always_{true};
-};
 
 const SoftMuonOptions& options_of(const torch::optim::Optimizer& opt, size_t group) {
   return static_cast<const SoftMuonOptions&>(opt.param_groups()[group].options());

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "warnings.h"
+
 namespace {
 
 using softsign::optim::Signum;
@@ -65,17 +67,6 @@ void expect_unchanged(const std::vector<torch::Tensor>& params,
     EXPECT_TRUE(torch::equal(params[i], before[i])) << "param " << i << " changed";
   }
 }
-
-// Collects c10 warnings while alive.
-class WarningCollector : public c10::WarningHandler {
- public:
-  WarningCollector() : guard_(this) {}
-  void process(const c10::Warning& warning) override { messages.push_back(warning.msg()); }
-  std::vector<std::string> messages;
-
- private:
-  c10::WarningUtils::WarningHandlerGuard guard_;
-};
 
 // ---- equivalences ---------------------------------------------------------------------------
 

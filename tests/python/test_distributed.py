@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import time
 
 import distributed_worker as dw
 import pytest
@@ -240,3 +241,48 @@ def test_gradient_laid_out_unlike_its_parameter_is_refused_before_any_change(cls
         assert torch.equal(p.detach().full_tensor(), before)
     finally:
         dist.destroy_process_group()
+
+
+def _steps_with_an_empty_shard(rank, world, path, cls, out):
+    """Three steps (sign phase, fit, transition) of a parameter too small to give rank 1
+    any element: every rank must still take part in the fit's collectives."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    import softsign
+
+    dist.init_process_group("gloo", init_method=f"file://{path}", rank=rank, world_size=world)
+    mesh = init_device_mesh("cpu", (world,))
+    p = torch.nn.Parameter(distribute_tensor(torch.ones(1, 4), mesh, [Shard(0)]))
+    opt = getattr(softsign, cls)([p], sign_steps=1, transition_steps=2)
+    for k in range(3):
+        g = torch.randn(1, 4, generator=torch.Generator().manual_seed(k))
+        p.grad = distribute_tensor(g, mesh, [Shard(0)])
+        opt.step()
+    out[rank] = (p.to_local().numel(), opt.temperature())
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo")
+@pytest.mark.parametrize("cls", ["SoftSignum", "SoftMuon"])
+def test_a_rank_whose_shards_are_empty_takes_part_in_the_fit(cls, tmp_path):
+    with mp.Manager() as manager:
+        out = manager.dict()
+        ctx = mp.start_processes(
+            _steps_with_an_empty_shard,
+            args=(2, str(tmp_path / "store"), cls, out),
+            nprocs=2,
+            join=False,
+            start_method="spawn",
+        )
+        deadline = time.monotonic() + 120
+        while not ctx.join(timeout=5):
+            if time.monotonic() > deadline:
+                for proc in ctx.processes:
+                    proc.kill()
+                pytest.fail("a rank hung in the fit's collectives")
+        results = dict(out)
+    assert sorted(n for n, _ in results.values()) == [0, 4]
+    temps = {t for _, t in results.values()}
+    assert len(temps) == 1 and None not in temps

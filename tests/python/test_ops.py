@@ -475,3 +475,17 @@ def test_soft_phase_tanh_is_accurate(device):
     want = torch.tanh(g.double())
     ulp = torch.from_numpy(np.spacing(want.float().abs().numpy())).double()
     assert ((got - want).abs() / ulp).max().item() <= 2.0
+
+
+def test_params_whose_elements_overlap_are_refused_before_any_change():
+    a = torch.ones(3)
+    buf = torch.zeros(3)
+    overlapping = torch.zeros(1).expand(3)  # one element seen three times
+    with pytest.raises(RuntimeError, match="overlap"):
+        ops.soft_sign_step_(
+            [a, overlapping],
+            [torch.ones(3), torch.ones(3)],
+            [buf, torch.zeros(3)],
+            **step_kwargs(),
+        )
+    assert torch.equal(a, torch.ones(3)) and torch.equal(buf, torch.zeros(3))

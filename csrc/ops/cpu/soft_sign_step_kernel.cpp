@@ -155,8 +155,8 @@ inline at::vec::Vectorized<opmath_t> step_vec(at::vec::Vectorized<opmath_t> p,
 }
 
 // Every element goes through the vector code, the tail of a block too (loaded and padded
-// with zeros up to a whole vector): a scalar tail would round differently (the compiler
-// contracts it into FMAs, and std::tanh is not Sleef's tanh), so an element's result
+// with zeros up to a whole vector): a scalar tail would round differently (std::tanh is
+// not the vector tanh, and libm's float64 tanh not Sleef's), so an element's result
 // would depend on where its tensor starts and ends, and a sharded parameter (FSDP2) would
 // not step exactly as the whole one.
 template <bool kSoft, Momentum kMomentum, typename scalar_t, typename opmath_t>

@@ -114,6 +114,11 @@ class _MuonBase(ScheduledOptimizer):
     def add_param_group(self, param_group):
         group = group_aliases(dict(param_group))
         params = group["params"]
+        if isinstance(params, set):
+            raise TypeError(
+                "optimizer parameters need to be organized in ordered collections, but the "
+                "ordering of tensors in sets will change between runs; use a list instead"
+            )
         # A generator is read once, here: what is checked is what the group keeps.
         group["params"] = params = [params] if isinstance(params, torch.Tensor) else list(params)
         name = type(self).__name__
@@ -172,7 +177,8 @@ class _MuonBase(ScheduledOptimizer):
                 group,
                 group["step"] + 1,
                 next(iter(plan)) if plan else group["params"][0].device,
-                lambda plan=plan: any(g.numel() for _, _, grads in plan.values() for g in grads),
+                # Global sizes (DTensor keys): every rank of a sharded group answers alike.
+                lambda plan=plan: any(k.numel() for keys, _, _ in plan.values() for k in keys),
                 lambda previous, group=group, plan=plan: self._fit(group, plan, previous),
             )
             if group["use_muon"] and group["params"]  # an empty group has nothing to fit

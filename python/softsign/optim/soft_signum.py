@@ -43,8 +43,10 @@ class _Plan:
     buckets: dict  # (device, first_step) -> _Bucket
 
     def has_grads(self) -> bool:
-        """Whether an element has a gradient: 0-element params give the fit nothing."""
-        return any(g.numel() for b in self.buckets.values() for g in b.grads)
+        """Whether an element has a gradient: 0-element params give the fit nothing. Asked
+        of the parameters (a DTensor's global size), not of local shards: every rank of a
+        sharded group must answer alike, or the fit's collectives would not pair up."""
+        return any(k.numel() for b in self.buckets.values() for k in b.keys)
 
 
 class _SoftSignBase(ScheduledOptimizer):
@@ -199,7 +201,14 @@ class _SoftSignBase(ScheduledOptimizer):
             counted = [i for i, k in enumerate(b.keys) if layout.counts_here(k)]
             grads = [b.grads[i] for i in counted]
             bufs = [] if fresh or group["momentum"] == 0 else self._buffers(b.keys, b.sharded)
-            sources.append(_select.Source(grads, [bufs[i] for i in counted] if bufs else [], fresh))
+            bufs = [bufs[i] for i in counted] if bufs else []
+            # The histograms read a grad and its buffer with one index (Note [step layouts]).
+            grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
+            bufs = [
+                buf if buf.stride() == g.stride() else torch.empty_like(g).copy_(buf)
+                for g, buf in zip(grads, bufs)
+            ]
+            sources.append(_select.Source(grads, bufs, fresh))
         return (
             *_select.median_mad(
                 sources,
