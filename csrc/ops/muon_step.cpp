@@ -94,7 +94,8 @@ std::vector<at::Tensor> slots(const at::Tensor& batch, const std::vector<at::Ten
 void muon_step_impl(at::TensorList params, at::TensorList grads, at::TensorList bufs, double lr,
                     double momentum, bool nesterov, double weight_decay, int64_t ns_steps,
                     c10::string_view adjust_lr, const std::optional<at::Tensor>& temperature,
-                    c10::string_view soft_map, int64_t soft_steps) {
+                    c10::string_view soft_map, int64_t soft_steps,
+                    const std::optional<at::Tensor>& found_inf) {
   check_inputs(params, grads, bufs, lr, momentum, ns_steps, soft_steps, temperature);
   const auto method = detail::parse_soft_map(soft_map);
   update_scale(adjust_lr, 1, 1);  // rejects an unknown adjust_lr before anything changes
@@ -112,22 +113,27 @@ void muon_step_impl(at::TensorList params, at::TensorList grads, at::TensorList 
   }
   if (params.empty()) return;
 
-  // A temperature that is not finite (a failed fit whose status the host has not read
-  // yet) makes the call a no-op, decided on the device: the update and the weight decay are
-  // zeroed, and the new momentum is kept only where the temperature is finite (the
-  // gradients of a failed fit hold inf or NaN, which must not reach the buffers).
+  // Decided on the device. A temperature that is not finite (a failed fit) zeroes the
+  // update. A nonzero found_inf makes the call a no-op: no update, no weight decay, and
+  // the old momentum kept (a failed fit's gradients hold inf or NaN, which must not reach
+  // the buffers). Only that costs copies (`guard`): the optimizers pass found_inf only
+  // while a fit's status is unread, once per run.
   at::Tensor ok;
   if (temperature.has_value()) ok = at::isfinite(temperature->reshape({}));
+  const bool guard = found_inf.has_value();
+  if (guard) {
+    const at::Tensor clean = found_inf->reshape({}) == 0;
+    ok = ok.defined() ? at::logical_and(ok, clean) : clean;
+  }
   // buf <- lerp(buf, g, 1 - momentum): an EMA that starts at zero.
-  if (!ok.defined()) at::_foreach_lerp_(bufs, grads, 1.0 - momentum);
+  if (!guard) at::_foreach_lerp_(bufs, grads, 1.0 - momentum);
 
   for (const MatrixBucket& b : buckets) {
     if (b.rows * b.cols == 0) continue;
     const std::vector<at::Tensor> ps = pick(params, b.members);
     const std::vector<at::Tensor> gs = pick(grads, b.members);
     const std::vector<at::Tensor> bs = pick(bufs, b.members);
-    const std::vector<at::Tensor> moved =
-        ok.defined() ? at::_foreach_lerp(bs, gs, 1.0 - momentum) : bs;
+    const std::vector<at::Tensor> moved = guard ? at::_foreach_lerp(bs, gs, 1.0 - momentum) : bs;
     const auto work = detail::work_dtype(
         b.dtype, temperature.has_value() && method == detail::SoftMap::kAccurate);
     at::Tensor X =
@@ -137,8 +143,8 @@ void muon_step_impl(at::TensorList params, at::TensorList grads, at::TensorList 
     at::Tensor O = temperature.has_value()
                        ? detail::soft_map_owned(X, *temperature, method, soft_steps)
                        : detail::newton_schulz5_owned(X, ns_steps);
-    if (ok.defined()) {
-      O = at::where(ok, O, 0);
+    if (ok.defined()) O = at::where(ok, O, 0);
+    if (guard) {
       for (size_t j = 0; j < bs.size(); ++j) {
         at::Tensor out = bs[j];
         at::where_out(out, ok, moved[j], bs[j]);
@@ -149,7 +155,7 @@ void muon_step_impl(at::TensorList params, at::TensorList grads, at::TensorList 
       // p + (-lr wd) p, in the params' opmath: _foreach_mul_ with a scalar factor rounds
       // the factor to the params' dtype first on the CPU (bf16 turns 0.998 into 0.996 and
       // 0.9985 into 1), and a float factor tensor is rounded so on CUDA.
-      if (!ok.defined()) {
+      if (!guard) {
         at::_foreach_add_(ps, ps, -lr * weight_decay);
       } else {
         const std::vector<at::Tensor> decayed = at::_foreach_add(ps, ps, -lr * weight_decay);

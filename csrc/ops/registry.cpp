@@ -43,7 +43,8 @@ TORCH_LIBRARY(softsign, m) {
   m.def(
       "muon_step_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] momentum_buffers, *, "
       "float lr, float momentum, bool nesterov, float weight_decay, int ns_steps, "
-      "str adjust_lr, Tensor? temperature, str soft_map, int soft_steps) -> ()");
+      "str adjust_lr, Tensor? temperature, str soft_map, int soft_steps, "
+      "Tensor? found_inf=None) -> ()");
 }
 
 namespace softsign::ops {
@@ -151,13 +152,15 @@ std::vector<at::Tensor> singular_values(at::TensorList tensors) {
 }
 
 void muon_step_(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers,
-                const MuonStepArgs& args, const std::optional<at::Tensor>& temperature) {
-  static auto op = find_op("softsign::muon_step_")
-                       .typed<void(at::TensorList, at::TensorList, at::TensorList, double, double,
-                                   bool, double, int64_t, c10::string_view,
-                                   const std::optional<at::Tensor>&, c10::string_view, int64_t)>();
+                const MuonStepArgs& args, const std::optional<at::Tensor>& temperature,
+                const std::optional<at::Tensor>& found_inf) {
+  static auto op =
+      find_op("softsign::muon_step_")
+          .typed<void(at::TensorList, at::TensorList, at::TensorList, double, double, bool, double,
+                      int64_t, c10::string_view, const std::optional<at::Tensor>&, c10::string_view,
+                      int64_t, const std::optional<at::Tensor>&)>();
   op.call(params, grads, momentum_buffers, args.lr, args.momentum, args.nesterov, args.weight_decay,
-          args.ns_steps, args.adjust_lr, temperature, args.soft_map, args.soft_steps);
+          args.ns_steps, args.adjust_lr, temperature, args.soft_map, args.soft_steps, found_inf);
 }
 
 }  // namespace softsign::ops

@@ -421,7 +421,13 @@ torch::Tensor SoftMuon::step(LossClosure closure) {
       }
       const auto tau = o.schedule_.temperature_at(o.schedule_.step_count, phases, lists.device,
                                                   home, schedule_params(o));
-      ops::muon_step_(lists.params, lists.grads, bufs, muon_args(o), tau);
+      // A fit whose status is unread (an accelerator's, for a step or so) may have failed:
+      // the step then must leave the momentum too, decided on the device.
+      std::optional<at::Tensor> failed;
+      if (tau.has_value() && !o.schedule_.fitted) {
+        failed = at::logical_not(at::isfinite(*tau)).to(at::kFloat);
+      }
+      ops::muon_step_(lists.params, lists.grads, bufs, muon_args(o), tau, failed);
     }
   }
   return loss;

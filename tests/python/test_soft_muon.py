@@ -340,7 +340,7 @@ def test_muon_step_op_passes_opcheck():
         )
 
 
-def test_muon_step_with_nan_temperature_leaves_params():
+def test_muon_step_with_nan_temperature_zeroes_the_update():
     params = [t.detach() for t in make_params(torch.float32)]
     before = [p.clone() for p in params]
     torch.ops.softsign.muon_step_(
@@ -350,7 +350,7 @@ def test_muon_step_with_nan_temperature_leaves_params():
         lr=0.02,
         momentum=0.95,
         nesterov=True,
-        weight_decay=0.1,
+        weight_decay=0.0,
         ns_steps=5,
         adjust_lr="original",
         temperature=torch.tensor(float("nan"), dtype=torch.float64),
@@ -358,6 +358,28 @@ def test_muon_step_with_nan_temperature_leaves_params():
         soft_steps=5,
     )
     assert all(torch.equal(a, b) for a, b in zip(params, before))
+
+
+def test_muon_step_with_found_inf_zero_is_the_plain_step():
+    a = [t.detach() for t in make_params(torch.float32)]
+    b = [p.clone() for p in a]
+    bufs_a = [torch.randn_like(p) for p in a]
+    bufs_b = [x.clone() for x in bufs_a]
+    kw = dict(
+        lr=0.02,
+        momentum=0.95,
+        nesterov=True,
+        weight_decay=0.1,
+        ns_steps=5,
+        adjust_lr="original",
+        temperature=torch.tensor(30.0, dtype=torch.float64),
+        soft_map="accurate",
+        soft_steps=5,
+    )
+    gs = grads_for(a, 1)
+    torch.ops.softsign.muon_step_(a, gs, bufs_a, **kw)
+    torch.ops.softsign.muon_step_(b, gs, bufs_b, **kw, found_inf=torch.tensor(0.0))
+    assert all(torch.equal(x, y) for x, y in zip(a + bufs_a, b + bufs_b))
 
 
 def test_muon_step_rejects_mixed_shapes_and_devices():
@@ -526,7 +548,7 @@ def test_an_empty_group_steps_through_every_phase():
     assert opt.temperature(0) is not None and opt.temperature(1) is None
 
 
-def test_muon_step_with_nan_temperature_leaves_buffers_too():
+def test_muon_step_with_found_inf_leaves_params_and_buffers():
     # A failed fit's gradients hold NaN: not even the momentum may take them.
     params = [t.detach() for t in make_params(torch.float32)]
     bufs = [torch.randn_like(p) for p in params]
@@ -545,6 +567,7 @@ def test_muon_step_with_nan_temperature_leaves_buffers_too():
             temperature=torch.tensor(float("nan"), dtype=torch.float64),
             soft_map="accurate",
             soft_steps=5,
+            found_inf=torch.tensor(1.0),
         )
         assert all(torch.equal(a, b) for a, b in zip(params, before[0]))
         assert all(torch.equal(a, b) for a, b in zip(bufs, before[1]))

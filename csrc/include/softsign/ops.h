@@ -148,10 +148,15 @@ struct MuonStepArgs {
 // In-place Muon step (spec section 5) over matrix params (dim >= 2, conv weights as
 // (size0, -1)) of one device: buf <- lerp(buf, g, 1 - momentum); d <- lerp(g, buf,
 // momentum) or buf; O <- NS5(d) without a temperature, Phi_tau(d) with one; p <- p(1 - lr
-// wd) - lr scale O. Same-shape params are batched. A non-finite temperature leaves every
-// param untouched (decided on the device); the buffers are updated regardless.
+// wd) - lr scale O. Same-shape params are batched. A non-finite temperature zeroes the
+// update (decided on the device); the weight decay and the momentum still apply. A nonzero
+// `found_inf` (a one-element device tensor) makes the whole call a no-op, buffers
+// included, also decided on the device: the optimizers pass it while a fit's status is
+// unread, since a failed fit's gradients hold inf or NaN. It costs a copy of each
+// bucket's buffers and params, so it is for the rare step that needs it.
 void muon_step_(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers,
                 const MuonStepArgs& args,
-                const std::optional<at::Tensor>& temperature = std::nullopt);
+                const std::optional<at::Tensor>& temperature = std::nullopt,
+                const std::optional<at::Tensor>& found_inf = std::nullopt);
 
 }  // namespace softsign::ops

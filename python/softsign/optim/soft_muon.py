@@ -187,13 +187,19 @@ class _MuonBase(ScheduledOptimizer):
         ]
         for group, plan, tau in zip(self.param_groups, plans, taus):
             group["step"] += 1
+            # A fit whose status is unread (on an accelerator, for a step or so) may have
+            # failed: the step then must leave the momentum too (found_inf, on the device).
+            unread = tau is not None and group["fit"] is None
             for device, (keys, params, grads) in plan.items():
                 if not group["use_muon"]:
                     self._adamw(group, keys, params, grads)
-                elif _sharding.any_dtensor(keys):
-                    self._muon_sharded(group, keys, params, grads, tau, device)
+                    continue
+                tau_here = None if tau is None else tau.to(device, non_blocking=True)
+                failed = (~torch.isfinite(tau_here)).to(torch.float32) if unread else None
+                if _sharding.any_dtensor(keys):
+                    self._muon_sharded(group, keys, params, grads, tau_here, failed)
                 else:
-                    self._muon(group, keys, params, grads, tau, device)
+                    self._muon(group, keys, params, grads, tau_here, failed)
         return loss
 
     def _plan(self, group) -> dict:
@@ -269,7 +275,7 @@ class _MuonBase(ScheduledOptimizer):
             bufs.append(_sharding.local(state["momentum_buffer"]))
         return bufs
 
-    def _muon(self, group, keys, params, grads, tau, device):
+    def _muon(self, group, keys, params, grads, tau, failed):
         ops.muon_step_(
             params,
             grads,
@@ -280,23 +286,22 @@ class _MuonBase(ScheduledOptimizer):
             weight_decay=float(group["weight_decay"]),
             ns_steps=int(group["ns_steps"]),
             adjust_lr=group["adjust_lr"],
-            temperature=None if tau is None else tau.to(device, non_blocking=True),
+            temperature=tau,
             soft_map=group.get("soft_map", "newton_schulz"),
             soft_steps=int(group.get("soft_steps", 5)),
+            found_inf=failed,
         )
 
-    def _muon_sharded(self, group, keys, params, grads, tau, device):
+    def _muon_sharded(self, group, keys, params, grads, tau, failed):
         """muon_step_'s math with the matrix maps at each matrix's owner rank
         (Note [sharded parameters]): momentum, weight decay and the update on local shards."""
         exchange = self._exchange(keys)
         if not exchange.sharded:  # every matrix is whole here: the one-process step
-            return self._muon(group, keys, params, grads, tau, device)
+            return self._muon(group, keys, params, grads, tau, failed)
         bufs = self._buffers(keys)
         momentum = float(group["momentum"])
-        tau = None if tau is None else tau.to(device, non_blocking=True)
-        # As muon_step_: under a temperature, the new momentum is kept only where it is
-        # finite (a failed fit's gradients hold inf or NaN).
-        ok = None if tau is None else torch.isfinite(tau.reshape(()))
+        # As muon_step_ with found_inf: a failed fit keeps the old momentum and weights.
+        ok = None if failed is None else (failed == 0) & torch.isfinite(tau.reshape(()))
         moved = torch._foreach_lerp(bufs, grads, 1.0 - momentum) if ok is not None else bufs
         if ok is None:
             torch._foreach_lerp_(bufs, grads, 1.0 - momentum)
@@ -324,7 +329,7 @@ class _MuonBase(ScheduledOptimizer):
             if wd != 0:  # as muon_step_ decays: p + (-lr wd) p in the params' opmath
                 if ok is None:
                     torch._foreach_add_(ps, ps, alpha=-lr * wd)
-                else:  # no decay either when a failed fit left tau NaN
+                else:  # no decay either when the fit failed
                     for p, d in zip(ps, torch._foreach_add(ps, ps, alpha=-lr * wd)):
                         torch.where(ok, d, p, out=p)
             torch._foreach_add_(ps, us, alpha=-lr * scale)
