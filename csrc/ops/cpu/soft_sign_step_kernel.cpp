@@ -42,8 +42,7 @@ inline at::vec::Vectorized<float> exp_vec(at::vec::Vectorized<float> x) {
   using Vec = at::vec::Vectorized<float>;
   const Vec k = (x * Vec(1.44269504088896341f)).round();
   const Vec r = (x - k * Vec(0.693359375f)) - k * Vec(-2.12194440e-4f);
-  // Explicit FMAs: the file is built without contraction (the directions must round as
-  // the fit's), and the polynomials are the one place where FMA is wanted.
+  // Explicit FMAs: the same rounding in every build, with contraction or without.
   using at::vec::fmadd;
   Vec q(1.f / 5040.f);
   q = fmadd(q, r, Vec(1.f / 720.f));
@@ -87,6 +86,30 @@ inline at::vec::Vectorized<T> tanh_vec(at::vec::Vectorized<T> x) {
 }
 
 namespace {
+
+// a * b rounded on its own. The fit must select among the directions the step applies,
+// and the fit's kernel and soft_sign_direction round every product of the momentum update
+// alone (Note [soft-sign element math]); a compiler that contracted it into an FMA here
+// would round differently. The empty asm makes the product opaque, so it cannot be
+// contracted, and emits no instruction; the rest of the step may still use FMAs (the
+// DEFAULT build, which may run where FMA is the native multiply-add, is compiled without
+// contraction instead: see CMakeLists.txt).
+template <typename T>
+inline at::vec::Vectorized<T> product(const at::vec::Vectorized<T>& a,
+                                      const at::vec::Vectorized<T>& b) {
+  const at::vec::Vectorized<T> r = a * b;
+#if defined(CPU_CAPABILITY_AVX512)
+  std::conditional_t<std::is_same_v<T, double>, __m512d, __m512> raw = r;
+  asm("" : "+v"(raw));
+  return at::vec::Vectorized<T>(raw);
+#elif defined(CPU_CAPABILITY_AVX2)
+  std::conditional_t<std::is_same_v<T, double>, __m256d, __m256> raw = r;
+  asm("" : "+x"(raw));
+  return at::vec::Vectorized<T>(raw);
+#else
+  return r;
+#endif
+}
 
 constexpr int64_t kChunk = 1 << 15;  // elements per parallel task
 constexpr int64_t kBlock = 256;      // elements converted to opmath at a time
@@ -137,12 +160,12 @@ inline at::vec::Vectorized<opmath_t> step_vec(at::vec::Vectorized<opmath_t> p,
   if constexpr (kMomentum == Momentum::kFirst || kMomentum == Momentum::kFirstNesterov) {
     buf = g;
   } else if constexpr (kMomentum != Momentum::kNone) {
-    buf = c.momentum * buf + c.undamped * g;
+    buf = product(c.momentum, buf) + product(c.undamped, g);
   }
   if constexpr (kMomentum == Momentum::kHeavyBall) {
     d = buf;
   } else if constexpr (kMomentum == Momentum::kNesterov || kMomentum == Momentum::kFirstNesterov) {
-    d = g + c.momentum * buf;
+    d = g + product(c.momentum, buf);
   }
   Vec u;
   if constexpr (kSoft) {
