@@ -319,24 +319,32 @@ def test_bad_params_and_grads():
 # ---- ops ---------------------------------------------------------------------------------
 
 
-def test_muon_step_op_passes_opcheck():
-    params = [t.detach() for t in make_params(torch.float32)]
-    grads = grads_for(params, 1)
-    bufs = [torch.zeros_like(p) for p in params]
-    common = dict(
+def step_kwargs(**over):
+    """Keyword arguments of torch.ops.softsign.muon_step_: Muon's defaults, then `over`."""
+    kw = dict(
         lr=0.02,
         momentum=0.95,
         nesterov=True,
         weight_decay=0.1,
         ns_steps=5,
         adjust_lr="original",
+        temperature=None,
+        soft_map="newton_schulz",
         soft_steps=5,
     )
+    kw.update(over)
+    return kw
+
+
+def test_muon_step_op_passes_opcheck():
+    params = [t.detach() for t in make_params(torch.float32)]
+    grads = grads_for(params, 1)
+    bufs = [torch.zeros_like(p) for p in params]
     for temperature, soft_map in [(None, "newton_schulz"), (torch.tensor(30.0), "accurate")]:
         torch.library.opcheck(
             torch.ops.softsign.muon_step_.default,
             (params, grads, bufs),
-            dict(common, temperature=temperature, soft_map=soft_map),
+            step_kwargs(temperature=temperature, soft_map=soft_map),
         )
 
 
@@ -347,15 +355,7 @@ def test_muon_step_with_nan_temperature_zeroes_the_update():
         params,
         grads_for(params, 1),
         [torch.zeros_like(p) for p in params],
-        lr=0.02,
-        momentum=0.95,
-        nesterov=True,
-        weight_decay=0.0,
-        ns_steps=5,
-        adjust_lr="original",
-        temperature=torch.tensor(float("nan"), dtype=torch.float64),
-        soft_map="newton_schulz",
-        soft_steps=5,
+        **step_kwargs(weight_decay=0.0, temperature=torch.tensor(float("nan"))),
     )
     assert all(torch.equal(a, b) for a, b in zip(params, before))
 
@@ -365,17 +365,7 @@ def test_muon_step_with_found_inf_zero_is_the_plain_step():
     b = [p.clone() for p in a]
     bufs_a = [torch.randn_like(p) for p in a]
     bufs_b = [x.clone() for x in bufs_a]
-    kw = dict(
-        lr=0.02,
-        momentum=0.95,
-        nesterov=True,
-        weight_decay=0.1,
-        ns_steps=5,
-        adjust_lr="original",
-        temperature=torch.tensor(30.0, dtype=torch.float64),
-        soft_map="accurate",
-        soft_steps=5,
-    )
+    kw = step_kwargs(temperature=torch.tensor(30.0, dtype=torch.float64), soft_map="accurate")
     gs = grads_for(a, 1)
     torch.ops.softsign.muon_step_(a, gs, bufs_a, **kw)
     torch.ops.softsign.muon_step_(b, gs, bufs_b, **kw, found_inf=torch.tensor(0.0))
@@ -386,18 +376,7 @@ def test_muon_step_rejects_mixed_shapes_and_devices():
     p = torch.zeros(4, 4)
     with pytest.raises(RuntimeError, match="shape"):
         torch.ops.softsign.muon_step_(
-            [p],
-            [torch.zeros(4, 5)],
-            [torch.zeros(4, 4)],
-            lr=0.02,
-            momentum=0.95,
-            nesterov=True,
-            weight_decay=0.0,
-            ns_steps=5,
-            adjust_lr="original",
-            temperature=None,
-            soft_map="newton_schulz",
-            soft_steps=5,
+            [p], [torch.zeros(4, 5)], [torch.zeros(4, 4)], **step_kwargs()
         )
 
 
@@ -558,16 +537,12 @@ def test_muon_step_with_found_inf_leaves_params_and_buffers():
             params,
             [torch.full_like(p, float("nan")) for p in params],
             bufs,
-            lr=0.02,
-            momentum=0.95,
-            nesterov=nesterov,
-            weight_decay=0.1,
-            ns_steps=5,
-            adjust_lr="original",
-            temperature=torch.tensor(float("nan"), dtype=torch.float64),
-            soft_map="accurate",
-            soft_steps=5,
-            found_inf=torch.tensor(1.0),
+            **step_kwargs(
+                nesterov=nesterov,
+                temperature=torch.tensor(float("nan"), dtype=torch.float64),
+                soft_map="accurate",
+                found_inf=torch.tensor(1.0),
+            ),
         )
         assert all(torch.equal(a, b) for a, b in zip(params, before[0]))
         assert all(torch.equal(a, b) for a, b in zip(bufs, before[1]))
