@@ -22,6 +22,15 @@ struct MatrixBucket {
   std::vector<size_t> members;
 };
 
+// targets[j] <- where(ok, updated[j], targets[j]): the new values only if ok (on the device).
+void keep_where(const at::Tensor& ok, const std::vector<at::Tensor>& targets,
+                const std::vector<at::Tensor>& updated) {
+  for (size_t j = 0; j < targets.size(); ++j) {
+    at::Tensor out = targets[j];
+    at::where_out(out, ok, updated[j], targets[j]);
+  }
+}
+
 // Update scale of a (rows x cols) matrix: "original" (Keller Jordan's Muon) keeps the RMS
 // of tall updates; "match_rms_adamw" (Moonshot) matches AdamW's update RMS.
 double update_scale(c10::string_view adjust_lr, int64_t rows, int64_t cols) {
@@ -144,12 +153,7 @@ void muon_step_impl(at::TensorList params, at::TensorList grads, at::TensorList 
                        ? detail::soft_map_owned(X, *temperature, method, soft_steps)
                        : detail::newton_schulz5_owned(X, ns_steps);
     if (ok.defined()) O = at::where(ok, O, 0);
-    if (guard) {
-      for (size_t j = 0; j < bs.size(); ++j) {
-        at::Tensor out = bs[j];
-        at::where_out(out, ok, moved[j], bs[j]);
-      }
-    }
+    if (guard) keep_where(ok, bs, moved);
     O = O.to(b.dtype, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous);
     if (weight_decay != 0) {
       // p + (-lr wd) p, in the params' opmath: _foreach_mul_ with a scalar factor rounds
@@ -158,11 +162,7 @@ void muon_step_impl(at::TensorList params, at::TensorList grads, at::TensorList 
       if (!guard) {
         at::_foreach_add_(ps, ps, -lr * weight_decay);
       } else {
-        const std::vector<at::Tensor> decayed = at::_foreach_add(ps, ps, -lr * weight_decay);
-        for (size_t j = 0; j < ps.size(); ++j) {
-          at::Tensor out = ps[j];
-          at::where_out(out, ok, decayed[j], ps[j]);
-        }
+        keep_where(ok, ps, at::_foreach_add(ps, ps, -lr * weight_decay));
       }
     }
     at::_foreach_add_(ps, slots(O, ps), -lr * update_scale(adjust_lr, b.rows, b.cols));

@@ -59,7 +59,8 @@ class StepLayout {
 };
 
 // Products and sums rounded one at a time, as the ATen ops of soft_sign_direction and the
-// CPU kernels (built with -ffp-contract=off) round them: nvcc would otherwise contract
+// CPU kernels round them (the selection kernel is built without contraction, the step
+// kernel keeps its products opaque: product() there): nvcc would otherwise contract
 // a * b + c into one FMA, and the fit would not select among the directions the step
 // applies. The _rn intrinsics are never contracted.
 template <typename T>

@@ -17,6 +17,7 @@ from torch.optim import Optimizer
 
 from .._fit import PendingFit, apply_status, resolve_phases, schedule_from_fit
 from .._library import ops
+from ._validate import group_aliases
 
 
 class ScheduledOptimizer(Optimizer):
@@ -35,6 +36,25 @@ class ScheduledOptimizer(Optimizer):
     def _init_runtime(self):
         self._pending: dict[int, PendingFit] = {}
         self._schedules: dict[int, tuple[tuple, torch.Tensor]] = {}
+
+    def add_param_group(self, param_group):
+        """torch's add_param_group between the subclass's two hooks: `_prepare_group` on
+        the user's dict (aliases already resolved), `_check_group` on the group as added,
+        which is taken out again if the check fails: a refused group leaves the optimizer
+        as it was."""
+        super().add_param_group(self._prepare_group(group_aliases(dict(param_group))))
+        try:
+            self._check_group(self.param_groups[-1])
+        except Exception:
+            self.param_groups.pop()
+            raise
+
+    def _prepare_group(self, group: dict) -> dict:
+        return group
+
+    def _check_group(self, group: dict) -> None:
+        """Raises for a group the optimizer cannot step (every group's options are checked,
+        not only the constructor's: a group dict may set any)."""
 
     def __setstate__(self, state):
         super().__setstate__(state)

@@ -22,7 +22,7 @@ from .._fit import resolve_phases, user_stacklevel
 from .._library import ops
 from . import _sharding
 from ._scheduled import ScheduledOptimizer
-from ._validate import SCHEDULE_KEYS, alias, check_number, check_schedule_options, group_aliases
+from ._validate import SCHEDULE_KEYS, alias, check_number, check_schedule_options
 
 _SOFT_MAPS = ("newton_schulz", "accurate")
 _ADJUST_LR = ("original", "match_rms_adamw")
@@ -111,8 +111,7 @@ class _MuonBase(ScheduledOptimizer):
         groups = [dict(params=matrices, use_muon=True)] if matrices else []
         return groups + ([dict(params=others, use_muon=False)] if others else [])
 
-    def add_param_group(self, param_group):
-        group = group_aliases(dict(param_group))
+    def _prepare_group(self, group):
         params = group["params"]
         if isinstance(params, set):
             raise TypeError(
@@ -136,25 +135,23 @@ class _MuonBase(ScheduledOptimizer):
             for key, default in _ADAMW_KEYS.items():
                 group.setdefault(key, self.defaults[default])
             group.setdefault("weight_decay", self.defaults["adamw_weight_decay"])
-        super().add_param_group(group)
-        group = self.param_groups[-1]
-        try:
-            for p in group["params"]:
-                if torch.is_complex(p):
-                    raise ValueError(f"{name} does not support complex parameters")
-                if group["use_muon"] and p.ndim < 2:
-                    raise ValueError(
-                        f"Invalid param group for {name}: use_muon=True needs matrices, got a "
-                        f"parameter of shape {tuple(p.shape)}; put it in a use_muon=False "
-                        "group (softsign.muon_param_groups(model) does this)"
-                    )
-            if group["use_muon"]:
-                _check_muon_group(group)
-            else:
-                _check_adamw_group(group)
-        except Exception:
-            self.param_groups.pop()  # a refused group leaves the optimizer as it was
-            raise
+        return group
+
+    def _check_group(self, group):
+        name = type(self).__name__
+        for p in group["params"]:
+            if torch.is_complex(p):
+                raise ValueError(f"{name} does not support complex parameters")
+            if group["use_muon"] and p.ndim < 2:
+                raise ValueError(
+                    f"Invalid param group for {name}: use_muon=True needs matrices, got a "
+                    f"parameter of shape {tuple(p.shape)}; put it in a use_muon=False "
+                    "group (softsign.muon_param_groups(model) does this)"
+                )
+        if group["use_muon"]:
+            _check_muon_group(group)
+        else:
+            _check_adamw_group(group)
 
     def _init_runtime(self):
         super()._init_runtime()
@@ -309,8 +306,7 @@ class _MuonBase(ScheduledOptimizer):
         whole = exchange.gather(dirs)
         whole.update({i: dirs[i] for i in exchange.plain})
         if ok is not None:
-            for b, m in zip(bufs, moved):
-                torch.where(ok, m, b, out=b)
+            _keep_where(ok, bufs, moved)
         results = _orthogonalize(group, whole, tau)
         updates = exchange.scatter(results, params)
         updates.update({i: results[i] for i in exchange.plain})
@@ -330,8 +326,7 @@ class _MuonBase(ScheduledOptimizer):
                 if ok is None:
                     torch._foreach_add_(ps, ps, alpha=-lr * wd)
                 else:  # no decay either when the fit failed
-                    for p, d in zip(ps, torch._foreach_add(ps, ps, alpha=-lr * wd)):
-                        torch.where(ok, d, p, out=p)
+                    _keep_where(ok, ps, torch._foreach_add(ps, ps, alpha=-lr * wd))
             torch._foreach_add_(ps, us, alpha=-lr * scale)
 
     def _adamw(self, group, keys, params, grads):
@@ -369,6 +364,12 @@ class _MuonBase(ScheduledOptimizer):
             amsgrad=False,
             maximize=False,
         )
+
+
+def _keep_where(ok, targets, updated) -> None:
+    """targets[j] <- where(ok, updated[j], targets[j]), as muon_step_'s keep_where."""
+    for t, u in zip(targets, updated):
+        torch.where(ok, u, t, out=t)
 
 
 def _tensor(p) -> torch.Tensor:

@@ -16,13 +16,7 @@ from .._fit import resolve_phases
 from .._library import ops
 from . import _sharding
 from ._scheduled import ScheduledOptimizer
-from ._validate import (
-    SCHEDULE_KEYS,
-    alias,
-    check_schedule_options,
-    check_sgd_options,
-    group_aliases,
-)
+from ._validate import SCHEDULE_KEYS, alias, check_schedule_options, check_sgd_options
 
 _FUSED_DEVICES = ("cpu", "cuda")
 
@@ -57,32 +51,22 @@ class _SoftSignBase(ScheduledOptimizer):
         # GradScaler passes grad_scale/found_inf instead of unscaling and syncing.
         self._step_supports_amp_scaling = True
 
-    def add_param_group(self, param_group):
-        group = group_aliases(dict(param_group))
-        super().add_param_group(group)
-        group = self.param_groups[-1]
-        try:
-            for p in group["params"]:
-                if torch.is_complex(p):
-                    raise ValueError(f"{type(self).__name__} does not support complex parameters")
-            fused = group.get("fused")
-            if fused and any(p.device.type not in _FUSED_DEVICES for p in group["params"]):
-                raise ValueError(
-                    f"Invalid fused=True: fused kernels exist for {_FUSED_DEVICES} only"
-                )
-            # Every group's options, not only the constructor's: a group dict may set any.
-            check_sgd_options(
-                group["lr"],
-                group["momentum"],
-                group["dampening"],
-                group["weight_decay"],
-                group["nesterov"],
-            )
-            if "alpha_sign" in group:
-                check_schedule_options(*(group[k] for k in SCHEDULE_KEYS))
-        except Exception:
-            self.param_groups.pop()  # a refused group leaves the optimizer as it was
-            raise
+    def _check_group(self, group):
+        for p in group["params"]:
+            if torch.is_complex(p):
+                raise ValueError(f"{type(self).__name__} does not support complex parameters")
+        fused = group.get("fused")
+        if fused and any(p.device.type not in _FUSED_DEVICES for p in group["params"]):
+            raise ValueError(f"Invalid fused=True: fused kernels exist for {_FUSED_DEVICES} only")
+        check_sgd_options(
+            group["lr"],
+            group["momentum"],
+            group["dampening"],
+            group["weight_decay"],
+            group["nesterov"],
+        )
+        if "alpha_sign" in group:
+            check_schedule_options(*(group[k] for k in SCHEDULE_KEYS))
 
     @torch.no_grad()
     def step(self, closure=None):
