@@ -105,6 +105,29 @@ C10_HOST_DEVICE inline T soft_sign(T d, bool soft, T tau) {
   return static_cast<T>((d > T(0)) - (d < T(0)));
 }
 
+// Note [temperature range]: one call has one outcome. A float64 temperature beyond
+// float32's range (1e39, say) is finite for float64 tensors and inf for the others, where
+// tanh(inf * 0) would write NaN. So the call decides once, from the narrowest math type
+// among its tensors, before any tensor is touched, and both devices decide alike: the
+// temperature must be finite in float32 when any tensor computes in float32 (float32,
+// bfloat16, float16), in float64 otherwise. An unusable temperature makes the whole call
+// a no-op, as a failed fit's NaN does.
+C10_HOST_DEVICE inline bool temperature_usable(double tau, bool float_math) {
+  // float(tau) is finite iff |tau| < 2^128 - 2^103: halfway between FLT_MAX and 2^128,
+  // round-to-nearest-even goes up to infinity. Written so that NaN gives false.
+  constexpr double kFloatBound = (0x1p25 - 1.0) * 0x1p103;
+  const double a = tau < 0 ? -tau : tau;
+  return float_math ? a < kFloatBound : a <= 0x1.fffffffffffffp1023;
+}
+
+// Whether any tensor of a call computes in float32 (its opmath type).
+inline bool computes_in_float(at::TensorList params) {
+  for (const auto& p : params) {
+    if (p.scalar_type() != at::kDouble) return true;
+  }
+  return false;
+}
+
 // New parameter value: decoupled weight decay before the update, one rounding at the end.
 template <typename T>
 C10_HOST_DEVICE inline T apply_update(T p, T u, T lr, T weight_decay) {

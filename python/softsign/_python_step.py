@@ -24,6 +24,13 @@ def soft_sign_step_(
     grad_scale,
     found_inf,
 ):
+    # One outcome per call (Note [temperature range] in csrc/ops/soft_sign_step.h): the
+    # temperature must be finite in the narrowest math type among the call's tensors.
+    bad_temperature = None
+    if temperature is not None:
+        narrow = any(p.dtype != torch.float64 for p in params)
+        tau = temperature.reshape(()).to(torch.float32 if narrow else torch.float64)
+        bad_temperature = ~torch.isfinite(tau)
     for i, (p, g) in enumerate(zip(params, grads)):
         op = torch.float64 if p.dtype == torch.float64 else torch.float32
         g = g.to(op)
@@ -48,9 +55,8 @@ def soft_sign_step_(
         skip = None
         if found_inf is not None:
             skip = found_inf.reshape(()) != 0
-        if temperature is not None:
-            bad = ~torch.isfinite(temperature.reshape(()))
-            skip = bad if skip is None else skip | bad
+        if bad_temperature is not None:
+            skip = bad_temperature if skip is None else skip | bad_temperature
         if skip is not None:
             new_p = torch.where(skip, p.to(op), new_p)
             if momentum != 0:

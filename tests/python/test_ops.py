@@ -351,6 +351,38 @@ def test_noop_rule(reason, device):
     assert torch.equal(p, p0) and torch.equal(b, b0)
 
 
+@pytest.mark.parametrize("path", ["fused", "python"])
+@pytest.mark.parametrize("dtypes", [(torch.float32, torch.float64), (torch.bfloat16,)])
+def test_a_temperature_beyond_float32_is_one_no_op_per_call(path, dtypes, device):
+    """tau = 1e39 is finite in float64 and inf in float32: a call with any float32-math
+    tensor leaves every tensor unchanged (Note [temperature range]); never NaN."""
+    from softsign._python_step import soft_sign_step_ as python_step
+
+    step = ops.soft_sign_step_ if path == "fused" else python_step
+    ps = [torch.randn(70, device=device).to(t) for t in dtypes]
+    bs = [torch.randn_like(p) for p in ps]
+    before = [(p.clone(), b.clone()) for p, b in zip(ps, bs)]
+    tau = torch.tensor(1e39, dtype=torch.float64, device=device)
+    step(ps, [torch.randn_like(p) for p in ps], bs, **step_kwargs(temperature=tau))
+    for (p0, b0), p, b in zip(before, ps, bs):
+        assert torch.equal(p, p0) and torch.equal(b, b0), p.dtype
+
+
+@pytest.mark.parametrize("path", ["fused", "python"])
+def test_a_temperature_beyond_float32_steps_float64_only_calls(path, device):
+    from softsign._python_step import soft_sign_step_ as python_step
+
+    step = ops.soft_sign_step_ if path == "fused" else python_step
+    p = torch.randn(70, dtype=torch.float64, device=device)
+    g, b = torch.randn_like(p), torch.randn_like(p)
+    want_buf = 0.9 * b + g
+    want = p - 0.1 * torch.tanh(1e39 * want_buf)
+    tau = torch.tensor(1e39, dtype=torch.float64, device=device)
+    step([p], [g], [b], **step_kwargs(temperature=tau))
+    torch.testing.assert_close(b, want_buf, rtol=0, atol=1e-15)
+    torch.testing.assert_close(p, want, rtol=0, atol=1e-15)
+
+
 def test_step_rejects_bad_calls(device):
     p = torch.zeros(4, device=device)
     with pytest.raises(RuntimeError, match="as many grads"):

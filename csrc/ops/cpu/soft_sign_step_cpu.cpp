@@ -25,7 +25,8 @@ void soft_sign_step_cpu(at::TensorList params, at::TensorList grads,
                        grad_scale, found_inf);
   if (read_scalar(found_inf, 0.0) != 0.0) return;
   const double tau = read_scalar(temperature, 0.0);
-  if (!std::isfinite(tau)) return;  // unfitted or failed fit: never write NaN
+  // Unfitted, failed or out-of-range temperature: never write NaN (Note [temperature range]).
+  if (temperature.has_value() && !temperature_usable(tau, computes_in_float(params))) return;
   const CpuStepArgs args{
       StepScalars{momentum, dampening, weight_decay, nesterov, maximize, first_step},
       read_scalar(lr_tensor, lr), read_scalar(grad_scale, 1.0), temperature.has_value(), tau};

@@ -7,6 +7,8 @@
 #include <optional>
 #include <vector>
 
+#include "device_api.cuh"
+
 namespace softsign::ops {
 
 struct DeviceScalar {

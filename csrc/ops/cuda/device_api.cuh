@@ -1,0 +1,82 @@
+// The thin layer between the kernel bodies and the machine that runs them: CUDA under
+// __CUDACC__, the host execution layer of tests/cpp/cuda_host otherwise (Note [host
+// execution layer] there). The kernel bodies (*.cuh beside this file) use only what is
+// declared here for thread and block indices, shared memory, barriers, atomics and warp
+// primitives, so the cuda_host test suite runs the same source nvcc compiles. Under nvcc
+// every function is a forced-inline wrapper of one builtin: the generated code is that
+// of the builtins.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDACC__)
+
+// Declares a block-shared variable of type T (an array type through an alias).
+#define SOFTSIGN_SHARED(T, name) __shared__ T name
+
+namespace softsign::ops::dev {
+
+constexpr unsigned kFullMask = 0xffffffffu;
+
+__device__ __forceinline__ int thread_index() { return threadIdx.x; }
+__device__ __forceinline__ int block_index() { return blockIdx.x; }
+__device__ __forceinline__ void sync_block() { __syncthreads(); }
+// Lanes of the (fully converged) warp holding the same value as this lane.
+__device__ __forceinline__ unsigned match_any(unsigned value) {
+  return __match_any_sync(kFullMask, value);
+}
+__device__ __forceinline__ unsigned ballot(bool predicate) {
+  return __ballot_sync(kFullMask, predicate);
+}
+__device__ __forceinline__ int popcount(unsigned mask) { return __popc(mask); }
+// Index of the lowest set bit of a nonzero mask.
+__device__ __forceinline__ int lowest_lane(unsigned mask) { return __ffs(mask) - 1; }
+template <typename T>
+__device__ __forceinline__ T atomic_add(T* address, T value) {
+  return atomicAdd(address, value);
+}
+template <typename T>
+__device__ __forceinline__ bool finite(T x) {
+  return isfinite(x);
+}
+// Reports elements a kernel read from the model (a counter on the host, nothing here).
+__device__ __forceinline__ void note_reads(int64_t) {}
+
+}  // namespace softsign::ops::dev
+
+#else  // the host execution layer
+
+#include <cmath>
+
+#include "cuda_host/runtime.h"
+
+#define SOFTSIGN_SHARED(T, name) \
+  T& name = *static_cast<T*>(::softsign::cuda_host::shared_bytes(sizeof(T), alignof(T)))
+
+namespace softsign::ops::dev {
+
+constexpr unsigned kFullMask = 0xffffffffu;
+
+inline int thread_index() { return cuda_host::thread_index(); }
+inline int block_index() { return cuda_host::block_index(); }
+inline void sync_block() { cuda_host::sync_block(); }
+inline unsigned match_any(unsigned value) { return cuda_host::match_any(value); }
+inline unsigned ballot(bool predicate) { return cuda_host::ballot(predicate); }
+inline int popcount(unsigned mask) { return __builtin_popcount(mask); }
+inline int lowest_lane(unsigned mask) { return __builtin_ctz(mask); }
+template <typename T>
+T atomic_add(T* address, T value) {
+  cuda_host::note_atomic(address);
+  const T old = *address;
+  *address = old + value;
+  return old;
+}
+template <typename T>
+bool finite(T x) {
+  return std::isfinite(x);
+}
+inline void note_reads(int64_t elements) { cuda_host::note_reads(elements); }
+
+}  // namespace softsign::ops::dev
+
+#endif
