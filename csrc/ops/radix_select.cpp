@@ -147,6 +147,10 @@ std::tuple<at::Tensor, at::Tensor> run_selection(const SelectionSource& src,
               "softsign: median_mad needs at least one tensor");
   TORCH_CHECK(n > 0 || hook, "softsign: median_mad needs at least one element");
   const at::Tensor& any = src.grads.empty() ? src.first_step_grads[0] : src.grads[0];
+#if defined(SOFTSIGN_WITH_CUDA)
+  // On a GPU the driver runs on the device, finishing among candidates there.
+  if (!hook && any.is_cuda()) return select_median_mad_cuda(src);
+#endif
   // Under a hook every rank must run the same passes, whatever dtypes its shards hold:
   // 64-bit keys then (float32 values widen exactly).
   const int64_t key_bits = hook ? 64 : key_bits_for(src.grads, src.first_step_grads);

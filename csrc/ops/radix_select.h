@@ -112,22 +112,30 @@ C10_HOST_DEVICE inline int64_t bin_of(uint64_t key, uint64_t prefix, const PassS
   return static_cast<int64_t>((key >> shift) & ((uint64_t{1} << s.digit_bits) - 1));
 }
 
-// Bin of one statistic value x (already in opmath: float or double), or -2 for NaN
-// (counted in the last bin on pass 0 only). `mu` is the stage-0 result (stage 1 only).
+// The key of one statistic value x (already in opmath: float or double) in this pass's
+// stage, or false for NaN. `mu` is the stage-0 result (stage 1 only).
 template <typename T>
-C10_HOST_DEVICE inline int64_t bin_of_value(T x, uint64_t prefix, double mu, const PassSpec& s) {
+C10_HOST_DEVICE inline bool stage_key(T x, double mu, const PassSpec& s, uint64_t& key) {
   if (s.stage == 0) {
-    if (x != x) return s.pass == 0 ? -2 : -1;
+    if (x != x) return false;
     // Stage-0 keys are as wide as the driver chose: float32 math with 64-bit keys happens
     // when a call mixes float32 and float64 tensors (float -> double is exact).
-    const uint64_t key =
-        s.key_bits == 32 ? key_of(static_cast<float>(x)) : key_of(static_cast<double>(x));
-    return bin_of(key, prefix, s);
+    key = s.key_bits == 32 ? key_of(static_cast<float>(x)) : key_of(static_cast<double>(x));
+    return true;
   }
   const double dev = static_cast<double>(x) - mu;
   const double a = std::fabs(dev);  // branch-free: the sign of dev is a coin flip
-  if (a != a) return s.pass == 0 ? -2 : -1;
-  return bin_of(key_of(a), prefix, s);
+  if (a != a) return false;
+  key = key_of(a);
+  return true;
+}
+
+// Bin of one statistic value x, or -2 for NaN (counted in the last bin on pass 0 only).
+template <typename T>
+C10_HOST_DEVICE inline int64_t bin_of_value(T x, uint64_t prefix, double mu, const PassSpec& s) {
+  uint64_t key = 0;
+  if (!stage_key(x, mu, s, key)) return s.pass == 0 ? -2 : -1;
+  return bin_of(key, prefix, s);
 }
 
 // The stage-0 result decoded from its final prefix.

@@ -4,8 +4,10 @@
 #include <ATen/ATen.h>
 
 #include <optional>
+#include <tuple>
 
 #include "radix_select.h"
+#include "softsign/ops.h"
 
 namespace softsign::ops {
 
@@ -14,5 +16,9 @@ radix::PassSpec check_radix_select_histogram(at::TensorList grads, at::TensorLis
                                              const at::Tensor& state, int64_t stage, int64_t pass,
                                              int64_t digit_bits, int64_t key_bits,
                                              const std::optional<at::Tensor>& grad_scale);
+
+// The CUDA driver of the selection, with the candidate finish on the device
+// (radix_select_kernel.cu); run_selection calls it for CUDA tensors without a hook.
+std::tuple<at::Tensor, at::Tensor> select_median_mad_cuda(const SelectionSource& src);
 
 }  // namespace softsign::ops

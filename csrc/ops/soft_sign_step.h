@@ -120,10 +120,11 @@ C10_HOST_DEVICE inline bool temperature_usable(double tau, bool float_math) {
   return float_math ? a < kFloatBound : a <= 0x1.fffffffffffffp1023;
 }
 
-// Whether any tensor of a call computes in float32 (its opmath type).
+// Whether any tensor of a call computes in float32 (its opmath type); an empty tensor
+// computes nothing and does not count.
 inline bool computes_in_float(at::TensorList params) {
   for (const auto& p : params) {
-    if (p.scalar_type() != at::kDouble) return true;
+    if (p.numel() > 0 && p.scalar_type() != at::kDouble) return true;
   }
   return false;
 }

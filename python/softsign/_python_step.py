@@ -28,7 +28,7 @@ def soft_sign_step_(
     # temperature must be finite in the narrowest math type among the call's tensors.
     bad_temperature = None
     if temperature is not None:
-        narrow = any(p.dtype != torch.float64 for p in params)
+        narrow = any(p.dtype != torch.float64 and p.numel() > 0 for p in params)
         tau = temperature.reshape(()).to(torch.float32 if narrow else torch.float64)
         bad_temperature = ~torch.isfinite(tau)
     for i, (p, g) in enumerate(zip(params, grads)):

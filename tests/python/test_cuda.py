@@ -398,7 +398,7 @@ def test_step_temperatures_match_cpu_cuda(tau, dtypes):
 
 
 # Note [temperature range]: a call is judged by the narrowest math type among its tensors.
-# If one computes in float32 (float32, bfloat16, float16; even an empty one) and the
+# If one computes in float32 (float32, bfloat16, float16; an empty one computes nothing) and the
 # temperature is not finite once rounded to float32, the whole call is a no-op, float64
 # tensors included, as for a non-finite temperature; a call of float64 tensors only steps.
 F32, F64 = torch.float32, torch.float64
@@ -414,7 +414,7 @@ HALFWAY = (2**25 - 1) * 2.0**103  # halfway between float32's max and 2^128: rou
         pytest.param((torch.bfloat16,), 1e39, False, False, id="bf16-1e39"),
         pytest.param((F32,), 1e39, False, False, id="f32-1e39"),
         pytest.param((F64,), 1e39, True, False, id="f64-1e39"),
-        pytest.param((F64,), 1e39, False, True, id="f64+empty-f32-1e39"),
+        pytest.param((F64,), 1e39, True, True, id="f64+empty-f32-1e39"),
         pytest.param((F32, F64), HALFWAY, False, False, id="f32+f64-halfway"),
         pytest.param((F32, F64), HALFWAY - 2.0**102, True, False, id="f32+f64-below-halfway"),
         pytest.param((F32, F64), torch.finfo(F32).max, True, False, id="f32+f64-f32max"),

@@ -11,6 +11,8 @@
 
 #if defined(__CUDACC__)
 
+#include <cub/block/block_scan.cuh>
+
 // Declares a block-shared variable of type T (an array type through an alias).
 #define SOFTSIGN_SHARED(T, name) __shared__ T name
 
@@ -41,6 +43,18 @@ __device__ __forceinline__ bool finite(T x) {
 }
 // Reports elements a kernel read from the model (a counter on the host, nothing here).
 __device__ __forceinline__ void note_reads(int64_t) {}
+
+// Exclusive prefix sum over the kThreads threads of a block: CUB's BlockScan on the GPU.
+template <typename T, int kThreads>
+struct BlockExclusiveSum {
+  using Scan = cub::BlockScan<T, kThreads>;
+  using TempStorage = typename Scan::TempStorage;
+  __device__ __forceinline__ T operator()(TempStorage& temp, T value) const {
+    T out;
+    Scan(temp).ExclusiveSum(value, out);
+    return out;
+  }
+};
 
 }  // namespace softsign::ops::dev
 
@@ -76,6 +90,24 @@ bool finite(T x) {
   return std::isfinite(x);
 }
 inline void note_reads(int64_t elements) { cuda_host::note_reads(elements); }
+
+// The host layer's stand-in for CUB's BlockScan: the same contract (every thread of the
+// block calls it, the storage is block-shared), written plainly.
+template <typename T, int kThreads>
+struct BlockExclusiveSum {
+  struct TempStorage {
+    T values[kThreads];
+  };
+  T operator()(TempStorage& temp, T value) const {
+    const int t = thread_index();
+    temp.values[t] = value;
+    sync_block();
+    T sum = T(0);
+    for (int i = 0; i < t; ++i) sum += temp.values[i];
+    sync_block();  // the storage may be reused right after
+    return sum;
+  }
+};
 
 }  // namespace softsign::ops::dev
 

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "device_api.cuh"
@@ -45,10 +46,24 @@ __device__ __forceinline__ void multi_tensor_block(const TensorListMeta<depth, L
   op(ptrs, start, left < L::kChunkSize ? left : L::kChunkSize);
 }
 
+// Ops computing in float64 may use every register a 512-thread block can have (one block
+// per SM): under ptxas's default target for 512 threads they spill to local memory
+// (tests/cpp/kernel_budget.py fails on any spill). The others keep the default target.
+template <typename Op, typename = void>
+struct WideMath : std::false_type {};
+template <typename Op>
+struct WideMath<Op, std::void_t<typename Op::opmath_t>>
+    : std::bool_constant<std::is_same_v<typename Op::opmath_t, double>> {};
+
 #if defined(__CUDACC__)
 template <int depth, typename L, typename Op>
 __global__ void __launch_bounds__(kBlockSize)
     multi_tensor_kernel(const TensorListMeta<depth, L> meta, const Op op) {
+  multi_tensor_block<depth, L>(meta, op);
+}
+template <int depth, typename L, typename Op>
+__global__ void __launch_bounds__(kBlockSize, 1)
+    multi_tensor_kernel_wide(const TensorListMeta<depth, L> meta, const Op op) {
   multi_tensor_block<depth, L>(meta, op);
 }
 #endif
@@ -66,13 +81,36 @@ void apply(const std::array<std::vector<at::Tensor>, depth>& lists, const Op& op
 #if defined(__CUDACC__)
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   plan<depth, L>(addresses, numels, [&](const TensorListMeta<depth, L>& meta, int blocks) {
-    multi_tensor_kernel<depth, L, Op><<<blocks, kBlockSize, 0, stream>>>(meta, op);
+    if constexpr (WideMath<Op>::value) {
+      multi_tensor_kernel_wide<depth, L, Op><<<blocks, kBlockSize, 0, stream>>>(meta, op);
+    } else {
+      multi_tensor_kernel<depth, L, Op><<<blocks, kBlockSize, 0, stream>>>(meta, op);
+    }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
 #else
   plan<depth, L>(addresses, numels, [&](const TensorListMeta<depth, L>& meta, int blocks) {
     cuda_host::launch(blocks, kBlockSize, [&] { multi_tensor_block<depth, L>(meta, op); });
   });
+#endif
+}
+
+#if defined(__CUDACC__)
+template <int kThreads, typename Op>
+__global__ void __launch_bounds__(kThreads) grid_kernel(const Op op) {
+  op();
+}
+#endif
+
+// Runs op() on every thread of `grid` blocks of kThreads threads (a kernel that is not
+// per-chunk: a small driver step, or a pass over a buffer sized on the device).
+template <int kThreads, typename Op>
+void launch_grid(int grid, const Op& op) {
+#if defined(__CUDACC__)
+  grid_kernel<kThreads, Op><<<grid, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(op);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+#else
+  cuda_host::launch(grid, kThreads, [&] { op(); });
 #endif
 }
 

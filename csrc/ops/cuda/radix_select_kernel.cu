@@ -1,8 +1,18 @@
-// Registers the CUDA kernel of softsign::radix_select_histogram (radix_select_kernel.cuh).
+// Registers the CUDA kernels of the radix selection (radix_select_kernel.cuh): the
+// histogram and advance ops, and the device-side driver of radix_select.cpp.
 #include <torch/library.h>
 
 #include "radix_select_kernel.cuh"
 
+namespace softsign::ops {
+
+std::tuple<at::Tensor, at::Tensor> select_median_mad_cuda(const SelectionSource& src) {
+  return select_median_mad_launch<>(src);
+}
+
+}  // namespace softsign::ops
+
 TORCH_LIBRARY_IMPL(softsign, CUDA, m) {
   m.impl("radix_select_histogram", &softsign::ops::radix_select_histogram_launch<>);
+  m.impl("radix_select_advance_", &softsign::ops::radix_select_advance_entry);
 }

@@ -133,3 +133,65 @@ TEST(HistogramKernel, DefaultLimitsAcrossChunks) {
 }
 
 }  // namespace
+
+namespace {
+
+// The advance kernel (CUB's BlockScan on the GPU, the host layer's scan here) against the
+// ATen-op advance of the CPU driver: the same state after every pass, for counts of every
+// shape (empty, one bin, rank in the first/last bin, NaN count) and digit widths 8 and 16.
+TEST(AdvanceKernel, MatchesTheAtenDriverStateForState) {
+  at::manual_seed(3);
+  for (const int64_t digit_bits : {int64_t{8}, int64_t{16}}) {
+    const int64_t bins = int64_t{1} << digit_bits;
+    for (int trial = 0; trial < 12; ++trial) {
+      at::Tensor want = at::zeros({ops::radix::kStateSize}, at::kLong);
+      at::Tensor got = want.clone();
+      const int64_t stage = trial % 2;
+      const int64_t passes = (stage == 0 ? 32 : 64) / digit_bits;
+      for (int64_t pass = 0; pass < passes; ++pass) {
+        at::Tensor hist = at::zeros({bins + 1}, at::kLong);
+        if (trial % 4 == 1) {
+          hist[trial % bins] = 7;  // one bin
+        } else if (trial % 4 == 2) {
+          hist[0] = 3;
+          hist[bins - 1] = 5;
+          hist[bins] = pass == 0 ? 2 : 0;
+        } else if (trial % 4 == 3) {
+          hist.narrow(0, 0, bins).copy_(at::randint(0, 3, {bins}, at::kLong));
+        }  // else: all zero
+        ops::radix_select_advance_(want, hist, stage, pass, digit_bits, 32);
+        ops::radix_select_advance_entry(got, hist, stage, pass, digit_bits, 32);
+        ASSERT_TRUE(at::equal(got, want))
+            << "digits " << digit_bits << " trial " << trial << " pass " << pass << "\n"
+            << got << want;
+      }
+    }
+  }
+}
+
+// The device-side driver with its candidate finish against the CPU op: the same median
+// and MAD, exactly, whether the candidates fit (small capacity or large) or not at all.
+TEST(SelectionDriver, MatchesTheCpuMedianAndMad) {
+  at::manual_seed(4);
+  const std::vector<std::vector<at::ScalarType>> dtype_lists = {
+      {at::kFloat}, {at::kBFloat16, at::kHalf}, {at::kDouble, at::kFloat}};
+  for (const auto& dtypes : dtype_lists) {
+    for (const bool momentum : {false, true}) {
+      Source s = make_source(dtypes, momentum ? 0.9 : 0.0, momentum, momentum, momentum, false);
+      const auto [mu, mad] = ops::direction_median_mad(s.src);
+      for (const int64_t capacity : {int64_t{0}, int64_t{8}, int64_t{40}, int64_t{3000}}) {
+        const auto [got_mu, got_mad] = ops::select_median_mad_launch<Tiny>(s.src, capacity);
+        EXPECT_TRUE(at::equal(got_mu, mu) && at::equal(got_mad, mad))
+            << at::toString(dtypes[0]) << " capacity " << capacity << ": " << got_mu.item<double>()
+            << " " << got_mad.item<double>() << " vs " << mu.item<double>() << " "
+            << mad.item<double>();
+      }
+    }
+  }
+  // NaN anywhere: both NaN, as torch.median.
+  Source nan = make_source({at::kFloat}, 0.0, false, false, false, true);
+  const auto [nan_mu, nan_mad] = ops::select_median_mad_launch<Tiny>(nan.src, 3000);
+  EXPECT_TRUE(std::isnan(nan_mu.item<double>()) && std::isnan(nan_mad.item<double>()));
+}
+
+}  // namespace
