@@ -73,6 +73,8 @@ __device__ __forceinline__ void merge_counts(const WarpCounts& sh, unsigned long
 // the buffer is only read (its update is the step's job).
 template <typename scalar_t, bool kBuf>
 struct DirectionReader {
+  using scalar_type = scalar_t;
+  static constexpr bool kHasBuf = kBuf;
   using opmath_t = at::opmath_type<scalar_t>;
   static constexpr int kDepth = kBuf ? 2 : 1;
   using VecT = mt::Vec<scalar_t, mt::kILP>;
@@ -296,13 +298,12 @@ struct AdvanceOp {
   }
 };
 
-// Queues one histogram pass of `grads` (and buffers) into `hist`.
-template <typename L>
-void histogram_into(const at::Tensor& hist, at::TensorList grads, at::TensorList buffers,
-                    const at::Tensor& state, const radix::PassSpec& spec, const StepScalars& s,
-                    const DeviceScalar& scale, const int64_t* skip) {
-  const int64_t* state_ptr = state.const_data_ptr<int64_t>();
-  auto* hist_ptr = reinterpret_cast<unsigned long long*>(hist.data_ptr<int64_t>());
+// Queues the per-chunk op make(reader) over the directions of `grads` (with their buffers
+// when momentum_direction reads them), one launch series per dtype; `reader` is the
+// DirectionReader of the dtype and buffer case.
+template <typename L, typename Make>
+void over_directions(at::TensorList grads, at::TensorList buffers, const StepScalars& s,
+                     const DeviceScalar& scale, const Make& make) {
   // As on the CPU, a buffer only counts when momentum_direction would read it; on the
   // first step it may be uninitialized memory, so it is not even loaded.
   const bool read_buf = !buffers.empty() && s.momentum != 0.0 && !s.first_step;
@@ -312,16 +313,28 @@ void histogram_into(const at::Tensor& hist, at::TensorList grads, at::TensorList
       lists[0].push_back(grads[i]);
       if (read_buf) lists[1].push_back(buffers[i]);
     }
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dtype, "radix_select_histogram", [&] {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dtype, "radix_select_pass", [&] {
       if (read_buf) {
-        mt::apply<2, L>(lists,
-                        HistogramOp<scalar_t, true>{{s, scale}, spec, state_ptr, hist_ptr, skip});
+        mt::apply<2, L>(lists, make(DirectionReader<scalar_t, true>{s, scale}));
       } else {
-        mt::apply<1, L>({std::move(lists[0])},
-                        HistogramOp<scalar_t, false>{{s, scale}, spec, state_ptr, hist_ptr, skip});
+        mt::apply<1, L>({std::move(lists[0])}, make(DirectionReader<scalar_t, false>{s, scale}));
       }
     });
   }
+}
+
+// Queues one histogram pass of `grads` (and buffers) into `hist`.
+template <typename L>
+void histogram_into(const at::Tensor& hist, at::TensorList grads, at::TensorList buffers,
+                    const at::Tensor& state, const radix::PassSpec& spec, const StepScalars& s,
+                    const DeviceScalar& scale, const int64_t* skip) {
+  const int64_t* state_ptr = state.const_data_ptr<int64_t>();
+  auto* hist_ptr = reinterpret_cast<unsigned long long*>(hist.data_ptr<int64_t>());
+  over_directions<L>(grads, buffers, s, scale, [&](auto reader) {
+    using R = decltype(reader);
+    return HistogramOp<typename R::scalar_type, R::kHasBuf>{reader, spec, state_ptr, hist_ptr,
+                                                            skip};
+  });
 }
 
 // Queues the collection of the candidates of `next` (Note [candidate finish on the device]).
@@ -332,25 +345,11 @@ void collect_into(at::TensorList grads, at::TensorList buffers, const at::Tensor
   const int64_t* state_ptr = state.const_data_ptr<int64_t>();
   auto* keys_ptr = reinterpret_cast<unsigned long long*>(keys.data_ptr<int64_t>());
   auto* count_ptr = reinterpret_cast<unsigned long long*>(count.data_ptr<int64_t>());
-  const bool read_buf = !buffers.empty() && s.momentum != 0.0 && !s.first_step;
-  for (const auto& [dtype, members] : group_by_dtype(grads)) {
-    std::array<std::vector<at::Tensor>, 2> lists;
-    for (const size_t i : members) {
-      lists[0].push_back(grads[i]);
-      if (read_buf) lists[1].push_back(buffers[i]);
-    }
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dtype, "radix_select_collect", [&] {
-      if (read_buf) {
-        mt::apply<2, L>(lists,
-                        CollectOp<scalar_t, true>{
-                            {s, scale}, next, state_ptr, go, keys_ptr, count_ptr, keys.numel()});
-      } else {
-        mt::apply<1, L>({std::move(lists[0])},
-                        CollectOp<scalar_t, false>{
-                            {s, scale}, next, state_ptr, go, keys_ptr, count_ptr, keys.numel()});
-      }
-    });
-  }
+  over_directions<L>(grads, buffers, s, scale, [&](auto reader) {
+    using R = decltype(reader);
+    return CollectOp<typename R::scalar_type, R::kHasBuf>{reader,   next,      state_ptr,   go,
+                                                          keys_ptr, count_ptr, keys.numel()};
+  });
 }
 
 // radix_select_advance_'s kernel: one block.
