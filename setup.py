@@ -12,6 +12,7 @@ Environment:
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,12 +28,52 @@ class CMakeExtension(Extension):
         super().__init__(name, sources=[])
 
 
+# What a build folder was configured for: reused only by the same interpreter and torch, so
+# that a folder left by another environment (or by a deleted pip build environment) is
+# discarded instead of pointing into it.
+BUILD_KEY = "softsign-build-key.txt"
+
+
+def _torch_or_exit():
+    """The torch of this environment. softsign's binary works with the torch it is compiled
+    against only, so it is built against the user's: without build isolation."""
+    try:
+        import torch
+    except ImportError:
+        raise SystemExit(
+            "softsign compiles against the torch of the environment it is installed into, and "
+            "found none. Install torch first, then build without isolation:\n"
+            "    pip install torch\n    pip install --no-build-isolation .\n"
+            "(a plain `pip install .` builds in an isolated environment without torch)"
+        ) from None
+    return torch
+
+
+def _prepare_build_dir(build_dir, torch):
+    key = f"{sys.executable}\n{Path(torch.__file__).parent}\n{torch.__version__}\n"
+    stamp = build_dir / BUILD_KEY
+    if build_dir.exists() and (not stamp.exists() or stamp.read_text() != key):
+        shutil.rmtree(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(key)
+
+
+def _torch_requirement():
+    """The wheel works with exactly the torch it was compiled against (as torchvision's does);
+    an sdist only needs a supported one."""
+    try:
+        import torch
+    except ImportError:
+        return "torch>=2.11"
+    return f"torch=={torch.__version__}"
+
+
 class CMakeBuild(build_ext):
     def build_extension(self, ext):
-        import torch
+        torch = _torch_or_exit()
 
         build_dir = Path(os.environ.get("SOFTSIGN_BUILD_DIR", ROOT / "build" / "python"))
-        build_dir.mkdir(parents=True, exist_ok=True)
+        _prepare_build_dir(build_dir, torch)
         tests = os.environ.get("SOFTSIGN_BUILD_TESTS", "0") not in ("0", "", "OFF")
         args = [
             f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
@@ -57,6 +98,18 @@ class CMakeBuild(build_ext):
         out.mkdir(parents=True, exist_ok=True)
         for name in ("libsoftsign.so", Path(self.get_ext_filename("_C")).name):
             self.copy_file(str(build_dir / name), str(out / name))
+            # In the package: libsoftsign.so beside _C, torch's libraries in the torch
+            # package next to ours; nothing of this machine's paths.
+            subprocess.run(
+                [
+                    "cmake",
+                    f"-DFILE={out / name}",
+                    "-DRPATH=$ORIGIN:$ORIGIN/../torch/lib",
+                    "-P",
+                    str(ROOT / "cmake" / "set_rpath.cmake"),
+                ],
+                check=True,
+            )
 
 
 def _has_ninja():
@@ -75,6 +128,6 @@ setup(
     packages=find_packages("python"),
     ext_modules=[CMakeExtension("softsign._C")],
     cmdclass={"build_ext": CMakeBuild},
-    install_requires=["torch>=2.11"],
+    install_requires=[_torch_requirement()],
     zip_safe=False,
 )

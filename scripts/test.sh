@@ -22,5 +22,18 @@ echo "== gpu_proof.sh --dry-run"
 # keeps the one GPU command working between the rare sessions that have a GPU.
 bash scripts/gpu_proof.sh --dry-run
 
+BUILD="${SOFTSIGN_BUILD_DIR:-$ROOT/build/python}"
 echo "== ctest"
-ctest --test-dir "${SOFTSIGN_BUILD_DIR:-$ROOT/build/python}" --output-on-failure
+ctest --test-dir "$BUILD" --output-on-failure
+
+echo "== the installed C++ package, used by a separate project"
+# `cmake --install` of the build above into a fresh prefix, then the C++ example configured
+# out of tree with nothing but CMAKE_PREFIX_PATH, built, and run without LD_LIBRARY_PATH.
+CONSUMER="$(mktemp -d)"
+trap 'rm -rf "$CONSUMER"' EXIT
+cmake --install "$BUILD" --prefix "$CONSUMER/prefix" >/dev/null
+cmake -S "$ROOT/examples/cpp" -B "$CONSUMER/build" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$CONSUMER/prefix" >"$CONSUMER/configure.log" ||
+  { cat "$CONSUMER/configure.log"; exit 1; }
+cmake --build "$CONSUMER/build" --target train_soft_signum -j "${MAX_JOBS:-$(nproc)}" >/dev/null
+env -u LD_LIBRARY_PATH "$CONSUMER/build/train_soft_signum" | tail -n 2
