@@ -59,13 +59,14 @@ def _prepare_build_dir(build_dir, torch):
 
 
 def _torch_requirement():
-    """The wheel works with exactly the torch it was compiled against (as torchvision's does);
-    an sdist only needs a supported one."""
+    """The wheel works with exactly the torch it was compiled against: its release is pinned
+    here (as torchvision pins its), its build variant (+cu130, +cpu) is checked at import
+    (softsign/_build_info.py). An sdist only needs a supported torch."""
     try:
         import torch
     except ImportError:
         return "torch>=2.11"
-    return f"torch=={torch.__version__}"
+    return f"torch=={torch.__version__.split('+')[0]}"
 
 
 class CMakeBuild(build_ext):
@@ -96,6 +97,10 @@ class CMakeBuild(build_ext):
 
         out = Path(self.get_ext_fullpath(ext.name)).parent
         out.mkdir(parents=True, exist_ok=True)
+        (out / "_build_info.py").write_text(
+            '"""Written by setup.py: the torch this build of softsign was compiled against."""\n'
+            f"TORCH_VERSION = {torch.__version__!r}\n"
+        )
         for name in ("libsoftsign.so", Path(self.get_ext_filename("_C")).name):
             self.copy_file(str(build_dir / name), str(out / name))
             # In the package: libsoftsign.so beside _C, torch's libraries in the torch

@@ -12,6 +12,16 @@ if not _LIB.exists():  # pragma: no cover - only in a source tree that was never
         f"softsign's native library {_LIB} is missing: build the package with "
         "`pip install --no-build-isolation .` from a checkout"
     )
+try:
+    from softsign._build_info import TORCH_VERSION as _BUILT_WITH
+except ImportError:  # pragma: no cover - a tree built by hand
+    _BUILT_WITH = None
+if _BUILT_WITH is not None and _BUILT_WITH != torch.__version__:
+    raise ImportError(
+        f"softsign was compiled against torch {_BUILT_WITH}, but torch {torch.__version__} is "
+        "installed: its native library only works with the torch it was built with. Reinstall "
+        "softsign from source in this environment (`pip install --no-build-isolation .`)."
+    )
 torch.ops.load_library(str(_LIB))
 
 ops = torch.ops.softsign
