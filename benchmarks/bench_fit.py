@@ -1,5 +1,5 @@
 """The temperature-fit step's statistic: the exact median and MAD of the post-momentum
-directions of every parameter (spec section 3), computed two ways in one run:
+directions of every parameter (docs/algorithms.md section 3), computed two ways in one run:
 
 * softsign: torch.ops.softsign.direction_median_mad, radix selection reading the grads
   and momentum buffers in place (no copy of the directions);
@@ -116,7 +116,7 @@ def measure(method, shapes_name, device, repeats):
     n = sum(g.numel() for g in grads)
     extra_check = {}
     if method == "concat":
-        # The expectation, untimed: the MAD of the directions in float64, as the spec and
+        # The expectation, untimed: the MAD of the directions in float64, as the docs and
         # softsign compute it (the authors' float32 MAD can differ in its last bits).
         x = torch.cat([d.reshape(-1) for d in directions(grads, bufs)]).double()
         extra_check["mad64"] = (x - x.median()).abs().median().item()

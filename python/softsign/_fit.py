@@ -1,4 +1,5 @@
-"""Bookkeeping of the temperature fit (spec section 3) shared by the soft optimizers.
+"""Bookkeeping of the temperature fit (docs/algorithms.md section 3) shared by the soft
+optimizers.
 
 The fit runs on the device inside step() (torch.ops.softsign.fit_temperature); its
 status reaches the host through a non-blocking copy that a later step() reads once the

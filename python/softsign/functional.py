@@ -1,4 +1,6 @@
-"""Stateless entry points over torch.ops.softsign."""
+"""Stateless entry points over torch.ops.softsign: the pieces the optimizers are made of
+(the exact median/MAD, the temperature schedule, the spectral maps), for use on their own.
+The math: docs/algorithms.md."""
 
 from __future__ import annotations
 
@@ -28,16 +30,27 @@ def median_mad(
     *,
     histogram_hook: Callable[[torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact lower median and MAD over all elements of `tensors` (float64 0-dim tensors).
+    """Exact lower median and MAD over all elements of `tensors`.
 
-    The lower median is the element of rank floor((n - 1) / 2), as torch.median; any NaN
-    makes both NaN. No concatenated copy is made: a few histogram passes read the tensors
-    in place (radix selection, csrc/ops/radix_select.h).
+    The lower median is the element of rank floor((n - 1) / 2) in sorted order, as
+    torch.median returns it; the MAD is the lower median of |x - median|. Any NaN makes
+    both NaN. No concatenated copy is made: a few histogram passes read the tensors in
+    place (radix selection).
 
-    `histogram_hook(h)` sees each pass's int64 histogram on the device before its bin is
-    picked and may change it in place: `lambda h: dist.all_reduce(h)` selects over the
-    values of every rank without gathering them (each rank passes its own shard; a rank
-    may pass no elements).
+    Args:
+        tensors: one tensor or a sequence of real floating tensors, on one device; every
+            element of every tensor counts.
+        histogram_hook: None, or a callable that sees each pass's int64 histogram on the
+            device before its bin is picked and may change it in place:
+            `lambda h: dist.all_reduce(h)` selects over the values of every rank without
+            gathering them (each rank passes its own shard; a rank may pass no elements,
+            but at least one tensor). Default None.
+
+    Returns:
+        (median, mad), float64 0-dim tensors on the tensors' device.
+
+    Raises:
+        ValueError: no elements at all (without a hook), or no tensor (with one).
     """
     if isinstance(tensors, torch.Tensor):
         tensors = [tensors]
@@ -66,10 +79,28 @@ def temperature_schedule(
     tmax: float = 1e9,
     kind: str = "tanh",
 ) -> torch.Tensor:
-    """The T = `steps` temperatures of the transition (float64), spec section 3.
+    """The T = `steps` temperatures tau_0..tau_{T-1} of the transition, from a fitted
+    median and MAD (the folded-Cauchy quantile schedule of docs/algorithms.md).
 
-    `median` and `mad` are numbers or 0-dim tensors; the schedule lives on their device.
-    A number is checked (a MAD >= 0); a tensor is not read (no host synchronization).
+    Args:
+        median: the median of the statistic, a number or a 0-dim tensor; the schedule
+            lives on its device. A tensor is not read (no host synchronization).
+        mad: the MAD of the statistic, >= 0, a number or a 0-dim tensor (a number is
+            checked, a tensor is not). A zero MAD gives tau = c_eps / |median| throughout.
+        steps: T, the length of the transition, an integer >= 1.
+        eps: saturation level in (0, 1): each tau_j maps the quantile q_j to 1 - eps.
+            Default 1e-4.
+        newton_iters: Newton steps of each quantile solve, an integer >= 0. Default 10.
+        tmax: upper clamp of tau (the lower clamp is 1), used as well where q_j = 0.
+            Default 1e9.
+        kind: "tanh" (SoftSignum: c_eps = atanh(1 - eps)) or "algebraic" (SoftMuon:
+            c_eps = y / sqrt(1 - y^2), y = 1 - eps). Default "tanh".
+
+    Returns:
+        A float64 tensor of shape [steps] (tau falls along it: q_j grows with j).
+
+    Raises:
+        ValueError: an unknown kind, steps < 1, or a negative number as mad.
     """
     if kind not in _KINDS:
         raise ValueError(f"Invalid kind: {kind!r} (expected one of {_KINDS})")
@@ -91,10 +122,21 @@ def temperature_schedule(
 
 
 def newton_schulz5(M: torch.Tensor, steps: int = 5) -> torch.Tensor:
-    """Muon's orthogonalization: `steps` quintic Newton-Schulz iterations in bfloat16,
-    batched over the leading dims of M (..., m, n), with Muon's coefficients
-    (3.4445, -4.7750, 2.0315) after scaling M to unit Frobenius norm. Returns bfloat16
-    (float64 input is iterated and returned in float64)."""
+    """Muon's orthogonalization NS5: quintic Newton-Schulz iterations with Muon's
+    coefficients (3.4445, -4.7750, 2.0315), after scaling each matrix to unit Frobenius
+    norm. It maps the singular values of M into about [0.7, 1.2], not exactly to 1.
+
+    Args:
+        M: a tensor (..., m, n), batched over the leading dims.
+        steps: number of iterations, an integer >= 0. Default 5.
+
+    Returns:
+        A tensor of M's shape in bfloat16 (float64 input is iterated and returned in
+        float64).
+
+    Raises:
+        ValueError: steps < 0.
+    """
     if int(steps) < 0:
         raise ValueError(f"Invalid steps: {steps} (expected >= 0)")
     return ops.newton_schulz5(M.detach(), steps=int(steps))
@@ -103,15 +145,28 @@ def newton_schulz5(M: torch.Tensor, steps: int = 5) -> torch.Tensor:
 def soft_spectral_map(
     M: torch.Tensor, tau, method: str = "newton_schulz", steps: int = 5
 ) -> torch.Tensor:
-    """SoftMuon's Phi_tau(M) = U diag(sigma' ) V^T with sigma' = tau sigma / sqrt(1 +
-    (tau sigma)^2), batched over the leading dims of M (..., m, n).
+    """SoftMuon's soft spectral map Phi_tau(M) = U diag(phi(tau sigma)) V^T, with
+    phi(x) = x / sqrt(1 + x^2), batched over the leading dims of M.
 
-    method="newton_schulz": the public SoftMuon's coupled iteration with `steps` steps in
-    bfloat16 (returns bfloat16); far from Phi_tau when tau * sigma spans decades.
-    method="accurate": within 1e-2 (relative Frobenius) of Phi_tau for tau in [1, 1e9]
-    and spectra spanning up to 4 decades; returns float32. float64 input runs in float64.
-    `tau` is a positive number or a 1-element tensor (kept on the device: no host
-    synchronization, so a tensor's value is not checked; a non-finite one gives zeros).
+    Args:
+        M: a tensor (..., m, n).
+        tau: the temperature, a finite number > 0 or a 1-element tensor (kept on the
+            device: no host synchronization, so a tensor's value is not checked; a
+            non-finite one gives zeros).
+        method: "newton_schulz", the authors' coupled iteration in bfloat16 (far from
+            Phi_tau when tau * sigma spans decades), or "accurate", within 1e-2
+            (relative Frobenius) of Phi_tau for tau in [1, 1e9] and spectra spanning up
+            to 4 decades. Default "newton_schulz".
+        steps: iterations of the "newton_schulz" method, an integer >= 0 ("accurate" runs
+            a fixed iteration and ignores it). Default 5.
+
+    Returns:
+        A tensor of M's shape: bfloat16 for "newton_schulz", float32 for "accurate";
+        float64 input runs and returns float64.
+
+    Raises:
+        ValueError: an unknown method, steps < 0, or a number tau that is not finite
+            and > 0.
     """
     if method not in _SOFT_MAPS:
         raise ValueError(f"Invalid method: {method!r} (expected one of {_SOFT_MAPS})")
@@ -125,8 +180,19 @@ def soft_spectral_map(
 
 
 def singular_values(tensors: Sequence[torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
-    """All singular values (float32, in no particular order) of each tensor viewed as a
-    matrix the way SoftMuon's statistic views it: 1-D as 1 x n, >= 3-D as (size0, -1)."""
+    """All singular values of each tensor viewed as a matrix the way SoftMuon's schedule
+    statistic views it: 1-D as 1 x n, 2-D as it is, >= 3-D as (size0, -1).
+
+    The values come from the small-side Gram matrix's eigenvalues, computed in float64
+    (float32 loses the singular values below about 3e-4 of the largest).
+
+    Args:
+        tensors: one tensor or a sequence of real floating tensors.
+
+    Returns:
+        A list with one 1-D tensor of min(rows, cols) singular values per input tensor,
+        in no particular order: float32 (float64 for float64 input).
+    """
     if isinstance(tensors, torch.Tensor):
         tensors = [tensors]
     return ops.singular_values([t.detach() for t in tensors])

@@ -235,7 +235,7 @@ def test_gradient_laid_out_unlike_its_parameter_is_refused_before_any_change(cls
         p = torch.nn.Parameter(distribute_tensor(torch.randn(8, 4), mesh, [Shard(0)]))
         p.grad = distribute_tensor(torch.randn(8, 4), mesh, [Replicate()])
         before = p.detach().full_tensor().clone()
-        opt = getattr(softsign, cls)([p], total_steps=10)
+        opt = getattr(softsign, cls)([p], total_steps=100)
         with pytest.raises(ValueError, match="layout differs from its parameter"):
             opt.step()
         assert torch.equal(p.detach().full_tensor(), before)

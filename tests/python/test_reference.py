@@ -27,7 +27,7 @@ def test_schedule_solves_the_quantile_equation(mu, s):
     assert all(a >= b for a, b in zip(taus.tolist(), taus.tolist()[1:]))
 
 
-def test_saturation_constants_match_the_spec():
+def test_saturation_constants_match_the_docs():
     assert reference.saturation_constant("tanh", 1e-4) == pytest.approx(4.9517, abs=1e-4)
     assert reference.saturation_constant("algebraic", 1e-4) == pytest.approx(70.705, abs=1e-3)
     assert math.tanh(reference.saturation_constant("tanh", 1e-3)) == pytest.approx(1 - 1e-3)

@@ -121,7 +121,8 @@ def test_soft_newton_schulz_converges_to_phi_tau(shape, tau):
 
 
 def test_soft_newton_schulz_five_steps_shrink_at_the_start_of_the_transition():
-    # the spec's defect: at tau ~ 1e9 mid-spectrum singular values come out far below 1
+    # the authors' defect (docs/algorithms.md section 5): at tau ~ 1e9 mid-spectrum singular
+    # values come out far below 1
     M = with_spectrum(16, 32, torch.logspace(0, -3, 16), seed=9)
     sv = torch.linalg.svdvals(reference.soft_newton_schulz(M, 1e9, steps=5))
     assert sv.median() < 0.5

@@ -5,6 +5,7 @@ contract (groups, routing, schedulers, GradScaler, state_dict, bad input)."""
 import copy
 import io
 import json
+import warnings
 
 import pytest
 import torch
@@ -183,7 +184,7 @@ def test_muon_param_groups_routes_hidden_matrices_only():
 def test_plain_iterable_routes_by_dim_with_a_warning():
     model = TinyLM()
     with pytest.warns(UserWarning, match="muon_param_groups"):
-        opt = softsign.SoftMuon(model.parameters(), total_steps=10)
+        opt = softsign.SoftMuon(model.parameters(), total_steps=100)
     muon, other = opt.param_groups
     assert all(p.ndim >= 2 for p in muon["params"]) and all(p.ndim < 2 for p in other["params"])
     assert other["lr"] == 3e-4 and other["betas"] == (0.9, 0.95) and other["eps"] == 1e-10
@@ -503,9 +504,9 @@ def test_named_parameters_are_routed_and_keep_their_names():
     a, b = nn.Linear(6, 5), nn.Linear(6, 5)
     b.load_state_dict(a.state_dict())
     with pytest.warns(UserWarning, match="muon_param_groups"):
-        named = softsign.SoftMuon(a.named_parameters(), total_steps=6)
+        named = softsign.SoftMuon(a.named_parameters(), total_steps=6, alpha_sign=0.5)
     with pytest.warns(UserWarning, match="muon_param_groups"):
-        plain = softsign.SoftMuon(b.parameters(), total_steps=6)
+        plain = softsign.SoftMuon(b.parameters(), total_steps=6, alpha_sign=0.5)
     assert [g["param_names"] for g in named.param_groups] == [["weight"], ["bias"]]
     for k in range(6):
         x = torch.randn(3, 6, generator=torch.Generator().manual_seed(k))
@@ -628,3 +629,72 @@ def test_muon_param_groups_finds_heads_tables_and_raw_matrices():
     ends_in_norm = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4), nn.LayerNorm(4))
     muon, _ = softsign.muon_param_groups(ends_in_norm)
     assert len(muon["params"]) == 2
+
+
+# ---- friendlier misuse -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("not_a_module", ["list", "generator", "dict"])
+def test_muon_param_groups_wants_a_module(not_a_module):
+    model = TinyLM()
+    arg = {
+        "list": list(model.parameters()),
+        "generator": model.parameters(),
+        "dict": dict(model.named_parameters()),
+    }[not_a_module]
+    with pytest.raises(TypeError, match=r"expects an nn\.Module"):
+        softsign.muon_param_groups(arg)
+
+
+def test_a_transition_shorter_than_two_steps_warns():
+    with pytest.warns(UserWarning, match=r"total_steps.*at least 16"):
+        softsign.SoftMuon(softsign.muon_param_groups(TinyLM()), total_steps=10)
+    opt = softsign.SoftMuon(softsign.muon_param_groups(TinyLM()), total_steps=100)
+    with pytest.warns(UserWarning, match="transition_steps >= 2"):
+        opt.add_param_group(
+            dict(params=[nn.Parameter(torch.ones(3, 3))], use_muon=True, transition_steps=1)
+        )
+    # AdamW groups and Muon have no transition: nothing to warn about.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        softsign.Muon(softsign.muon_param_groups(TinyLM()))
+        opt.add_param_group(dict(params=[nn.Parameter(torch.ones(3))], use_muon=False))
+
+
+def _repr_groups(opt) -> list[dict]:
+    """{key: text} of each group of repr(opt) (torch.optim.Optimizer's layout)."""
+    groups = []
+    for line in repr(opt).splitlines()[1:-1]:
+        if line.startswith("Parameter Group"):
+            groups.append({})
+        elif line.strip():
+            key, _, value = line.strip().partition(": ")
+            groups[-1][key] = value
+    return groups
+
+
+def test_repr_shows_each_group_the_options_it_uses():
+    model = TinyLM()
+    opt = softsign.SoftMuon(softsign.muon_param_groups(model), total_steps=100)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3)  # adds initial_lr everywhere
+    muon, adamw = _repr_groups(opt)
+    assert repr(opt).startswith("SoftMuon (\nParameter Group 0\n") and repr(opt).endswith("\n)")
+    assert sorted(adamw) == ["betas", "eps", "initial_lr", "lr", "use_muon", "weight_decay"]
+    assert adamw["eps"] == "1e-10" and adamw["lr"] == "0.0003" and adamw["use_muon"] == "False"
+    assert not any(key.startswith("adamw_") for key in muon)
+    assert {"momentum", "ns_steps", "soft_map", "total_steps", "step", "fit"} <= set(muon)
+    assert muon["eps"] == "0.0001" and muon["lr"] == "0.02"
+    # Only the text is filtered: the groups and the state dict keep every key.
+    assert "adamw_lr" in opt.param_groups[0] and "momentum" in opt.param_groups[1]
+    sd = opt.state_dict()["param_groups"]
+    assert set(sd[1]) == set(opt.param_groups[1]) - {"params"} | {"params"}
+    fresh = softsign.SoftMuon(softsign.muon_param_groups(model), total_steps=100)
+    fresh.load_state_dict(opt.state_dict())
+    assert repr(fresh) == repr(opt)
+    del sched
+
+    plain = softsign.Muon(softsign.muon_param_groups(model))
+    muon, adamw = _repr_groups(plain)
+    assert repr(plain).startswith("Muon (")
+    assert "fit" not in muon and "soft_map" not in muon and "adjust_lr" in muon
+    assert sorted(adamw) == ["betas", "eps", "lr", "use_muon", "weight_decay"]

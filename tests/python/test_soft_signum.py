@@ -208,7 +208,7 @@ def test_resume_is_bit_identical(resume_at, device):
 
 def test_state_dict_layout():
     params = make_params(torch.float32, "cpu", shapes=[(10,), (4,)])
-    opt = softsign.SoftSignum(params, total_steps=10)
+    opt = softsign.SoftSignum(params, total_steps=10, alpha_sign=0.5)
     train_steps(opt, params, 10)
     sd = opt.state_dict()
     json.dumps(sd["param_groups"])  # JSON values only
@@ -221,10 +221,10 @@ def test_state_dict_of_an_unfitted_group_has_the_keys_of_a_fitted_one():
     """torch.distributed.checkpoint loads into the state dict of a fresh optimizer, so its
     keys must not change when the fit happens: "fit" holds NaNs until then."""
     params = make_params(torch.float32, "cpu", shapes=[(10,)])
-    opt = softsign.SoftSignum(params, total_steps=10)
+    opt = softsign.SoftSignum(params, total_steps=10, alpha_sign=0.5)
     fit = opt.state_dict()["param_groups"][0]["fit"]
     assert set(fit) == {"median", "mad"} and math.isnan(fit["median"]) and math.isnan(fit["mad"])
-    fresh = softsign.SoftSignum(params, total_steps=10)
+    fresh = softsign.SoftSignum(params, total_steps=10, alpha_sign=0.5)
     fresh.load_state_dict(opt.state_dict())
     assert fresh.param_groups[0]["fit"] is None
     train_steps(fresh, params, 10)
@@ -359,7 +359,7 @@ def test_fused_on_a_device_without_kernels_is_rejected():
 def test_sparse_gradients_are_rejected_before_any_change():
     dense = torch.nn.Parameter(torch.ones(3))
     emb = torch.nn.Embedding(5, 2, sparse=True)
-    opt = softsign.SoftSignum([dense, *emb.parameters()], total_steps=10)
+    opt = softsign.SoftSignum([dense, *emb.parameters()], total_steps=100)
     dense.grad = torch.ones(3)
     emb(torch.tensor([1])).sum().backward()
     before = emb.weight.detach().clone()
@@ -467,11 +467,11 @@ def test_fused_step_takes_any_memory_layout(layout_change):
 )
 def test_group_options_are_checked_and_a_refused_group_is_not_kept(options, match):
     a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
-    opt = softsign.SoftSignum([a], total_steps=10)
+    opt = softsign.SoftSignum([a], total_steps=100)
     with pytest.raises(ValueError, match=match):
         opt.add_param_group(dict(params=[b], **options))
     with pytest.raises(ValueError, match=match):
-        softsign.SoftSignum([dict(params=[b], **options)], total_steps=10)
+        softsign.SoftSignum([dict(params=[b], **options)], total_steps=100)
     assert len(opt.param_groups) == 1
     a.grad = torch.ones(3)
     opt.step()  # the optimizer still works
@@ -517,3 +517,65 @@ def test_zero_mad_warning_points_at_the_callers_line():
             opt.step()
     (warning,) = [w for w in caught if "zero MAD" in str(w.message)]
     assert warning.filename == __file__
+
+
+# ---- a transition too short to soften (docs/algorithms.md section 2) ---------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs,names",
+    [
+        (dict(total_steps=10), ["total_steps", "alpha_sign", "at least 16"]),
+        (dict(total_steps=15), ["total_steps", "at least 16"]),
+        (dict(total_steps=10, alpha_sign=0.95), ["total_steps", "at least 31"]),
+        (dict(sign_steps=3, transition_steps=1), ["transition_steps >= 2"]),
+        (dict(total_steps=10, transition_steps=1), ["transition_steps >= 2"]),
+        (dict(total_steps=10, sign_steps=9), ["sign_steps", "at most 8"]),
+    ],
+)
+def test_a_transition_shorter_than_two_steps_warns_and_names_the_option(kwargs, names):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        softsign.SoftSignum([torch.zeros(2, requires_grad=True)], **kwargs)
+    (warning,) = [w for w in caught if "transition" in str(w.message)]
+    assert warning.category is UserWarning and warning.filename == __file__
+    for name in names:
+        assert name in str(warning.message)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(total_steps=16),
+        dict(total_steps=10, alpha_sign=0.5),
+        dict(sign_steps=3, transition_steps=2),
+        dict(total_steps=10, alpha_sign=1.0),  # no transition asked for: Signum
+        dict(total_steps=10, sign_steps=10),
+        dict(total_steps=10, sign_steps=20),
+    ],
+)
+def test_a_long_enough_or_absent_transition_does_not_warn(kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        softsign.SoftSignum([torch.zeros(2, requires_grad=True)], **kwargs)
+
+
+def test_a_group_with_its_own_short_transition_warns_when_added():
+    opt = softsign.SoftSignum([torch.zeros(2, requires_grad=True)], total_steps=100)
+    with pytest.warns(UserWarning, match="transition_steps=1"):
+        opt.add_param_group(dict(params=[torch.zeros(2, requires_grad=True)], transition_steps=1))
+    assert len(opt.param_groups) == 2  # a warning, not a refusal
+
+
+def test_a_one_step_transition_never_leaves_the_sign_regime():
+    # Why the minimum is 2: tau_0 is fitted to the quantile p_0 = 0, where every entry is
+    # saturated, and the steps after a one-step transition keep it.
+    w = torch.nn.Parameter(torch.zeros(1000))
+    with pytest.warns(UserWarning, match="total_steps"):
+        opt = softsign.SoftSignum([w], lr=0.1, momentum=0.0, total_steps=10)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(14):
+        w.grad = torch.randn(1000, generator=gen)
+        opt.step()
+        assert opt.temperature() in (None, 1e9)
+    assert opt.temperature() == 1e9

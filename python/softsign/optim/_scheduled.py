@@ -1,4 +1,5 @@
-"""The temperature-schedule bookkeeping shared by SoftSignum and SoftMuon (spec section 3).
+"""The temperature-schedule bookkeeping shared by SoftSignum and SoftMuon (docs/algorithms.md
+section 3).
 
 Group state lives in the param group as JSON values: "step" (the group's step number k,
 counted on every step() call, like an LR scheduler) and "fit" ({"median", "mad"} once the

@@ -4,7 +4,8 @@ Note [sharded parameters]
 The fused ops take plain tensors, so a DTensor parameter is updated through its local
 shard (`local`); its optimizer state is created with zeros_like(param) and stays a DTensor,
 which torch.distributed.checkpoint saves and reshards. Two things need more than a shard:
-* The temperature fit (spec section 3) is a median and MAD over every element of a group.
+* The temperature fit (docs/algorithms.md section 3) is a median and MAD over every element
+  of a group.
   Each rank histograms the elements it holds and the histograms are all-reduced over the
   mesh dimensions that shard the group (`StatisticLayout`), so every rank selects the same
   exact values and holds the same schedule. An element held by several ranks (a Replicate

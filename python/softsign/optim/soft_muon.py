@@ -22,11 +22,30 @@ from .._fit import resolve_phases, user_stacklevel
 from .._library import ops
 from . import _sharding
 from ._scheduled import ScheduledOptimizer
-from ._validate import SCHEDULE_KEYS, alias, check_number, check_schedule_options
+from ._validate import (
+    SCHEDULE_KEYS,
+    alias,
+    check_number,
+    check_schedule_options,
+    check_transition_length,
+)
 
 _SOFT_MAPS = ("newton_schulz", "accurate")
 _ADJUST_LR = ("original", "match_rms_adamw")
 _ADAMW_KEYS = {"lr": "adamw_lr", "betas": "adamw_betas", "eps": "adamw_eps"}
+# Group keys that only one kind of group reads (the repr shows a group the keys it uses).
+_ADAMW_DEFAULTS = ("adamw_lr", "adamw_betas", "adamw_eps", "adamw_weight_decay")
+_MATRIX_ONLY = (
+    "momentum",
+    "nesterov",
+    "ns_steps",
+    "adjust_lr",
+    "soft_map",
+    "soft_steps",
+    *(key for key in SCHEDULE_KEYS if key != "eps"),  # an AdamW group's eps is AdamW's
+    "step",
+    "fit",
+)
 
 
 _HEAD_NAMES = ("lm_head", "head", "output", "classifier", "fc_out")
@@ -36,7 +55,6 @@ _EMBEDDING_WORDS = ("emb", "pos", "token")
 def muon_param_groups(model: nn.Module, **muon_options) -> list[dict]:
     """Param groups for SoftMuon/Muon: the matrices of hidden layers with use_muon=True;
     embeddings, output heads, norms, biases and the rest with use_muon=False (AdamW).
-    `muon_options` go into the matrix group.
 
     Hidden matrices: the weights of nn.Linear and conv layers, and other 2-D parameters
     with both sides > 1 (say a fused attention projection) whose name does not hold "emb",
@@ -44,7 +62,29 @@ def muon_param_groups(model: nn.Module, **muon_options) -> list[dict]:
     that is the model's last module with parameters (ResNet's fc, VGG's classifier.6), a
     Linear named lm_head, head, output, classifier or fc_out, or one tied to an embedding;
     parameters of 3 or more dims outside conv layers (class tokens, positional tables,
-    stacked experts), which the matrix path would flatten into one matrix."""
+    stacked experts), which the matrix path would flatten into one matrix. Parameters with
+    requires_grad=False are left out; a shared parameter is listed once.
+
+    Args:
+        model: the model, an nn.Module (its layer types and names decide the routing).
+        **muon_options: options of the matrix group (say lr=0.02, soft_map="accurate");
+            they override the optimizer's defaults for that group only.
+
+    Returns:
+        A list of at most two group dicts, the use_muon=True group first; a group with
+        no parameters is left out.
+
+    Raises:
+        TypeError: `model` is not an nn.Module (pass a plain parameter list to
+            SoftMuon/Muon directly instead).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            "muon_param_groups expects an nn.Module (the model, from which it reads layer "
+            f"types and names), got {type(model).__name__}; for a list of parameters, pass "
+            "it to SoftMuon/Muon directly (matrices go to the matrix path, the rest to AdamW) "
+            "or build the use_muon=True/False group dicts yourself"
+        )
     embeddings = {
         id(m.weight) for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))
     }
@@ -150,12 +190,34 @@ class _MuonBase(ScheduledOptimizer):
                 )
         if group["use_muon"]:
             _check_muon_group(group)
+            if "soft_map" in group:
+                check_transition_length(group, name)
         else:
             _check_adamw_group(group)
 
     def _init_runtime(self):
         super()._init_runtime()
         self._exchanges: dict = {}
+
+    def __repr__(self) -> str:
+        """torch.optim.Optimizer's repr, with each group's own options only: a matrix group
+        (use_muon=True) shows Muon's and the schedule's, without the adamw_* defaults; an
+        AdamW group (use_muon=False) shows lr, betas, eps and weight_decay (AdamW's), without
+        Muon's options. Only the text is filtered: param_groups and state_dict() keep
+        every key."""
+        text = type(self).__name__ + " ("
+        for i, group in enumerate(self.param_groups):
+            if not group.get("use_muon", True):
+                unused = {*_MATRIX_ONLY, *_ADAMW_DEFAULTS}
+            elif "soft_map" in group:
+                unused = set(_ADAMW_DEFAULTS)
+            else:  # Muon: no schedule, never fitted
+                unused = {*_ADAMW_DEFAULTS, "fit"}
+            text += f"\nParameter Group {i}\n"
+            for key in sorted(group.keys()):
+                if key != "params" and key not in unused:
+                    text += f"    {key}: {group[key]}\n"
+        return text + ")"
 
     def _has_schedule(self, group) -> bool:
         return group["use_muon"]
@@ -447,16 +509,65 @@ def _check_adamw_defaults(adamw_lr, adamw_betas, adamw_eps, adamw_weight_decay):
 
 class SoftMuon(_MuonBase):
     r"""Muon whose orthogonalization becomes the soft spectral map Phi_tau over the last
-    part of training (spec section 5), with an auxiliary AdamW for the other parameters.
+    part of training, with an auxiliary AdamW for the other parameters.
 
     Steps 1..S orthogonalize the Nesterov momentum with Newton-Schulz (Muon). At step S + 1
     the singular values of the group's raw gradients are fitted once (on the device) and
-    steps S+1..S+T use Phi_tau_j with tau_j falling from polar-like to SGD-like; later steps
-    keep tau_{T-1}. soft_map="newton_schulz" is the public SoftMuon's iteration (5 bf16
-    steps, far from Phi_tau at large tau); "accurate" meets the spec's 1e-2 bound.
+    steps S+1..S+T use Phi_tau_j(d) = U diag(phi(tau_j sigma)) V^T, phi(x) = x / sqrt(1 +
+    x^2), with tau_j falling from polar-like to SGD-like; later steps keep tau_{T-1}.
     Pass `softsign.muon_param_groups(model)` to send embeddings, heads, norms and biases to
-    AdamW (adamw_* options; in those groups "lr", "betas", "eps", "weight_decay" are
-    AdamW's). A plain parameter list sends matrices to the matrix path.
+    AdamW; a plain parameter list sends matrices to the matrix path and the rest to AdamW,
+    with a warning. In use_muon=False groups the keys "lr", "betas", "eps" and
+    "weight_decay" are AdamW's. The math, and where it differs from the authors' code:
+    docs/algorithms.md.
+
+    Args:
+        params: parameters, (name, parameter) pairs, or param group dicts with
+            "use_muon" (True: matrices, the Muon path; False: AdamW).
+        lr: step size of the matrix groups, a float >= 0. Default 0.02.
+        momentum: EMA momentum in [0, 1): buf = lerp(buf, g, 1 - momentum), the buffer
+            starting at zero. Default 0.95.
+        nesterov: orthogonalize lerp(g, buf, momentum) instead of buf. Default True.
+        weight_decay: decoupled weight decay of the matrices, >= 0:
+            p *= 1 - lr * weight_decay. Default 0.
+        ns_steps: quintic Newton-Schulz steps of the sign phase, an integer >= 0.
+            Default 5.
+        total_steps: planned number of step() calls, an integer >= 1; with alpha_sign it
+            sets S and T. Required unless both sign_steps and transition_steps are given.
+        alpha_sign: fraction of total_steps in the sign (Muon) phase, in (0, 1]:
+            S = round(alpha_sign * total_steps). Default 0.9.
+        sign_steps: explicit S, an integer >= 0. Alias: sign_iters. Default None.
+        transition_steps: explicit T, an integer >= 1. Alias: transition_iters.
+            Default None.
+        eps: saturation level in (0, 1): c_eps = y / sqrt(1 - y^2), y = 1 - eps (70.7
+            for the default). Default 1e-4.
+        newton_iters: Newton steps of each quantile solve, an integer >= 0. Default 10.
+        tmax: upper clamp of tau, in [1, 1e38]. Default 1e9.
+        soft_map: how Phi_tau is computed: "newton_schulz" (the authors' coupled
+            iteration in bfloat16; far from Phi_tau when tau * sigma spans decades, as at
+            the start of the transition) or "accurate" (within 1e-2 relative Frobenius of
+            Phi_tau for tau in [1, 1e9] and spectra spanning up to 4 decades; estimated
+            from its FLOPs at 3-4x NS5's time). Default "newton_schulz".
+        soft_steps: steps of the "newton_schulz" soft map, an integer >= 0 (the
+            "accurate" map runs a fixed 9-step iteration and ignores it). Default 5.
+        adjust_lr: update scale: "original" multiplies by sqrt(max(1, rows / cols));
+            "match_rms_adamw" by 0.2 * sqrt(max(rows, cols)) (torch.optim.Muon's names).
+            Default "original".
+        adamw_lr: learning rate of the AdamW groups, >= 0 (a float or a one-element
+            tensor). Default 3e-4.
+        adamw_betas: AdamW's (beta1, beta2), each in [0, 1). Default (0.9, 0.95).
+        adamw_eps: AdamW's denominator epsilon, >= 0. Default 1e-10.
+        adamw_weight_decay: AdamW's decoupled weight decay, >= 0. Default 0.
+        sign_iters: alias of sign_steps. Default None.
+        transition_iters: alias of transition_steps. Default None.
+
+    A transition shorter than 2 steps warns (UserWarning), as for SoftSignum: with
+    alpha_sign = 0.9, total_steps must be at least 16. Asking for no transition
+    (alpha_sign = 1, or sign_steps >= total_steps) does not warn.
+
+    Raises:
+        ValueError: an option out of its range, neither total_steps nor both explicit
+            counts, or a group without use_muon that mixes matrices and other parameters.
     """
 
     def __init__(
@@ -518,9 +629,29 @@ class SoftMuon(_MuonBase):
 
 
 class Muon(_MuonBase):
-    r"""Muon (Newton-Schulz orthogonalized Nesterov momentum, spec section 5) with an
-    auxiliary AdamW for the parameters that are not hidden matrices: SoftMuon's sign phase,
-    forever. Same-shape matrices are orthogonalized in one batch."""
+    r"""Muon (Newton-Schulz orthogonalized Nesterov momentum) with an auxiliary AdamW for
+    the parameters that are not hidden matrices: SoftMuon's sign phase, forever. Same-shape
+    matrices are orthogonalized in one batch (docs/algorithms.md).
+
+    Args:
+        params: parameters, (name, parameter) pairs, or param group dicts with
+            "use_muon" (True: matrices, the Muon path; False: AdamW).
+        lr: step size of the matrix groups, a float >= 0. Default 0.02.
+        momentum: EMA momentum in [0, 1): buf = lerp(buf, g, 1 - momentum). Default 0.95.
+        nesterov: orthogonalize lerp(g, buf, momentum) instead of buf. Default True.
+        weight_decay: decoupled weight decay of the matrices, >= 0. Default 0.
+        ns_steps: quintic Newton-Schulz steps, an integer >= 0. Default 5.
+        adjust_lr: update scale: "original" multiplies by sqrt(max(1, rows / cols));
+            "match_rms_adamw" by 0.2 * sqrt(max(rows, cols)). Default "original".
+        adamw_lr: learning rate of the AdamW groups, >= 0. Default 3e-4.
+        adamw_betas: AdamW's (beta1, beta2), each in [0, 1). Default (0.9, 0.95).
+        adamw_eps: AdamW's denominator epsilon, >= 0. Default 1e-10.
+        adamw_weight_decay: AdamW's decoupled weight decay, >= 0. Default 0.
+
+    Raises:
+        ValueError: an option out of its range, or a group without use_muon that mixes
+            matrices and other parameters.
+    """
 
     def __init__(
         self,

@@ -16,7 +16,13 @@ from .._fit import resolve_phases
 from .._library import ops
 from . import _sharding
 from ._scheduled import ScheduledOptimizer
-from ._validate import SCHEDULE_KEYS, alias, check_schedule_options, check_sgd_options
+from ._validate import (
+    SCHEDULE_KEYS,
+    alias,
+    check_schedule_options,
+    check_sgd_options,
+    check_transition_length,
+)
 
 _FUSED_DEVICES = ("cpu", "cuda")
 
@@ -67,6 +73,7 @@ class _SoftSignBase(ScheduledOptimizer):
         )
         if "alpha_sign" in group:
             check_schedule_options(*(group[k] for k in SCHEDULE_KEYS))
+            check_transition_length(group, type(self).__name__)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -258,12 +265,53 @@ class _SoftSignBase(ScheduledOptimizer):
 class SoftSignum(_SoftSignBase):
     r"""Signum whose sign becomes tanh(tau * d) over the last part of training.
 
-    Steps 1..S are Signum (sign of the heavy-ball momentum). At step S + 1 the median and
-    MAD of the post-momentum directions of the group are fitted once (exactly, on the
-    device), and steps S+1..S+T use tanh(tau_j * d) with tau_j falling from sign-like to
-    SGD-like; later steps keep tau_{T-1}. S = round(alpha_sign * total_steps),
-    T = total_steps - S, unless sign_steps/transition_steps are given.
-    See shared/spec/ALGORITHMS.md sections 2-4.
+    Steps 1..S are Signum (the sign of the heavy-ball momentum direction d). At step S + 1
+    the median and MAD of the post-momentum directions of the group are fitted once
+    (exactly, on the device), and steps S+1..S+T use tanh(tau_j * d) with tau_j falling
+    from sign-like to SGD-like; later steps keep tau_{T-1}. S = round(alpha_sign *
+    total_steps), T = total_steps - S, unless sign_steps/transition_steps are given.
+    Every option may also be set per param group. The math, and where it differs from the
+    authors' code: docs/algorithms.md.
+
+    Args:
+        params: parameters or param group dicts, as for any torch.optim.Optimizer.
+        lr: step size, >= 0; a float or a one-element tensor (a device tensor is read on
+            the device, never by the host). Default 1e-3.
+        momentum: heavy-ball momentum in [0, 1]: buf = momentum * buf + (1 - dampening) * g
+            (buf = g on the first step). 0 steps on the gradient's sign with no buffer
+            (signSGD). Default 0.9.
+        dampening: dampening of the gradient in the buffer, in [0, 1]. Default 0.
+        weight_decay: decoupled weight decay, >= 0: p *= 1 - lr * weight_decay before the
+            update. Default 0.
+        nesterov: use d = g + momentum * buf instead of d = buf. Needs momentum > 0 and
+            dampening = 0. Default False.
+        total_steps: planned number of step() calls, an integer >= 1; with alpha_sign it
+            sets S and T. Required unless both sign_steps and transition_steps are given.
+        alpha_sign: fraction of total_steps spent in the sign phase, in (0, 1]:
+            S = round(alpha_sign * total_steps) (half away from zero). The paper reports
+            stable results for 0.3 to 0.9. Default 0.9.
+        sign_steps: explicit S, an integer >= 0; overrides the one derived from
+            total_steps. Alias: sign_iters (the authors' name). Default None.
+        transition_steps: explicit T, an integer >= 1; overrides total_steps - S.
+            Alias: transition_iters. Default None.
+        eps: saturation level in (0, 1): tau_j is chosen so that tanh reaches 1 - eps at
+            the quantile q_j, c_eps = atanh(1 - eps). Default 1e-4.
+        newton_iters: Newton steps of each quantile solve, an integer >= 0. Default 10.
+        tmax: upper clamp of tau, in [1, 1e38] (the lower clamp is 1). Default 1e9.
+        maximize: ascend the objective (steps on -g) instead of descending. Default False.
+        fused: None picks the fused kernel where the device has one (CPU, CUDA); True
+            requires it; False runs plain PyTorch ops. Default None.
+        sign_iters: alias of sign_steps. Default None.
+        transition_iters: alias of transition_steps. Default None.
+
+    A transition shorter than 2 steps warns (UserWarning): its only temperature is fitted
+    to the saturated, sign-like regime, so the run never softens (with alpha_sign = 0.9,
+    total_steps must be at least 16). Asking for no transition at all (alpha_sign = 1, or
+    sign_steps >= total_steps) does not warn.
+
+    Raises:
+        ValueError: an option out of its range, or neither total_steps nor both explicit
+            counts.
     """
 
     def __init__(
@@ -316,7 +364,25 @@ class SoftSignum(_SoftSignBase):
 
 class Signum(_SoftSignBase):
     r"""Signum: p <- p - lr * sign(d), d the (Nesterov) heavy-ball momentum of the gradient,
-    with decoupled weight decay. SoftSignum's sign phase, forever."""
+    with decoupled weight decay. SoftSignum's sign phase, forever (docs/algorithms.md).
+
+    Args:
+        params: parameters or param group dicts, as for any torch.optim.Optimizer.
+        lr: step size, >= 0; a float or a one-element tensor. Default 1e-3.
+        momentum: heavy-ball momentum in [0, 1]: buf = momentum * buf + (1 - dampening) * g
+            (buf = g on the first step); 0 is signSGD, with no buffer. Default 0.9.
+        dampening: dampening of the gradient in the buffer, in [0, 1]. Default 0.
+        weight_decay: decoupled weight decay, >= 0: p *= 1 - lr * weight_decay before the
+            update. Default 0.
+        nesterov: use d = g + momentum * buf instead of d = buf. Needs momentum > 0 and
+            dampening = 0. Default False.
+        maximize: ascend the objective (steps on -g) instead of descending. Default False.
+        fused: None picks the fused kernel where the device has one (CPU, CUDA); True
+            requires it; False runs plain PyTorch ops. Default None.
+
+    Raises:
+        ValueError: an option out of its range.
+    """
 
     def __init__(
         self,

@@ -1,6 +1,6 @@
-"""Pure-PyTorch float64 reference of the softsign math, written from the spec
-(shared/spec/ALGORITHMS.md). It depends on torch only; tests, golden values and
-benchmarks compare the fused paths against it."""
+"""Pure-PyTorch float64 reference of the softsign math, written from docs/algorithms.md.
+It depends on torch only; tests, golden values and benchmarks compare the fused paths
+against it."""
 
 from .soft_muon import MuonReference, SoftMuonReference
 from .soft_signum import SoftSignumReference

@@ -1,4 +1,5 @@
-"""Reference SoftMuon / Muon with the auxiliary AdamW (spec sections 2, 3 and 5), float64."""
+"""Reference SoftMuon / Muon with the auxiliary AdamW (docs/algorithms.md sections 2, 3 and
+5), float64."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Reference SoftSignum / Signum (spec section 4) in float64, one parameter list, one group."""
+"""Reference SoftSignum / Signum (docs/algorithms.md section 4) in float64, one parameter
+list, one group."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reference spectral maps of SoftMuon / Muon (spec sections 1 and 5).
+"""Reference spectral maps of SoftMuon / Muon (docs/algorithms.md sections 1 and 5).
 
 Every map takes a batch of matrices (..., m, n). The exact maps (phi_tau, polar) run an fp64
 SVD; the iterations (newton_schulz5, soft_newton_schulz) run in the dtype they are given, so
@@ -89,7 +89,8 @@ def _mm_add(C: torch.Tensor, A: torch.Tensor, B: torch.Tensor, beta: float, alph
 
 
 def newton_schulz5(M: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.float64):
-    """Muon's quintic Newton-Schulz orthogonalization (spec section 5), run in `dtype`.
+    """Muon's quintic Newton-Schulz orthogonalization (docs/algorithms.md section 5), run in
+    `dtype`.
 
     X = M in dtype, transposed so that rows <= cols, X <- X / (||X||_F + 1e-7) per matrix,
     then `steps` times A = X X^T; B = b A + c A A; X <- a X + B X, (a, b, c) = (3.4445,
@@ -109,7 +110,8 @@ def newton_schulz5(M: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.f
 
 
 def soft_newton_schulz(M: torch.Tensor, tau, steps: int = 5, dtype: torch.dtype = torch.float64):
-    """The public code's soft map (spec section 5, soft_map="newton_schulz"), run in `dtype`.
+    """The authors' soft map (docs/algorithms.md section 5, soft_map="newton_schulz"), run in
+    `dtype`.
 
     X = M in dtype, wide (transposed if rows > cols); A = X X^T + tau^-2 I; n = ||A||_F;
     A <- A / n; Y = A, Z = I; `steps` times T = (3I - Z Y)/2, Y <- Y T, Z <- T Z; result

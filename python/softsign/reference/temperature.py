@@ -1,4 +1,5 @@
-"""Reference of the quantile temperature schedule (spec sections 2 and 3), float64."""
+"""Reference of the quantile temperature schedule (docs/algorithms.md sections 2 and 3),
+float64."""
 
 from __future__ import annotations
 
