@@ -28,7 +28,8 @@ class CMakeExtension(Extension):
         super().__init__(name, sources=[])
 
 
-# What a build folder was configured for: reused only by the same interpreter and torch, so
+# What a build folder was configured for: reused only by the same sources, interpreter and
+# torch, so
 # that a folder left by another environment (or by a deleted pip build environment) is
 # discarded instead of pointing into it.
 BUILD_KEY = "softsign-build-key.txt"
@@ -50,7 +51,7 @@ def _torch_or_exit():
 
 
 def _prepare_build_dir(build_dir, torch):
-    key = f"{sys.executable}\n{Path(torch.__file__).parent}\n{torch.__version__}\n"
+    key = f"{ROOT}\n{sys.executable}\n{Path(torch.__file__).parent}\n{torch.__version__}\n"
     stamp = build_dir / BUILD_KEY
     if build_dir.exists() and (not stamp.exists() or stamp.read_text() != key):
         shutil.rmtree(build_dir)
