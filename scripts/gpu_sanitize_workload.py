@@ -113,7 +113,7 @@ def run_fit(device, large, gen):
     tensors = [t.detach() for t in make_params(device, torch.float32, large, gen)]
     median, mad = softsign.functional.median_mad(tensors)
     x = torch.cat([t.reshape(-1) for t in tensors]).double()
-    want_median = x.median()  # the lower median, as the spec's
+    want_median = x.median()  # the lower median, as docs/algorithms.md defines it
     want_mad = (x - want_median).abs().median()
     if median.item() != want_median.item() or mad.item() != want_mad.item():
         raise SystemExit(

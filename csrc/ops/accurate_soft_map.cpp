@@ -1,10 +1,10 @@
-// soft_map="accurate": Phi_tau(M) within the spec's 1e-2 (relative Frobenius) for tau in
+// soft_map="accurate": Phi_tau(M) within docs/algorithms.md's 1e-2 (relative Frobenius) for tau in
 // [1, 1e9] and spectra spanning 3-4 decades, at about 3x the cost of Muon's NS5.
 //
 // Note [accurate soft map]: Phi_tau(M) is the first block of the polar factor of the
-// augmented matrix [M, tau^-1 I] (M wide; spec section 5). We run a quintic polar iteration
-// X <- a X + (b A + c A^2) X, A = X X^T, on the augmented matrix without forming it: every
-// iterate is P(G) [M, tau^-1 I] for a polynomial P of G = M M^T + tau^-2 I, so we keep the
+// augmented matrix [M, tau^-1 I] (M wide; docs/algorithms.md section 5). We run a quintic polar
+// iteration X <- a X + (b A + c A^2) X, A = X X^T, on the augmented matrix without forming it:
+// every iterate is P(G) [M, tau^-1 I] for a polynomial P of G = M M^T + tau^-2 I, so we keep the
 // blocks Y = P M (m x n) and Z = tau^-1 P (m x m), with A = Y Y^T + Z Z^T. The smallest
 // augmented singular value is at least tau^-1 / ||.||, so no singular value of M is lost
 // to rounding at small tau, and at tau = 1e9 the iteration is a polar iteration on M itself

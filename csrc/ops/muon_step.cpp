@@ -1,4 +1,4 @@
-// The fused Muon/SoftMuon step over a list of matrix parameters (spec section 5).
+// The fused Muon/SoftMuon step over a list of matrix parameters (docs/algorithms.md section 5).
 // Same-shape matrices are stacked into one batch so that each Newton-Schulz or soft-map
 // iteration is a few batched matmuls; everything else is a torch foreach op. Nothing here
 // reads a device value on the host.

@@ -1,4 +1,4 @@
-// The SoftMuon schedule statistic (spec section 5): every singular value of every
+// The SoftMuon schedule statistic (docs/algorithms.md section 5): every singular value of every
 // gradient, from an eigendecomposition of its small-side Gram matrix, batched over
 // gradients of equal shape. Gram and eigensolver run in float64: sigma^2 = eig(G) loses
 // the small singular values below sqrt(eps) * sigma_max of the solver's dtype, and in

@@ -1,4 +1,4 @@
-// Batched matrix maps of SoftMuon (spec sections 1 and 5), composed of ATen batched
+// Batched matrix maps of SoftMuon (docs/algorithms.md sections 1 and 5), composed of ATen batched
 // matmuls so that cuBLAS runs them on tensor cores. Shared by the functional ops
 // (spectral_maps.cpp) and the fused Muon step (muon_step.cpp).
 //
@@ -33,8 +33,8 @@ at::Tensor newton_schulz5_owned(at::Tensor X, int64_t steps);
 // Z X / sqrt(n)), op for op, in X's dtype. tau: a 1-element tensor on X's device.
 at::Tensor soft_newton_schulz_owned(at::Tensor X, const at::Tensor& tau, int64_t steps);
 
-// Phi_tau(X) to the spec's accuracy bound (see accurate_soft_map.cpp); float32 in and out
-// (float64 stays float64).
+// Phi_tau(X) to the accuracy bound of docs/algorithms.md (see accurate_soft_map.cpp); float32 in
+// and out (float64 stays float64).
 at::Tensor accurate_soft_map_owned(at::Tensor X, const at::Tensor& tau);
 
 // Either soft map.

@@ -38,7 +38,7 @@ at::Tensor newton_schulz5_owned(at::Tensor X, int64_t steps) {
 
 at::Tensor soft_newton_schulz_owned(at::Tensor X, const at::Tensor& tau, int64_t steps) {
   // Op for op the public SoftMuon (each product rounded to X's dtype), so that
-  // soft_map="newton_schulz" reproduces it; see ALGORITHMS.md section 5 for why it is far
+  // soft_map="newton_schulz" reproduces it; see docs/algorithms.md section 5 for why it is far
   // from Phi_tau when tau * sigma spans a wide range.
   const bool tall = X.size(1) > X.size(2);
   const at::Tensor W = tall ? X.mT() : X;

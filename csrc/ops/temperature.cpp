@@ -1,5 +1,5 @@
-// The temperature fit (spec section 3) as device-generic compositions of ATen ops: the
-// direction statistic (materialized; the fit itself reads directions in place, see
+// The temperature fit (docs/algorithms.md section 3) as device-generic compositions of ATen ops:
+// the direction statistic (materialized; the fit itself reads directions in place, see
 // radix_select.h), the folded-Cauchy schedule and the fit with its status. Everything stays on the
 // tensors' device: no host reads.
 #include <ATen/ATen.h>

@@ -26,7 +26,7 @@ struct SoftSignStepArgs {
   bool first_step = false;
 };
 
-// In-place fused SoftSignum/Signum step over many tensors (spec section 4):
+// In-place fused SoftSignum/Signum step over many tensors (docs/algorithms.md section 4):
 //   p <- p * (1 - lr * wd); buf <- momentum update; d <- buf or nesterov;
 //   p <- p - lr * (temperature ? tanh(tau * d) : sign(d)).
 // Contract: params, grads and (when momentum != 0) momentum_buffers are equal-length
@@ -89,7 +89,8 @@ void radix_select_advance_(const at::Tensor& state, const at::Tensor& histogram,
 std::tuple<at::Tensor, at::Tensor> radix_select_result(const at::Tensor& state, int64_t key_bits);
 
 // Temperatures tau_0..tau_{steps-1} (float64, on median's device) of the folded-Cauchy
-// quantile schedule (spec section 3). kind is "tanh" (SoftSignum) or "algebraic" (SoftMuon).
+// quantile schedule (docs/algorithms.md section 3). kind is "tanh" (SoftSignum) or "algebraic"
+// (SoftMuon).
 at::Tensor temperature_schedule(const at::Tensor& median, const at::Tensor& mad, int64_t steps,
                                 double eps, int64_t newton_iters, double tmax,
                                 const std::string& kind);
@@ -113,7 +114,8 @@ std::tuple<at::Tensor, at::Tensor> fit_temperature(
 // y / sqrt(1 - y^2) with y = 1 - eps for "algebraic".
 double saturation_constant(const std::string& kind, double eps);
 
-// ---- SoftMuon (spec sections 1 and 5) -------------------------------------------------------
+// ---- SoftMuon (docs/algorithms.md sections 1 and 5)
+// -------------------------------------------------------
 
 // Muon's quintic Newton-Schulz orthogonalization, batched over leading dims: on the wide
 // side, X = M / (||M||_F + 1e-7), then `steps` times A = X X^T, X <- aX + (bA + cA^2) X
@@ -124,8 +126,8 @@ at::Tensor newton_schulz5(const at::Tensor& matrices, int64_t steps = 5);
 // The soft spectral map Phi_tau(M) = U phi(tau sigma) V^T, phi(x) = x / sqrt(1 + x^2),
 // batched over leading dims. tau is a 1-element tensor on M's device, never read by the
 // host. method "newton_schulz": the public SoftMuon's coupled iteration with `steps`
-// steps, in bfloat16 (its result dtype); "accurate": within the spec's 1e-2 bound, in
-// float32. float64 input runs in float64 in both.
+// steps, in bfloat16 (its result dtype); "accurate": within the 1e-2 bound of docs/algorithms.md,
+// in float32. float64 input runs in float64 in both.
 at::Tensor soft_spectral_map(const at::Tensor& matrices, const at::Tensor& tau,
                              const std::string& method = "newton_schulz", int64_t steps = 5);
 
@@ -145,7 +147,7 @@ struct MuonStepArgs {
   int64_t soft_steps = 5;
 };
 
-// In-place Muon step (spec section 5) over matrix params (dim >= 2, conv weights as
+// In-place Muon step (docs/algorithms.md section 5) over matrix params (dim >= 2, conv weights as
 // (size0, -1)) of one device: buf <- lerp(buf, g, 1 - momentum); d <- lerp(g, buf,
 // momentum) or buf; O <- NS5(d) without a temperature, Phi_tau(d) with one; p <- p(1 - lr
 // wd) - lr scale O. Same-shape params are batched. A non-finite temperature zeroes the

@@ -1,5 +1,5 @@
-// The per-group temperature schedule state shared by the soft optimizers (spec section 3):
-// the group's step count, its fit once known, and the caches derived from them.
+// The per-group temperature schedule state shared by the soft optimizers (docs/algorithms.md
+// section 3): the group's step count, its fit once known, and the caches derived from them.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -18,7 +18,7 @@
 
 namespace softsign::optim {
 
-// Sign phase length S and transition length T of a group (spec section 2): explicit
+// Sign phase length S and transition length T of a group (docs/algorithms.md section 2): explicit
 // counts win, else S = floor(alpha_sign * total_steps + 0.5) and T = total_steps - S;
 // T < 1 becomes 1 (the whole run is then sign phase).
 struct Phases {

@@ -81,8 +81,8 @@ struct SoftMuonParamState : public torch::optim::OptimizerCloneableParamState<So
 // S and T of a SoftMuon group (see resolve_phases in group_schedule.h).
 Phases resolve_phases(const SoftMuonOptions& options);
 
-// SoftMuon (spec section 5): Muon for S steps, then the soft spectral map Phi_tau_j with
-// the schedule fitted once, at step S + 1, to the singular values of the group's raw
+// SoftMuon (docs/algorithms.md section 5): Muon for S steps, then the soft spectral map Phi_tau_j
+// with the schedule fitted once, at step S + 1, to the singular values of the group's raw
 // gradients; AdamW for groups with use_muon(false). Same-shape matrices are batched.
 // Group options inherit every field left at its SoftMuonOptions() default from
 // `defaults`, as torch's own optimizers do (Optimizer::_merge_by_comparison); each group

@@ -1,6 +1,6 @@
 // softsign::optim::SoftSignum and Signum: torch::optim optimizers over the softsign ops
-// (spec sections 2-4). They run the same fused kernels as the Python optimizers, through
-// the op API in <softsign/ops.h>.
+// (docs/algorithms.md sections 2-4). They run the same fused kernels as the Python optimizers,
+// through the op API in <softsign/ops.h>.
 #pragma once
 
 #include <c10/core/Device.h>
@@ -19,10 +19,10 @@
 
 namespace softsign::optim {
 
-// Options of SoftSignum (spec section 4). Defaults follow the paper; see ALGORITHMS.md.
-// Besides the options, an instance holds its group's step count and temperature fit:
-// torch::optim keeps per-group values in the options object, and these are serialized
-// with them.
+// Options of SoftSignum (docs/algorithms.md section 4). Defaults follow the paper; see
+// docs/algorithms.md. Besides the options, an instance holds its group's step count and temperature
+// fit: torch::optim keeps per-group values in the options object, and these are serialized with
+// them.
 struct SoftSignumOptions : public torch::optim::OptimizerCloneableOptions<SoftSignumOptions> {
   SoftSignumOptions(double lr = 1e-3);  // NOLINT(google-explicit-constructor): torch's pattern
   TORCH_ARG(double, lr) = 1e-3;
@@ -93,7 +93,7 @@ using SignumParamState = SoftSignumParamState;
 // S and T of a SoftSignum group (see resolve_phases in group_schedule.h).
 Phases resolve_phases(const SoftSignumOptions& options);
 
-// SoftSignum (spec section 4): Signum for S steps, then tanh(tau_j * d) with the
+// SoftSignum (docs/algorithms.md section 4): Signum for S steps, then tanh(tau_j * d) with the
 // temperature schedule fitted once, at step S + 1, to the median and MAD of the group's
 // momentum directions d. step() never synchronizes with the device: on an accelerator the
 // fit's status is read from pinned memory at a later step, once its event has completed.
