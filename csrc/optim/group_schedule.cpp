@@ -21,6 +21,31 @@ Phases resolve_phases(std::optional<int64_t> total_steps, double alpha_sign,
   return Phases{s, std::max<int64_t>(t, 1)};
 }
 
+void warn_short_transition(const char* owner, std::optional<int64_t> total_steps, double alpha_sign,
+                           std::optional<int64_t> sign_steps,
+                           std::optional<int64_t> transition_steps) {
+  int64_t length = 0;
+  if (transition_steps) {
+    length = *transition_steps;
+  } else if (!total_steps) {
+    return;  // refused by the options check
+  } else if (!sign_steps) {
+    if (alpha_sign >= 1) return;
+    length = *total_steps -
+             static_cast<int64_t>(std::floor(alpha_sign * static_cast<double>(*total_steps) + 0.5));
+  } else {
+    if (*sign_steps >= *total_steps) return;
+    length = *total_steps - *sign_steps;
+  }
+  if (length < kMinTransitionSteps) {
+    TORCH_WARN(owner, ": these options leave a transition of ", length,
+               " step(s); it takes at least ", kMinTransitionSteps,
+               " to leave the sign phase (docs/algorithms.md section 2). Raise total_steps, "
+               "lower alpha_sign or sign_steps, or pass transition_steps >= ",
+               kMinTransitionSteps, ".");
+  }
+}
+
 namespace detail {
 namespace {
 

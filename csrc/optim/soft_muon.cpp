@@ -58,6 +58,8 @@ void validate(const SoftMuonOptions& o, bool transition) {
   TORCH_CHECK(o.total_steps() || (o.sign_steps() && o.transition_steps()),
               "Invalid SoftMuon options: pass total_steps, or both sign_steps and "
               "transition_steps (Muon is the optimizer without a transition)");
+  warn_short_transition("SoftMuon", o.total_steps(), o.alpha_sign(), o.sign_steps(),
+                        o.transition_steps());
 }
 
 // Fields left at their constructor default inherit from the optimizer's defaults, as in

@@ -56,6 +56,8 @@ void validate(const SoftSignumOptions& o) {
   TORCH_CHECK(o.total_steps() || (o.sign_steps() && o.transition_steps()),
               "Invalid SoftSignum options: pass total_steps, or both sign_steps and "
               "transition_steps (Signum is the optimizer without a transition)");
+  warn_short_transition("SoftSignum", o.total_steps(), o.alpha_sign(), o.sign_steps(),
+                        o.transition_steps());
 }
 
 // Group options inherit every field the user left at its constructor default: the rule of

@@ -447,6 +447,21 @@ TEST(SoftSignum, NonFiniteFitThrowsBeforeAnyParamChanges) {
   }
 }
 
+TEST(SoftSignum, AShortTransitionWarnsNamingTheOptionToChange) {
+  auto p = torch::zeros({4}).requires_grad_(true);
+  WarningCollector warnings;
+  SoftSignum short_run({p}, SoftSignumOptions().total_steps(10));  // 9 sign steps, then 1
+  ASSERT_FALSE(warnings.messages.empty());
+  for (const auto& m : warnings.messages) {
+    EXPECT_NE(m.find("transition of 1 step"), std::string::npos) << m;
+    EXPECT_NE(m.find("total_steps"), std::string::npos) << m;
+  }
+  warnings.messages.clear();
+  SoftSignum long_enough({p}, SoftSignumOptions().total_steps(10).transition_steps(2));
+  SoftSignum no_transition({p}, SoftSignumOptions().total_steps(10).alpha_sign(1.0));
+  EXPECT_TRUE(warnings.messages.empty()) << warnings.messages[0];
+}
+
 TEST(SoftSignum, ZeroMadWarnsAndKeepsParamsFinite) {
   auto p = torch::zeros({8}).requires_grad_(true);
   SoftSignum optimizer({p}, SoftSignumOptions(0.1).momentum(0).sign_steps(1).transition_steps(4));

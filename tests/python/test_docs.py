@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # References to places outside the repository: the workspace's shared folder (where the
 # project's private notes live) and absolute paths of a developer's machine.
-OUTSIDE = re.compile(r"\.\./shared\b|\bshared/(?:spec|hooks|STYLE\.md)|ALGORITHMS\.md|(?<![\w.])/work/")
+OUTSIDE = re.compile(
+    r"\.\./shared\b|\bshared/(?:spec|hooks|STYLE\.md)|ALGORITHMS\.md|(?<![\w.])/work/"
+)
 
 _LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")

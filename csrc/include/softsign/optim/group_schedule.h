@@ -28,6 +28,18 @@ struct Phases {
 Phases resolve_phases(std::optional<int64_t> total_steps, double alpha_sign,
                       std::optional<int64_t> sign_steps, std::optional<int64_t> transition_steps);
 
+// The shortest transition that softens anything: its first temperature is fitted to keep
+// every entry saturated (sign-like), so a 1-step transition never leaves the sign phase
+// (docs/algorithms.md section 2). The Python optimizers use the same minimum.
+constexpr int64_t kMinTransitionSteps = 2;
+
+// Warns (TORCH_WARN) when these options leave a transition shorter than
+// kMinTransitionSteps, naming the option to change. Options that ask for no transition
+// (alpha_sign = 1, or sign_steps >= total_steps) do not warn.
+void warn_short_transition(const char* owner, std::optional<int64_t> total_steps, double alpha_sign,
+                           std::optional<int64_t> sign_steps,
+                           std::optional<int64_t> transition_steps);
+
 namespace detail {
 
 // Note [schedule cache]: per-group values derived from the serialized fit, never
