@@ -102,10 +102,22 @@ class CMakeBuild(build_ext):
             '"""Written by setup.py: the torch this build of softsign was compiled against."""\n'
             f"TORCH_VERSION = {torch.__version__!r}\n"
         )
+        # What `cmake --install` lays out for the package, then, in it: libsoftsign.so
+        # beside _C, torch's libraries in the torch package next to ours; nothing of this
+        # machine's paths.
+        subprocess.run(
+            [
+                "cmake",
+                "--install",
+                str(build_dir),
+                "--component",
+                "python",
+                "--prefix",
+                str(out.parent),
+            ],
+            check=True,
+        )
         for name in ("libsoftsign.so", Path(self.get_ext_filename("_C")).name):
-            self.copy_file(str(build_dir / name), str(out / name))
-            # In the package: libsoftsign.so beside _C, torch's libraries in the torch
-            # package next to ours; nothing of this machine's paths.
             subprocess.run(
                 [
                     "cmake",
