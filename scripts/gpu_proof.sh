@@ -472,12 +472,9 @@ stage_bench() {
     fit_1b=(--repeats 3)
   fi
   # Each line: what, its cap, the minimum to start it, then the command. In order of value.
-  bench_one() {
-    local what="$1" cap="$2" min="$3"
-    shift 3
-    say "-- $what"
-    capped "$cap" "$min" - "$@"
-    rc=$?
+  # Files one benchmark's exit status: done, skipped for lack of time (200), or failed.
+  record_bench() {
+    local what="$1" rc="$2"
     case $rc in
       0) done_+="$what; " ;;
       200) skipped+="$what; " ;;
@@ -486,6 +483,13 @@ stage_bench() {
         done_+="$what FAILED ($rc); "
         ;;
     esac
+  }
+  bench_one() {
+    local what="$1" cap="$2" min="$3"
+    shift 3
+    say "-- $what"
+    capped "$cap" "$min" - "$@"
+    record_bench "$what" $?
     return 0
   }
   # bench_fit.py prints its table: it goes into results.md as well.
@@ -495,15 +499,7 @@ stage_bench() {
     say "-- $what"
     printf '\n## %s\n\n' "$what" >>"$OUT/results.md"
     capped "$cap" "$min" - "$@" | tee -a "$OUT/results.md"
-    rc="${PIPESTATUS[0]}"
-    case $rc in
-      0) done_+="$what; " ;;
-      200) skipped+="$what; " ;;
-      *)
-        failed=1
-        done_+="$what FAILED ($rc); "
-        ;;
-    esac
+    record_bench "$what" "${PIPESTATUS[0]}"
     return 0
   }
   local J="$OUT/bench.jsonl"

@@ -10,6 +10,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
 
 
+def step_kwargs(**over):
+    """Keyword arguments of torch.ops.softsign.soft_sign_step_: these defaults, then `over`."""
+    kw = dict(
+        lr=0.1,
+        lr_tensor=None,
+        momentum=0.9,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        maximize=False,
+        first_step=False,
+        temperature=None,
+        grad_scale=None,
+        found_inf=None,
+    )
+    kw.update(over)
+    return kw
+
+
 @pytest.fixture(params=DEVICES)
 def device(request):
     return torch.device(request.param)

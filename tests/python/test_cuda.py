@@ -17,6 +17,7 @@ import softsign
 from softsign.functional import median_mad
 
 from conftest import TOLERANCES
+from conftest import step_kwargs as conftest_step_kwargs
 
 ops = torch.ops.softsign
 
@@ -160,21 +161,8 @@ DTYPES = {
 
 
 def step_kwargs(**over):
-    kw = dict(
-        lr=1e-2,
-        lr_tensor=None,
-        momentum=0.9,
-        dampening=0.0,
-        weight_decay=0.0,
-        nesterov=False,
-        maximize=False,
-        first_step=False,
-        temperature=None,
-        grad_scale=None,
-        found_inf=None,
-    )
-    kw.update(over)
-    return kw
+    """The op's keyword arguments of conftest, at this file's learning rate of 1e-2."""
+    return conftest_step_kwargs(**{"lr": 1e-2, **over})
 
 
 def storage_of(t):

@@ -11,25 +11,9 @@ import softsign
 from softsign import reference
 from softsign.functional import median_mad, temperature_schedule
 
+from conftest import step_kwargs
+
 ops = torch.ops.softsign
-
-
-def step_kwargs(**over):
-    kw = dict(
-        lr=0.1,
-        lr_tensor=None,
-        momentum=0.9,
-        dampening=0.0,
-        weight_decay=0.0,
-        nesterov=False,
-        maximize=False,
-        first_step=False,
-        temperature=None,
-        grad_scale=None,
-        found_inf=None,
-    )
-    kw.update(over)
-    return kw
 
 
 def test_opcheck_step(device):

@@ -37,10 +37,6 @@ template <typename T>
 __device__ __forceinline__ T atomic_add(T* address, T value) {
   return atomicAdd(address, value);
 }
-template <typename T>
-__device__ __forceinline__ bool finite(T x) {
-  return isfinite(x);
-}
 // Reports elements a kernel read from the model (a counter on the host, nothing here).
 __device__ __forceinline__ void note_reads(int64_t) {}
 
@@ -84,10 +80,6 @@ T atomic_add(T* address, T value) {
   const T old = *address;
   *address = old + value;
   return old;
-}
-template <typename T>
-bool finite(T x) {
-  return std::isfinite(x);
 }
 inline void note_reads(int64_t elements) { cuda_host::note_reads(elements); }
 
