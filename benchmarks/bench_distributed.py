@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 
 import torch
 import torch.distributed as dist
-from bench_step import gpt2_small_shapes, timer
+from common import GPT_SETS, add_device_option, device_name, gpt_shapes, timer
 from torch import nn
 
 import softsign
@@ -51,7 +50,7 @@ CASES += ["SoftMuon (sign phase)", "SoftMuon (soft phase)"]
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_option(ap)
     ap.add_argument("--scale", type=float, default=None)
     ap.add_argument("--repeats", type=int, default=None)
     args = ap.parse_args()
@@ -64,11 +63,11 @@ def main():
     dist.init_process_group(backend, init_method=f"file://{store}", rank=0, world_size=1)
     from torch.distributed.fsdp import fully_shard
 
-    shapes = gpt2_small_shapes(scale)
+    shapes = gpt_shapes(**GPT_SETS["gpt2"], scale=scale)
     # Hidden matrices: 2-D and not the two embeddings (the first two shapes).
     hidden = [len(s) == 2 and i >= 2 for i, s in enumerate(shapes)]
     run = timer(device)
-    name = torch.cuda.get_device_name() if cuda else (platform.processor() or platform.machine())
+    name = device_name(device)
     n = sum(torch.Size(s).numel() for s in shapes)
     print(
         f"# optimizer.step(), GPT-2-small shapes x{scale} ({len(shapes)} tensors, {n / 1e6:.1f}M "

@@ -17,29 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
 import sys
-import time
 
 import torch
+from common import GPT_SETS, CudaMemory, add_device_option, device_name, gpt_shapes, sampler
 
 import softsign
 
 ops = torch.ops.softsign
-
-
-def shapes_of(name: str) -> list[tuple[int, ...]]:
-    """GPT-2 small (124M, 148 tensors) or the 1B set (24 layers, d = 2048)."""
-    d, layers = (768, 12) if name == "gpt2" else (2048, 24)
-    vocab, ctx = 50257, 1024
-    out = [(vocab, d), (ctx, d)]
-    for _ in range(layers):
-        out += [(d,), (d,), (3 * d, d), (3 * d,), (d, d), (d,)]
-        out += [(d,), (d,), (4 * d, d), (4 * d,), (d, 4 * d), (d,)]
-    return out + [(d,), (d,)]
 
 
 def make_state(shapes, device):
@@ -75,44 +63,24 @@ def concat_fit(grads, bufs):
 METHODS = {"softsign": softsign_fit, "concat": concat_fit, "concat (d given)": concat_median_mad}
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def measure(method, shapes_name, device, repeats):
     """Time and peak extra bytes of one method; returns a dict."""
     device = torch.device(device)
-    grads, bufs = make_state(shapes_of(shapes_name), device)
+    # GPT-2 small (124M, 148 tensors) or the 1B set (24 layers, d = 2048).
+    grads, bufs = make_state(gpt_shapes(**GPT_SETS[shapes_name]), device)
     fn = METHODS[method]
     if method == "concat (d given)":
         grads, bufs = directions(grads, bufs), None
         fn = lambda d, _: concat_median_mad(d)  # noqa: E731
-    sync(device)
     if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
+        with CudaMemory(device) as memory:
+            result = fn(grads, bufs)
+        extra = memory.peak
+    else:  # the process's peak RSS: a fresh process per method keeps it meaningful
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    result = fn(grads, bufs)
-    sync(device)
-    if device.type == "cuda":
-        extra = torch.cuda.max_memory_allocated() - base
-    else:
+        result = fn(grads, bufs)
         extra = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(True)
-            start.record()
-            fn(grads, bufs)
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)
-        else:
-            t0 = time.perf_counter()
-            fn(grads, bufs)
-            times.append(time.perf_counter() - t0)
+    times = sampler(device)(lambda: fn(grads, bufs), repeats)
     n = sum(g.numel() for g in grads)
     extra_check = {}
     if method == "concat":
@@ -135,8 +103,8 @@ def measure(method, shapes_name, device, repeats):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--shapes", default="gpt2", choices=["gpt2", "1b"])
+    add_device_option(ap)
+    ap.add_argument("--shapes", default="gpt2", choices=list(GPT_SETS))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one method
     args = ap.parse_args()
@@ -164,7 +132,7 @@ def main():
         ).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
     ours, theirs = rows[0], rows[1]
-    name = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
+    name = device_name(args.device)
     print(
         f"# fit statistic (median + MAD of {ours['params'] / 1e6:.1f}M directions, "
         f"{args.shapes} shapes), {args.device} ({name}, {torch.get_num_threads()} threads), "

@@ -7,36 +7,39 @@ torch.optim.Muon and the achieved TFLOP/s of the Newton-Schulz work.
     python benchmarks/bench_muon.py --device cuda --shapes 1b     # 24 layers, d = 2048
     python benchmarks/bench_muon.py --shapes small                # CPU-sized: 4 layers, d = 256
 
-FLOP formula (multiply-add = 2 FLOPs), per matrix with m <= n (the Gram side is m):
-Newton-Schulz, per step: A = X X^T (2 m^2 n), A A (2 m^3), B X (2 m^2 n): 4 m^2 n + 2 m^3.
-The public soft map ("newton_schulz", s steps): X X^T (2 m^2 n), first step Y T (2 m^3),
-later steps Z Y, Y T, T Z (6 m^3 each), Z X (2 m^2 n). TFLOP/s below use these counts; the
-"accurate" map is reported with the Newton-Schulz count of the same matrices (as work done
-per update, not as the map's own FLOPs).
+TFLOP/s count the Newton-Schulz work (multiply-add = 2 FLOPs) with the formulas of
+common.py's ns_flops (Muon, torch.optim.Muon) and soft_ns_flops (the public soft map,
+"newton_schulz", 5 steps); the "accurate" map is reported with the Newton-Schulz count of
+the same matrices (as work done per update, not as the map's own FLOPs).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 
 import torch
-from bench_step import timer  # CUDA events on GPUs, perf_counter elsewhere
+from common import (
+    CudaMemory,
+    PerMatrixSoftMuon,
+    add_device_option,
+    append_jsonl,
+    device_name,
+    gpt_shapes,
+    hidden_matrices,
+    ns_flops,
+    soft_ns_flops,
+    timer,
+)
 
 import softsign
-from softsign.reference.spectral import soft_newton_schulz
 
 
 def transformer_matrices(width: int, layers: int, ctx: int) -> list[tuple[int, int]]:
     """(out, in) shapes of the hidden matrices of a GPT-2 style model: per layer the fused
     QKV, the attention output, the MLP up and down projections; plus the position
     embedding, which GPT-2-small Muon benchmarks count (49 matrices, 85.7M)."""
-    d = width
-    shapes = [(ctx, d)]
-    for _ in range(layers):
-        shapes += [(3 * d, d), (d, d), (4 * d, d), (d, 4 * d)]
-    return shapes
+    shapes = gpt_shapes(width, layers, ctx=ctx)
+    return [shapes[i] for i in hidden_matrices(shapes)]
 
 
 SHAPES = {
@@ -46,43 +49,9 @@ SHAPES = {
 }
 
 
-def ns_flops(shapes, steps=5):
-    total = 0
-    for r, c in shapes:
-        m, n = min(r, c), max(r, c)
-        total += steps * (4 * m * m * n + 2 * m**3)
-    return total
-
-
-def soft_ns_flops(shapes, steps=5):
-    total = 0
-    for r, c in shapes:
-        m, n = min(r, c), max(r, c)
-        total += 4 * m * m * n + 2 * m**3 + max(steps - 1, 0) * 6 * m**3
-    return total
-
-
-class PerMatrixSoftMuon:
-    """SoftMuon the way a user would write it in plain PyTorch: one matrix at a time, the
-    public coupled iteration in bf16 (softsign.reference.spectral), no batching."""
-
-    def __init__(self, params, lr=0.02, momentum=0.95, tau=100.0):
-        self.params, self.lr, self.momentum = params, lr, momentum
-        self.bufs = [torch.zeros_like(p) for p in params]
-        self.tau = torch.tensor(tau, dtype=torch.float64, device=params[0].device)
-
-    @torch.no_grad()
-    def step(self):
-        for p, buf in zip(self.params, self.bufs):
-            buf.lerp_(p.grad, 1 - self.momentum)
-            d = p.grad.lerp(buf, self.momentum)
-            o = soft_newton_schulz(d, self.tau, 5, dtype=torch.bfloat16)
-            p.add_(o.to(p.dtype), alpha=-self.lr * max(1.0, p.shape[0] / p.shape[1]) ** 0.5)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", default="cpu")
+    add_device_option(parser, "cpu")
     parser.add_argument("--shapes", choices=sorted(SHAPES), default="small")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
@@ -124,19 +93,15 @@ def main():
         opt = make(params)
         for _ in range(args.warmup):
             opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            before = torch.cuda.memory_allocated()
-        seconds = run(opt.step, args.repeats)
-        peak = torch.cuda.max_memory_allocated() - before if device.type == "cuda" else None
-        results[name] = (seconds, flops, peak)
+        with CudaMemory(device) as memory:  # the steps' peak above the state (CUDA only)
+            seconds = run(opt.step, args.repeats)
+        results[name] = (seconds, flops, memory.peak)
         del opt, params
 
-    what = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    what = device_name(device)
     print(
         f"# Muon/SoftMuon step, {args.shapes} shapes: {len(shapes)} matrices, "
-        f"{numel / 1e6:.1f}M params; {what or platform.machine()}, "
+        f"{numel / 1e6:.1f}M params; {what}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}"
     )
     print("| method | ms | x torch.optim.Muon | TFLOP/s | peak extra MiB |")
@@ -149,17 +114,16 @@ def main():
             f"{flops / seconds / 1e12:.2f} | {mib} |"
         )
         if args.json:
-            with open(args.json, "a") as f:
-                record = dict(
-                    bench="muon_step",
-                    shapes=args.shapes,
-                    method=name,
-                    ms=seconds * 1e3,
-                    tflops=flops / seconds / 1e12,
-                    device=what,
-                    torch=torch.__version__,
-                )
-                f.write(json.dumps(record) + "\n")
+            record = dict(
+                bench="muon_step",
+                shapes=args.shapes,
+                method=name,
+                ms=seconds * 1e3,
+                tflops=flops / seconds / 1e12,
+                device=what,
+                torch=torch.__version__,
+            )
+            append_jsonl(args.json, [record])
 
 
 if __name__ == "__main__":

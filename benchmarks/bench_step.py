@@ -2,9 +2,9 @@
 device in one run: SoftSignum (sign and soft phase), Signum, their pure-PyTorch paths
 (fused=False), torch's SGD (momentum) and AdamW (fused and foreach); on the hidden matrices
 only: softsign's SoftMuon (both soft maps) and Muon, torch.optim.Muon and a per-matrix
-pure-PyTorch SoftMuon (bench_muon.py's). Prints a markdown table; --json appends one JSON
-object per (shape set, tensor count, optimizer); benchmarks/render.py turns those into
-tables and plots.
+pure-PyTorch SoftMuon (common.py's, which bench_muon.py times too). Prints a markdown
+table; --json appends one JSON object per (shape set, tensor count, optimizer);
+benchmarks/render.py turns those into tables and plots.
 
     python benchmarks/bench_step.py --device cuda --shapes gpt2    # 148 tensors, 124.4M
     python benchmarks/bench_step.py --device cuda --shapes 1b      # 24 layers, d = 2048
@@ -14,12 +14,12 @@ tables and plots.
 Shape sets. gpt2: the 148 tensors of GPT-2 small; 1b: the same layout with d = 2048 and
 24 layers (bench_fit.py's set, 1.31B); --scale shrinks every shape's first dimension (the
 CPU default is 0.25 for gpt2 and sweep, 0.05 for 1b). The matrix optimizers get the
-hidden matrices: the position embedding and the 4 matrices of every layer, as
-bench_muon.py counts them (GPT-2 small: 49 matrices, 85.7M); the token embedding and the
-vectors stay out, as they would go to AdamW. sweep: --sweep-counts tensors (default 10,
-100, 1000, 5000) of equal size, 2**27 * scale parameters in all, each (rows, 64): every
-optimizer, matrix ones included, does the same work at every count, so the sweep shows
-what each tensor costs.
+hidden matrices (common.hidden_matrices): the position embedding and the 4 matrices of
+every layer, as bench_muon.py counts them (GPT-2 small: 49 matrices, 85.7M); the token
+embedding and the vectors stay out, as they would go to AdamW. sweep: --sweep-counts
+tensors (default 10, 100, 1000, 5000) of equal size, 2**27 * scale parameters in all, each
+(rows, 64): every optimizer, matrix ones included, does the same work at every count, so
+the sweep shows what each tensor costs.
 
 On CUDA every optimizer runs by default; on a CPU only the element-wise ones, because the
 matrix optimizers' matmuls take seconds per step at these sizes there: ask for them with
@@ -57,47 +57,21 @@ import datetime
 import fnmatch
 import functools
 import gc
-import json
 import os
-import platform
 import shlex
 import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import render  # the same tables as the rendered reports
+import common
+import step_tables  # the same tables as render.py's reports
 import torch
+from common import GPT_SETS, gpt_shapes, hidden_matrices, sampler
 
 import softsign
 
 # ---------------------------------------------------------------------------- shapes
-
-
-def gpt_shapes(width: int, layers: int, scale: float = 1.0, vocab=50257, ctx=1024):
-    """The parameter tensors of a GPT-2 style model (token and position embeddings; per
-    layer two norms, fused QKV, attention output, MLP up and down with biases; a final
-    norm), first dims scaled by `scale`."""
-    d = width
-    s = lambda n: max(1, int(n * scale))  # noqa: E731
-    shapes = [(s(vocab), d), (s(ctx), d)]
-    for _ in range(layers):
-        shapes += [(d,), (d,), (s(3 * d), d), (3 * d,), (s(d), d), (d,)]
-        shapes += [(d,), (d,), (s(4 * d), d), (4 * d,), (s(d), 4 * d), (d,)]
-    return shapes + [(d,), (d,)]
-
-
-def gpt2_small_shapes(scale: float) -> list[tuple[int, ...]]:
-    """The 148 parameter tensors of GPT-2 small (124M), first dims scaled by `scale`."""
-    return gpt_shapes(768, 12, scale)
-
-
-def hidden_matrices(shapes) -> list[int]:
-    """Indices of the matrices a Muon-style optimizer gets in a gpt_shapes() list: every
-    2-D shape but the first (the token embedding, tied to the output head)."""
-    return [i for i, s in enumerate(shapes) if len(s) == 2 and i > 0]
 
 
 SWEEP_TOTAL = 2**27  # close to GPT-2 small's 124M, and divisible by 64
@@ -112,43 +86,7 @@ def sweep_shapes(count: int, scale: float) -> list[tuple[int, ...]]:
 
 CPU_SCALE = {"gpt2": 0.25, "1b": 0.05, "sweep": 0.25}
 
-# ---------------------------------------------------------------------------- timing
-
-
-def sampler(device) -> Callable[[Callable[[], object], int], list[float]]:
-    """fn, repeats -> the seconds of each call, each timed alone: CUDA events on GPUs
-    (the host does not wait between steps otherwise), perf_counter elsewhere."""
-    if device.type == "cuda":
-
-        def run(fn, repeats):
-            times = []
-            for _ in range(repeats):
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(True)
-                start.record()
-                fn()
-                end.record()
-                end.synchronize()
-                times.append(start.elapsed_time(end) / 1e3)
-            return times
-
-        return run
-
-    def run(fn, repeats):
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return times
-
-    return run
-
-
-def timer(device):
-    """fn, repeats -> median seconds per call (bench_muon.py and bench_distributed.py
-    import it)."""
-    sample = sampler(device)
-    return lambda fn, repeats: statistics.median(sample(fn, repeats))
+# ---------------------------------------------------------------------------- floor
 
 
 def bandwidth_floor(params, run, repeats):
@@ -173,30 +111,23 @@ def bandwidth_floor(params, run, repeats):
 def measure_memory(device, build, steps):
     """(optimizer, peak extra bytes, state bytes) of build() followed by `steps` steps;
     (optimizer, None, None) where nothing can be measured."""
-    if device.type == "cuda":
-        gc.collect()
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
+
+    def build_and_step():
         opt = build()
         for _ in range(steps):
             opt.step()
-        torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device) - before
-        return opt, peak, torch.cuda.memory_allocated(device) - before
+        return opt
+
     if device.type != "cpu":
-        opt = build()
-        for _ in range(steps):
-            opt.step()
-        return opt, None, None
+        with common.CudaMemory(device) as mem:  # None, None off CUDA
+            opt = build_and_step()
+        return opt, mem.peak, mem.now
     # CPU tensors come from c10's allocator, which reports every allocation and free to
     # the profiler: their running sum in time order gives the peak.
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        opt = build()
-        for _ in range(steps):
-            opt.step()
+        opt = build_and_step()
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     events.sort(key=lambda e: e.start_ns())
     current = peak = 0
@@ -216,7 +147,7 @@ class Method:
     kind: str  # "elementwise" (every tensor) or "matrix" (the hidden matrices)
     build: Callable[[list], object]
     passes: int | None = None  # minimum fp32 passes of the step's math (GB/s)
-    flops: str | None = None  # "ns" or "soft_ns": bench_muon.py's formulas
+    flops: str | None = None  # "ns" or "soft_ns": common.ns_flops or common.soft_ns_flops
 
 
 def methods(device) -> list[Method]:
@@ -275,12 +206,6 @@ def methods(device) -> list[Method]:
             ),
         ]
 
-    def per_matrix(ps):
-        # Imported here: bench_muon imports this module for timer().
-        from bench_muon import PerMatrixSoftMuon
-
-        return PerMatrixSoftMuon(ps)
-
     out += [
         Method("muon", "softsign Muon", "matrix", lambda ps: softsign.Muon(ps), flops="ns"),
         Method(
@@ -308,7 +233,7 @@ def methods(device) -> list[Method]:
             "softmuon-py",
             "SoftMuon per-matrix (pure PyTorch)",
             "matrix",
-            per_matrix,
+            lambda ps: common.PerMatrixSoftMuon(ps),
             flops="soft_ns",
         ),
     ]
@@ -327,50 +252,13 @@ def select(all_methods, patterns):
 def flop_count(kind, shapes):
     if kind is None:
         return None
-    from bench_muon import ns_flops, soft_ns_flops
-
-    return (ns_flops if kind == "ns" else soft_ns_flops)(shapes)
+    return (common.ns_flops if kind == "ns" else common.soft_ns_flops)(shapes)
 
 
 # ---------------------------------------------------------------------------- run
 
 
-def device_name(device):
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def loadavg():
-    """The 1-minute load average: other processes on the machine make timings noisy, and
-    the rows record how busy it was."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
-
-
-def git_commit():
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=os.path.dirname(os.path.abspath(__file__)),
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def bench_set(shapes, chosen, device, args, common):
+def bench_set(shapes, chosen, device, args, meta):
     """Times every chosen method on one list of shapes; returns the JSON rows."""
     # Drawn on the device: 2.6B CPU randn values for the 1b set would take a while.
     gen = torch.Generator(device=device).manual_seed(0)
@@ -379,17 +267,13 @@ def bench_set(shapes, chosen, device, args, common):
         p = torch.randn(s, generator=gen, device=device).requires_grad_()
         p.grad = torch.randn(s, generator=gen, device=device).mul_(1e-3)
         params.append(p)
-    matrix_idx = hidden_matrices(shapes) if common["shapes"] != "sweep" else range(len(shapes))
+    matrix_idx = hidden_matrices(shapes) if meta["shapes"] != "sweep" else range(len(shapes))
     matrices = [params[i] for i in matrix_idx]
     n_all = sum(p.numel() for p in params)
-    sample = sampler(device)
-
-    def median(fn, repeats):
-        return statistics.median(sample(fn, repeats))
-
+    sample, median = sampler(device), common.timer(device)
     # The floors cost milliseconds: more samples than the steps get, for a steadier median.
     floor_repeats = max(args.repeats, 21)
-    load_start = loadavg()
+    load_start = common.loadavg()
     floor_start = bandwidth_floor(params, median, floor_repeats)
 
     # The repeats go in rounds: with more than one, every optimizer stays alive and the
@@ -429,7 +313,7 @@ def bench_set(shapes, chosen, device, args, common):
         flops = flop_count(m.flops, [tuple(p.shape) for p in ps])
         rows.append(
             dict(
-                common,
+                meta,
                 set_n_tensors=len(params),
                 set_n_params=n_all,
                 optimizer=m.label,
@@ -460,7 +344,7 @@ def bench_set(shapes, chosen, device, args, common):
             floor_ms_end=floor_end[0] * 1e3,
             inplace_floor_ms=inplace * 1e3,
             load_start=load_start,
-            load_end=loadavg(),
+            load_end=common.loadavg(),
             copy_gbps=2 * 4 * n_all / (floor * 2 / 5) / 1e9,
             inplace_gbps=3 * 4 * n_all / (inplace * 3 / 5) / 1e9,
             x_floor=r["ms_per_step"] / (floor * 1e3) if elementwise else None,
@@ -473,15 +357,15 @@ def bench_set(shapes, chosen, device, args, common):
 
 def print_table(rows):
     print()
-    print(render.markdown(render.runs_of(rows), {}))
+    print(step_tables.markdown(step_tables.runs_of(rows), {}))
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--shapes", choices=("gpt2", "1b", "sweep"), default="gpt2")
+    common.add_device_option(ap)
+    ap.add_argument("--shapes", choices=(*GPT_SETS, "sweep"), default="gpt2")
     ap.add_argument("--scale", type=float, help="first-dim scale (default: 1, on CPU 0.05-0.25)")
     ap.add_argument("--sweep-counts", type=int, nargs="+", default=[10, 100, 1000, 5000])
     ap.add_argument("--repeats", type=int, help="timed steps (default: 50 on CUDA, 9 on CPU)")
@@ -530,15 +414,15 @@ def main(argv=None):
     scale = args.scale if args.scale is not None else (1.0 if cuda else CPU_SCALE[args.shapes])
     args.repeats = args.repeats or (50 if cuda else 9)
     args.rounds = max(1, min(args.rounds or (1 if cuda else 3), args.repeats))
-    common = dict(
+    meta = dict(
         bench="step",
         run=datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ"),
         device=device.type,
-        device_name=device_name(device),
+        device_name=common.device_name(device),
         torch=torch.__version__,
         cuda=torch.version.cuda if cuda else None,
         softsign=softsign.__version__,
-        commit=git_commit(),
+        commit=common.git_commit(),
         threads=torch.get_num_threads(),
         shapes=args.shapes,
         scale=scale,
@@ -551,15 +435,12 @@ def main(argv=None):
     if args.shapes == "sweep":
         sets = [sweep_shapes(c, scale) for c in args.sweep_counts]
     else:
-        width, layers = (768, 12) if args.shapes == "gpt2" else (2048, 24)
-        sets = [gpt_shapes(width, layers, scale)]
+        sets = [gpt_shapes(**GPT_SETS[args.shapes], scale=scale)]
     rows = []
     for shapes in sets:
-        rows += bench_set(shapes, chosen, device, args, common)
+        rows += bench_set(shapes, chosen, device, args, meta)
         if args.json:
-            with open(args.json, "a") as f:
-                for r in rows[-len(chosen) :]:
-                    f.write(json.dumps(r) + "\n")
+            common.append_jsonl(args.json, rows[-len(chosen) :])
     print_table(rows)
     return rows
 
