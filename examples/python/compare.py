@@ -15,10 +15,16 @@ preset's best LR at 250 steps lies inside (measured, seed 0: adamw 1e-3 of 3e-4.
 signum 3e-4 of 1e-4..3e-3, muon 0.04 of 0.01..0.04):
     adamw:               3e-4, 1e-3, 3e-3
     signum, softsignum:  1e-4, 3e-4, 1e-3
+    lion, softlion:      1e-4, 3e-4, 1e-3 (signum's: both step by +-lr per element; not
+                         measured yet)
     muon, softmuon(-accurate): 0.02, 0.04, 0.08 (hidden matrices; the AdamW group of
                          embeddings, head, norms and biases keeps --adamw-lr 1e-3)
 --quick uses two values each, larger ones (the tiny model at 100 steps prefers them):
-    adamw 3e-3, 1e-2; signum, softsignum 1e-3, 3e-3; muon, softmuon 0.02, 0.04.
+    adamw 3e-3, 1e-2; signum, softsignum, lion, softlion 1e-3, 3e-3; muon, softmuon 0.02,
+    0.04.
+
+The default rows are the five optimizers adamw, signum, softsignum, muon and softmuon;
+lion and softlion (softsign.Lion and softsign.SoftLion) join with --optimizers.
 
 Budgets: --preset cpu (default): --steps 1000, --sweep-steps 250, one seed: 8750 steps of
 about 0.13 s, some 20-25 minutes on 2 idle CPU cores for all five optimizers; --quick:
@@ -29,6 +35,7 @@ minute. On a loaded machine --threads 1 can be several times faster than torch's
     python examples/python/compare.py --seeds 0 1 2
     python examples/python/compare.py --preset gpu --seeds 0 1 2 --optimizers adamw softmuon
     python examples/python/compare.py --seeds 0 1 2 --optimizers softmuon softmuon-accurate
+    python examples/python/compare.py --seeds 0 1 2 --optimizers lion softlion signum
 
 Writes <out>/compare.md (the tables), <out>/compare.json (every run's summary),
 <out>/val_loss.png (validation curves, mean over seeds) and each run's log.json/loss.png
@@ -55,11 +62,14 @@ import train_gpt  # noqa: E402
 # of its own, so that one run compares both maps at equal steps. "softmuon" uses --soft-map.
 VARIANTS = {name: (name, None) for name in train_gpt.OPTIMIZERS}
 VARIANTS["softmuon-accurate"] = ("softmuon", "accurate")
+DEFAULT_ROWS = ("adamw", "signum", "softsignum", "muon", "softmuon")
 
 LR_GRIDS = {
     "adamw": [3e-4, 1e-3, 3e-3],
     "signum": [1e-4, 3e-4, 1e-3],
     "softsignum": [1e-4, 3e-4, 1e-3],
+    "lion": [1e-4, 3e-4, 1e-3],
+    "softlion": [1e-4, 3e-4, 1e-3],
     "muon": [0.02, 0.04, 0.08],
     "softmuon": [0.02, 0.04, 0.08],
     "softmuon-accurate": [0.02, 0.04, 0.08],
@@ -68,6 +78,8 @@ QUICK_GRIDS = {  # the tiny model at 100 steps prefers larger LRs
     "adamw": [3e-3, 1e-2],
     "signum": [1e-3, 3e-3],
     "softsignum": [1e-3, 3e-3],
+    "lion": [1e-3, 3e-3],
+    "softlion": [1e-3, 3e-3],
     "muon": [0.02, 0.04],
     "softmuon": [0.02, 0.04],
     "softmuon-accurate": [0.02, 0.04],
@@ -87,8 +99,8 @@ def parse_args(argv=None):
         "--optimizers",
         nargs="+",
         choices=list(VARIANTS),
-        help="rows of the table (default: the five optimizers); softmuon-accurate is SoftMuon "
-        "with soft_map='accurate'",
+        help="rows of the table (default: adamw signum softsignum muon softmuon); "
+        "softmuon-accurate is SoftMuon with soft_map='accurate'",
     )
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--steps", type=int, help="full budget (default: per preset)")
@@ -116,7 +128,9 @@ def parse_args(argv=None):
         "log.json instead of training them again",
     )
     args = ap.parse_args(argv)
-    args.optimizers = args.optimizers or list(train_gpt.OPTIMIZERS)
+    args.optimizers = args.optimizers or list(DEFAULT_ROWS)
+    for name in args.optimizers:  # before the first run, not after the others trained
+        train_gpt.require_optimizer(VARIANTS[name][0])
     if args.preset is None:
         args.preset = "tiny" if args.quick else "cpu"
     steps, sweep_steps = BUDGETS[args.preset]
@@ -184,6 +198,7 @@ def finished_run(out, optimizer, lr, steps, seed, soft_map, args):
 # (soft optimizer, its hard counterpart): the paper's comparisons, and the two soft maps.
 PAIRS = [
     ("softsignum", "signum"),
+    ("softlion", "lion"),
     ("softmuon", "muon"),
     ("softmuon-accurate", "muon"),
     ("softmuon-accurate", "softmuon"),

@@ -1,5 +1,6 @@
 """Trains a small GPT byte-level on the running Python's standard library with AdamW,
-Signum, SoftSignum, Muon or SoftMuon, and writes a JSON log and a PNG of the losses.
+Signum, SoftSignum, Muon, SoftMuon, Lion or SoftLion, and writes a JSON log and a PNG of the
+losses.
 
 The corpus is on every machine offline: the *.py files under sysconfig's "stdlib" path
 (site-packages and test directories left out), sorted by relative path and concatenated
@@ -21,12 +22,15 @@ Presets (explicit flags override them):
     tiny:          d_model 64, 2 layers, 2 heads, block 64, batch 16, 400 steps,
                    0.14M parameters; compare.py --quick uses it.
 
-Default peak learning rates: adamw 1e-3; signum and softsignum 3e-4; muon and softmuon
-0.02 for the hidden matrices, with --adamw-lr 1e-3 for the embeddings, head, norms and
-biases (softsign.muon_param_groups). --weight-decay (default 0.01) applies to every
-parameter for adamw/signum/softsignum, and to both groups of muon/softmuon. SoftSignum
-and SoftMuon take total_steps = --steps, so their sign phase covers updates
-1..round(alpha_sign * steps) and the soft transition the rest.
+Default peak learning rates: adamw 1e-3; signum, softsignum, lion and softlion 3e-4 (Lion
+steps by +-lr per element, as Signum does); muon and softmuon 0.02 for the hidden matrices,
+with --adamw-lr 1e-3 for the embeddings, head, norms and biases
+(softsign.muon_param_groups). Lion and SoftLion use betas (0.9, 0.99), lion-pytorch's
+defaults. --weight-decay (default 0.01) applies to every parameter for
+adamw/signum/softsignum/lion/softlion, and to both groups of muon/softmuon. SoftSignum,
+SoftMuon and SoftLion take total_steps = --steps, so their sign phase covers updates
+1..round(alpha_sign * steps) and the soft transition the rest. lion and softlion need a
+softsign with Lion and SoftLion; with an older one they stop with an error naming it.
 
 --fsdp shards the model with FSDP2 (torch.distributed.fsdp.fully_shard, each block and then
 the whole model) across the processes of torchrun, gloo on the CPU and NCCL on GPUs; each
@@ -60,45 +64,35 @@ from torch import nn
 
 import softsign
 
-OPTIMIZERS = ("adamw", "signum", "softsignum", "muon", "softmuon")
+OPTIMIZERS = ("adamw", "signum", "softsignum", "muon", "softmuon", "lion", "softlion")
+# The ones with a sign phase, a fitted temperature and a soft transition.
+SOFT = ("softsignum", "softmuon", "softlion")
 DEFAULT_LR = {
     "adamw": 1e-3,
     "signum": 3e-4,
     "softsignum": 3e-4,
     "muon": 0.02,
     "softmuon": 0.02,
+    "lion": 3e-4,
+    "softlion": 3e-4,
 }
-PRESETS = {
-    "cpu": dict(
-        n_layer=4,
-        n_head=4,
-        d_model=128,
-        block_size=128,
-        batch_size=16,
-        steps=1000,
-        eval_every=100,
-        eval_batches=16,
-    ),
-    "gpu": dict(
-        n_layer=8,
-        n_head=6,
-        d_model=384,
-        block_size=256,
-        batch_size=64,
-        steps=3000,
-        eval_every=250,
-        eval_batches=20,
-    ),
-    "tiny": dict(
-        n_layer=2,
-        n_head=2,
-        d_model=64,
-        block_size=64,
-        batch_size=16,
-        steps=400,
-        eval_every=50,
-        eval_batches=16,
-    ),
+LION_BETAS = (0.9, 0.99)  # lion-pytorch's defaults (the Lion paper's)
+# softsign classes that a softsign installation may predate: checked before any work.
+NEWER_CLASSES = {"lion": "Lion", "softlion": "SoftLion"}
+PRESET_FIELDS = (
+    "n_layer",
+    "n_head",
+    "d_model",
+    "block_size",
+    "batch_size",
+    "steps",
+    "eval_every",
+    "eval_batches",
+)
+PRESETS = {  # one value per PRESET_FIELDS entry, in that order
+    "cpu": dict(zip(PRESET_FIELDS, (4, 4, 128, 128, 16, 1000, 100, 16))),
+    "gpu": dict(zip(PRESET_FIELDS, (8, 6, 384, 256, 64, 3000, 250, 20))),
+    "tiny": dict(zip(PRESET_FIELDS, (2, 2, 64, 64, 16, 400, 50, 16))),
 }
 VAL_EVERY_NTH_FILE = 20  # files with sorted index % 20 == 0 are the validation split
 SKIP_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_test"}
@@ -204,17 +198,36 @@ class GPT(nn.Module):
 
 
 def sign_steps_of(args) -> int | None:
-    """Number of sign-phase updates of SoftSignum/SoftMuon: round half away from zero of
-    alpha_sign * steps, as the optimizers compute it. None for the other optimizers."""
-    if args.optimizer not in ("softsignum", "softmuon"):
+    """Number of sign-phase updates of SoftSignum/SoftMuon/SoftLion: round half away from
+    zero of alpha_sign * steps, as the optimizers compute it. None for the other
+    optimizers."""
+    if args.optimizer not in SOFT:
         return None
     return int(math.floor(args.alpha_sign * args.steps + 0.5))
+
+
+def require_optimizer(name: str) -> None:
+    """Stops with a clear message where this softsign lacks the optimizer's class (Lion and
+    SoftLion are newer than the others), before any data is read or model built."""
+    cls = NEWER_CLASSES.get(name)
+    if cls is not None and not hasattr(softsign, cls):
+        raise SystemExit(
+            f"optimizer {name!r} needs softsign.{cls}, which softsign {softsign.__version__} "
+            f"({os.path.dirname(softsign.__file__)}) does not have; install a newer softsign"
+        )
 
 
 def make_optimizer(args, model):
     name, lr, wd = args.optimizer, args.lr, args.weight_decay
     if name == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd, betas=(0.9, 0.95))
+    if name in ("lion", "softlion"):
+        lion = dict(lr=lr, betas=LION_BETAS, weight_decay=wd)
+        if name == "lion":
+            return softsign.Lion(model.parameters(), **lion)
+        return softsign.SoftLion(
+            model.parameters(), total_steps=args.steps, alpha_sign=args.alpha_sign, **lion
+        )
     if name == "signum":
         return softsign.Signum(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
     if name == "softsignum":
@@ -302,6 +315,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     for key, value in PRESETS[args.preset].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    require_optimizer(args.optimizer)
     if args.eval_every <= 0:
         args.eval_every = args.steps
     if args.lr is None:
@@ -367,7 +381,7 @@ def run(argv=None) -> dict:
     forward = torch.compile(model) if args.compile else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
     gen = torch.Generator().manual_seed(args.seed + 1)  # training batches
-    soft = args.optimizer in ("softsignum", "softmuon")
+    soft = args.optimizer in SOFT
     sign_steps = sign_steps_of(args)
     temp_every = max(1, min(10, args.steps // 100))
 

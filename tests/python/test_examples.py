@@ -1,9 +1,12 @@
 """The training example runs, alone and sharded: `train_gpt.py --fsdp` under torchrun (2
-processes, gloo) sees the same batches as one process and must reach its validation loss."""
+processes, gloo) sees the same batches as one process and must reach its validation loss.
+compare.py pairs and reuses runs; lion and softlion build softsign's Lion and SoftLion."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -11,7 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import torch.distributed as dist
+
+import softsign
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python" / "train_gpt.py"
 ARGS = ["--preset", "tiny", "--optimizer", "softmuon", "--steps", "24", "--eval-every", "12"]
@@ -66,3 +72,51 @@ def test_compare_tables_pairs_and_reuses_finished_runs(tmp_path):
     )
     assert again.stdout.count("reused") == 2 * (2 + 2)  # 2 sweep LRs + 2 seeds, each optimizer
     assert json.loads((tmp_path / "compare.json").read_text())["results"] == summary["results"]
+
+
+def _train_gpt():
+    """train_gpt.py as a module (examples/ is no package)."""
+    spec = importlib.util.spec_from_file_location("train_gpt", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(not EXAMPLE.exists(), reason="examples/ not in this checkout")
+@pytest.mark.parametrize("name", ["lion", "softlion"])
+def test_train_gpt_builds_lion_and_softlion(tmp_path, monkeypatch, name):
+    """lion and softlion get lion-pytorch's options (lr, betas, weight_decay), softlion also
+    SoftSignum's schedule, and train. A softsign without the class stops before any work
+    with a message naming it; a stand-in then checks the wiring."""
+    train_gpt = _train_gpt()
+    cls = train_gpt.NEWER_CLASSES[name]
+    argv = ["--preset", "tiny", "--optimizer", name, "--steps", "8", "--alpha-sign", "0.5"]
+    argv += ["--eval-every", "8", "--eval-batches", "1", "--weight-decay", "0.1"]
+    argv += ["--no-progress", "--no-plot", "--quiet", "--out", str(tmp_path)]
+    seen = {}
+    if not hasattr(softsign, cls):
+        with pytest.raises(SystemExit, match=f"needs softsign.{cls}"):
+            train_gpt.parse_args(argv)
+        base = softsign.SoftSignum if name == "softlion" else softsign.Signum
+
+        class StandIn(base):  # Lion's signature on top of Signum's step
+            def __init__(self, params, *, lr, betas, weight_decay, **schedule):
+                seen.update(lr=lr, betas=betas, weight_decay=weight_decay, **schedule)
+                super().__init__(
+                    params, lr=lr, momentum=betas[0], weight_decay=weight_decay, **schedule
+                )
+
+        monkeypatch.setattr(softsign, cls, StandIn, raising=False)
+    with torch.random.fork_rng(devices=[]):  # the run seeds torch's global generator
+        log = train_gpt.run(argv)
+    assert math.isfinite(log["final_val_loss"])
+    if seen:
+        want = dict(lr=3e-4, betas=(0.9, 0.99), weight_decay=0.1)
+        if name == "softlion":
+            want.update(total_steps=8, alpha_sign=0.5)
+        assert seen == want
+    if name == "softlion":
+        assert log["transition_start"] == 4
+        assert log["temperature_steps"][0] == 5 and log["temperature"][-1] is not None
+    else:
+        assert log["transition_start"] is None and log["temperature"] == []
