@@ -1,0 +1,531 @@
+"""The optimizers of the contract tests (test_contract.py), one OptimInfo each, in the
+style of torch's OptimizerInfo (torch/testing/_internal/common_optimizers.py).
+
+Adding an optimizer to every contract is one entry in OPTIMIZERS. An entry needs:
+
+    name        the test id, say "SoftLion".
+    cls         the Python optimizer class (softsign.SoftLion).
+    options     constructor keywords of a short run that crosses every phase. With a
+                schedule: total_steps with alpha_sign (or sign_steps and transition_steps)
+                such that the fit lands at step S + 1 <= ~8 and the transition has T >= 3
+                steps. The same keywords go to the reference and, when there is one, to the
+                C++ binding: use only options all of them take (`fused` is the contracts').
+    steps       the length of that run: S + T + 2 or so (two steps after the transition).
+    params      params(dtype, device, seed) -> a list of param-group dicts, each with
+                "params" (small leaf tensors with requires_grad) and any group keys, say
+                use_muon. Make it with `shaped(...)`. A C++ binding of one param list
+                (cpp_flat) needs a single group.
+    reference   reference(groups, dtype, options) -> a Reference (below), float64. Make it
+                with per_group(Cls, extra) for a reference of one param list, with
+                SoftSignumReference's interface: Cls(params, **options), .step(grads),
+                .params, .tau (None in the sign phase), .lr (the LR-scheduler contract sets
+                it), and .last_directions if a sign flip in the sign phase may be forgiven;
+                or with grouped(Cls, extra) for one of group dicts, with SoftMuonReference's
+                interface. extra(dtype) -> more keywords of the reference for that dtype
+                (storage_dtype, ns_dtype, sign_steps=math.inf for a class with no schedule).
+    compare     compare(opt, ref, k, dtype): holds the optimizer after step k to the
+                reference. `elementwise` for updates that are functions of each element
+                (sign, tanh: conftest.TOLERANCES); `spectral` for those of whole matrices
+                through bf16 Newton-Schulz.
+    dtypes      the parameter dtypes it steps (each is run against the reference too).
+    schedule    True when it fits a temperature at step S + 1 and has a transition;
+                opt.temperature(group) is then compared with the reference's.
+    fused       the values its `fused=` option takes, () when it has none.
+    cpp         cpp(groups, options) -> the softsign._C optimizer over the same tensors, or
+                None: cpp_flat("SoftLion") for a binding of one param list, cpp_groups(...)
+                for one of (params, use_muon) pairs. Its step() must equal the Python one
+                bit for bit and its save/load resume bit for bit.
+    invalid     Bad(options, match, ...) cases: options the constructor (and the C++
+                binding, and add_param_group) must refuse with "Invalid ...".
+    group_options  per-group overrides, zipped with a second params() call's groups, for
+                the param-groups contract (say another lr, momentum, schedule).
+    variants    {name: option overrides} that the parity and C++ contracts run as well.
+    skips       {contract: reason}: contracts (the names in CONTRACTS) known not to hold.
+
+Everything is small (the whole file runs in seconds on two cores): a few tensors, the
+largest one 70001 elements (several CPU chunks of the fused kernels), ~14 steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import pytest
+import torch
+
+import softsign
+from softsign import reference as ref_lib
+
+from conftest import TOLERANCES
+
+CONTRACTS = (
+    "parity",
+    "param_groups",
+    "lr_scheduler",
+    "resume",
+    "invalid",
+    "sparse",
+    "complex",
+    "non_finite",
+    "dtypes",
+    "fused",
+    "cpp",
+)
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+ALL_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+ULP = {torch.bfloat16: 2**-7, torch.float16: 2**-10}  # spacing of [1, 2)
+
+
+class Bad(NamedTuple):
+    """Options that must be refused. `group`: index of the params() group the options are
+    added to as a new group through add_param_group (None: a constructor option only).
+    `cpp`: the C++ binding takes these options and must refuse them too."""
+
+    options: dict
+    match: str
+    group: int | None = 0
+    cpp: bool = True
+
+
+@dataclass(frozen=True)
+class OptimInfo:
+    name: str
+    cls: type
+    options: dict
+    steps: int
+    params: Callable
+    reference: Callable
+    compare: Callable
+    dtypes: tuple = ALL_DTYPES
+    schedule: bool = True
+    fused: tuple = ()
+    cpp: Callable | None = None
+    invalid: tuple = ()
+    group_options: tuple = ()
+    variants: dict = field(default_factory=dict)
+    skips: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        unknown = set(self.skips) - set(CONTRACTS)
+        assert not unknown, f"{self.name}: skips name unknown contracts {unknown}"
+
+    def __repr__(self) -> str:  # the test id
+        return self.name
+
+    def phases(self, options=None) -> tuple[float, int]:
+        """(S, T) of a group with these options (the entry's): S is inf without a schedule."""
+        return phases(self.options if options is None else options)
+
+
+def phases(options) -> tuple[float, int]:
+    sign_steps = options.get("sign_steps")
+    if sign_steps == math.inf or (options.get("total_steps") is None and sign_steps is None):
+        return math.inf, 1
+    return ref_lib.resolve_phases(
+        options.get("total_steps"),
+        options.get("alpha_sign", 0.9),
+        options.get("sign_steps"),
+        options.get("transition_steps"),
+    )
+
+
+def cases(predicate=lambda info: True, contract=None, expand=lambda info: [()]):
+    """pytest.params of the entries that take part (predicate), one per tuple of
+    expand(info), skipped with the entry's reason where `contract` is in its skips."""
+    out = []
+    for info in OPTIMIZERS:
+        if not predicate(info):
+            continue
+        reason = info.skips.get(contract)
+        marks = [pytest.mark.skip(reason=reason)] if reason else []
+        for extra in expand(info):
+            ids = "-".join([info.name, *(_id(x) for x in extra)])
+            out.append(pytest.param(info, *extra, marks=marks, id=ids))
+    return out
+
+
+def _id(x) -> str:
+    return str(x).removeprefix("torch.") if isinstance(x, torch.dtype) else str(x)
+
+
+# ---- params and gradients -----------------------------------------------------------------
+
+
+def shaped(*groups):
+    """A params factory: one group per (shapes, group keys) pair, N(0, 1) entries."""
+
+    def make(dtype=torch.float32, device="cpu", seed=0):
+        gen = torch.Generator().manual_seed(seed)
+        return [
+            dict(
+                keys,
+                params=[
+                    torch.randn(s, generator=gen).to(dtype).to(device).requires_grad_()
+                    for s in shapes
+                ],
+            )
+            for shapes, keys in groups
+        ]
+
+    return make
+
+
+def flat(groups) -> list:
+    return [p for g in groups for p in g["params"]]
+
+
+def clone_groups(groups, dtype=None) -> list:
+    """The groups over copies of their params (cast to `dtype` if given)."""
+    return [
+        dict(g, params=[p.detach().to(dtype, copy=True).requires_grad_() for p in g["params"]])
+        for g in groups
+    ]
+
+
+def grads_for(params, k, seed=1) -> list:
+    """The gradients of step k: N(0, 1) scaled per tensor by 1, 0.1 or 0.01 (the spread of
+    magnitudes of a real model), in each parameter's dtype and on its device."""
+    gen = torch.Generator().manual_seed(seed * 1000 + k)
+    return [
+        (torch.randn(p.shape, generator=gen) * 10.0 ** (-(i % 3))).to(p.dtype).to(p.device)
+        for i, p in enumerate(params)
+    ]
+
+
+def train(runs, steps, *, start=1, ref=None, each=None):
+    """Steps start..start+steps-1 of every (optimizer, params) pair in `runs`, all on the
+    gradients of the first pair's params (cast to each param's dtype); `ref` steps on them
+    too; each(k) runs after every step."""
+    for k in range(start, start + steps):
+        gs = grads_for(runs[0][1], k)
+        for opt, params in runs:
+            for p, g in zip(params, gs):
+                p.grad = g.to(p.dtype, copy=True)
+            opt.step()
+        if ref is not None:
+            ref.step(gs)
+        if each is not None:
+            each(k)
+
+
+# ---- references -----------------------------------------------------------------------------
+
+
+class Reference:
+    """The float64 reference of a run over param groups, flat over their params: .params,
+    .step(grads), .temperature(gi), .set_lr(gi, lr), .group_of[i] (param i's group),
+    .options[gi] (group gi's options), .last_directions[i] (None where unknown)."""
+
+    def __init__(self, groups, options):
+        self.group_of = [gi for gi, g in enumerate(groups) for _ in g["params"]]
+        self.options = [
+            dict(options, **{k: v for k, v in g.items() if k != "params"}) for g in groups
+        ]
+        self.last_directions = [None] * len(self.group_of)
+
+
+class _PerGroup(Reference):
+    def __init__(self, cls, groups, options):
+        super().__init__(groups, options)
+        self.refs = [
+            cls([p.detach().cpu() for p in g["params"]], **o) for g, o in zip(groups, self.options)
+        ]
+        self.sizes = [len(g["params"]) for g in groups]
+
+    @property
+    def params(self):
+        return [p for r in self.refs for p in r.params]
+
+    def step(self, grads):
+        grads = [None if g is None else g.cpu() for g in grads]
+        for r, n in zip(self.refs, self.sizes):
+            r.step(grads[:n])
+            grads = grads[n:]
+        self.last_directions = [
+            d
+            for r, n in zip(self.refs, self.sizes)
+            for d in getattr(r, "last_directions", [None] * n)
+        ]
+
+    def temperature(self, gi):
+        return self.refs[gi].tau
+
+    def set_lr(self, gi, lr):
+        ref = self.refs[gi]
+        if isinstance(getattr(ref, "options", None), dict):
+            ref.options["lr"] = lr  # a reference that keeps its options in a dict
+        else:
+            ref.lr = lr
+
+
+class _Grouped(Reference):
+    def __init__(self, cls, groups, options):
+        super().__init__(groups, options)
+        cpu = [dict(g, params=[p.detach().cpu() for p in g["params"]]) for g in groups]
+        self.ref = cls(cpu, **options)
+
+    @property
+    def params(self):
+        return self.ref.params
+
+    def step(self, grads):
+        self.ref.step([None if g is None else g.cpu() for g in grads])
+
+    def temperature(self, gi):
+        return self.ref.temperature(gi)
+
+    def set_lr(self, gi, lr):
+        group = self.ref.groups[gi]
+        (group if group["use_muon"] else group["adamw"])["lr"] = lr
+
+
+def per_group(cls, extra=lambda dtype: {}):
+    """A reference factory of one `cls` per param group (SoftSignumReference's interface)."""
+    return lambda groups, dtype, options: _PerGroup(cls, groups, dict(options, **extra(dtype)))
+
+
+def grouped(cls, extra=lambda dtype: {}):
+    """A reference factory of one `cls` over all groups (SoftMuonReference's interface)."""
+    return lambda groups, dtype, options: _Grouped(cls, groups, dict(options, **extra(dtype)))
+
+
+def storage(dtype) -> dict:
+    """The reference rounds its parameters and state to a low-precision dtype after each
+    step, as the optimizer stores them; float32 and float64 runs stay float64 throughout."""
+    return dict(storage_dtype=dtype) if dtype in LOW_PRECISION else {}
+
+
+def bf16_newton_schulz(dtype) -> dict:
+    """Newton-Schulz runs in bfloat16 for every parameter dtype but float64 (muon_step_)."""
+    return dict(
+        storage(dtype), ns_dtype=torch.float64 if dtype == torch.float64 else torch.bfloat16
+    )
+
+
+# ---- comparisons ----------------------------------------------------------------------------
+
+
+def check_temperatures(opt, ref, rel):
+    for gi in range(len(ref.options)):
+        got, want = opt.temperature(gi), ref.temperature(gi)
+        assert (got is None) == (want is None), (gi, got, want)
+        if want is not None:
+            assert got == pytest.approx(want, rel=rel), gi
+
+
+def elementwise(opt, ref, k, dtype):
+    """conftest.TOLERANCES per element; the temperatures to 1e-5 (the fit reads float32
+    directions, the reference float64 ones), 1e-12 in float64."""
+    for i, p in enumerate(flat(opt.param_groups)):
+        got, want = p.detach().double().cpu(), ref.params[i]
+        if ref.temperature(ref.group_of[i]) is None and ref.last_directions[i] is not None:
+            _forgive_sign_flips(got, want, ref.last_directions[i], dtype)
+        torch.testing.assert_close(
+            got, want, **TOLERANCES[dtype], msg=lambda m, i=i: f"step {k}, param {i}: {m}"
+        )
+    check_temperatures(opt, ref, rel=1e-12 if dtype == torch.float64 else 1e-5)
+
+
+def _forgive_sign_flips(got, want, d, dtype):
+    """In the sign phase a direction within rounding of zero may take the other sign in
+    float32 than in float64: a 2 * lr jump that is not an error. Such elements, and only
+    those, are copied into the reference so the comparison goes on."""
+    near_zero = d.abs() <= 1e-5 * d.abs().max()
+    flips = ~torch.isclose(got, want, **TOLERANCES[dtype]) & near_zero
+    assert flips.sum() <= max(1, d.numel() // 10000), "too many sign flips for rounding"
+    want[flips] = got[flips]
+
+
+def spectral(opt, ref, k, dtype):
+    """float64 parameters run every op in float64: the sign phase agrees to 1e-10, the
+    "newton_schulz" soft map to 1e-6 (the schedule statistic comes from Gram eigenvalues,
+    whose small sigmas carry ~1e-8 relative error), the "accurate" one within its 1e-2
+    bound per transition step. Other dtypes orthogonalize in bf16 as the reference
+    emulates: elements of O (~0.3-1) agree to a few bf16 ulps, so the parameters to ~5% of
+    lr per step; in bf16/fp16 storage each step may also round a parameter to the other
+    neighbour than the reference does (the decay and the update round one after the
+    other): an ulp of |p| per step. Temperatures to 1e-5."""
+    lr = max(o["lr"] for o in ref.options)
+    for i, p in enumerate(flat(opt.param_groups)):
+        got, want = p.detach().double().cpu(), ref.params[i]
+        options = ref.options[ref.group_of[i]]
+        S, _ = phases(options)
+        if dtype != torch.float64:
+            tol = dict(rtol=k * ULP.get(dtype, 0.0), atol=0.05 * lr * k)
+        elif k <= S:
+            tol = dict(rtol=0, atol=1e-10)
+        elif options.get("soft_map") == "accurate":
+            tol = dict(rtol=0, atol=1e-2 * lr * (k - S))
+        else:
+            tol = dict(rtol=0, atol=1e-6)
+        torch.testing.assert_close(got, want, **tol, msg=lambda m, i=i: f"step {k}, param {i}: {m}")
+    check_temperatures(opt, ref, rel=1e-5)
+
+
+# ---- C++ bindings ------------------------------------------------------------------------------
+
+
+def cpp_flat(name):
+    """softsign._C.<name>(params, **options): one param list, one group."""
+
+    def make(groups, options):
+        from softsign import _C
+
+        assert len(groups) == 1, f"_C.{name} takes one param group"
+        return getattr(_C, name)(groups[0]["params"], **options)
+
+    return make
+
+
+def cpp_groups(name):
+    """softsign._C.<name>([(params, use_muon), ...], **options)."""
+
+    def make(groups, options):
+        from softsign import _C
+
+        pairs = [(g["params"], g.get("use_muon", True)) for g in groups]
+        return getattr(_C, name)(pairs, **options)
+
+    return make
+
+
+# ---- bad options --------------------------------------------------------------------------------
+
+SGD_INVALID = (
+    Bad(dict(lr=-1.0), "learning rate"),
+    Bad(dict(lr=torch.tensor(float("nan"))), "learning rate", cpp=False),
+    Bad(dict(momentum=-0.1), "momentum"),
+    Bad(dict(momentum=2.0), "momentum"),
+    Bad(dict(dampening=1.5), "dampening"),
+    Bad(dict(weight_decay=-1.0), "weight_decay"),
+    Bad(dict(nesterov=True, momentum=0.0), "nesterov"),
+)
+SCHEDULE_INVALID = (
+    Bad(dict(alpha_sign=0.0), "alpha_sign"),
+    Bad(dict(alpha_sign=1.5), "alpha_sign"),
+    Bad(dict(eps=0.0), "eps"),
+    Bad(dict(eps=1.0), "eps"),
+    Bad(dict(newton_iters=-1), "newton_iters"),
+    Bad(dict(newton_iters=2.5), "newton_iters", cpp=False),
+    Bad(dict(tmax=0.5), "tmax"),
+    Bad(dict(tmax=1e300), "tmax"),  # tau beyond float32 would write NaN
+    Bad(dict(total_steps=0), "total_steps"),
+    Bad(dict(total_steps=None, sign_steps=None, transition_steps=None), "total_steps"),
+    Bad(dict(total_steps=None, sign_steps=5, transition_steps=None), "transition_steps"),
+    Bad(dict(sign_steps=-1), "sign_steps"),
+    Bad(dict(transition_steps=0), "transition_steps"),
+    Bad(dict(sign_steps=3, sign_iters=4), "sign_iters", cpp=False),
+)
+MUON_INVALID = (
+    Bad(dict(lr=-1.0), "learning rate"),
+    Bad(dict(lr=torch.tensor(0.02)), "learning rate", cpp=False),
+    Bad(dict(momentum=1.0), "momentum"),
+    Bad(dict(weight_decay=-0.1), "weight_decay"),
+    Bad(dict(ns_steps=-1), "ns_steps"),
+    Bad(dict(adjust_lr="spectral"), "adjust_lr"),
+    Bad(dict(adamw_lr=-1.0), "AdamW learning rate", group=None),
+    Bad(dict(adamw_betas=(0.9, 1.5)), "AdamW beta", group=None),
+    Bad(dict(adamw_eps=-1.0), "AdamW eps", group=None),
+    Bad(dict(adamw_weight_decay=-1.0), "AdamW weight_decay", group=None),
+)
+SOFT_MUON_INVALID = (
+    Bad(dict(soft_map="svd"), "soft_map"),
+    Bad(dict(soft_steps=-1), "soft_steps"),
+)
+
+# ---- the registry ---------------------------------------------------------------------------
+
+
+def _signum_reference():
+    """SignumReference where the reference has one, else SoftSignumReference in the sign
+    phase forever (sign_steps=math.inf), as it was before."""
+    if hasattr(ref_lib, "SignumReference"):
+        return per_group(ref_lib.SignumReference, storage)
+    return per_group(
+        ref_lib.SoftSignumReference, lambda dtype: dict(storage(dtype), sign_steps=math.inf)
+    )
+
+
+VECTORS = shaped(([(1,), (7,), (33, 5), (3, 4, 5), (70001,)], {}))
+# (out, in) matrices (square, wide, tall, one shape twice for batching) and a conv weight on
+# the matrix path; a vector and an embedding-like table in the AdamW group.
+MATRICES = shaped(
+    ([(16, 8), (16, 8), (8, 24), (12, 12), (6, 4, 3, 3)], dict(use_muon=True)),
+    ([(10,), (5, 3)], dict(use_muon=False)),
+)
+SIGN_OPTIONS = dict(lr=1e-2, momentum=0.9, nesterov=True, weight_decay=0.05)
+MUON_OPTIONS = dict(lr=0.02, weight_decay=0.05, adamw_lr=1e-3, adamw_weight_decay=0.01)
+# S = 6, T = 6 (SoftSignum) / S = 4, T = 6 (SoftMuon): the fit at step S + 1, the run two
+# steps past the transition.
+SOFT_SIGN_SCHEDULE = dict(total_steps=12, alpha_sign=0.5)
+SOFT_MUON_SCHEDULE = dict(total_steps=10, alpha_sign=0.4)
+SIGN_VARIANTS = {
+    "no_momentum": dict(momentum=0.0, nesterov=False),
+    "dampening_maximize": dict(momentum=0.8, dampening=0.5, nesterov=False, maximize=True),
+}
+SIGN_GROUP = dict(lr=3e-3, momentum=0.5, weight_decay=0.01, maximize=True)
+MUON_GROUPS = (
+    dict(lr=0.03, momentum=0.9, nesterov=False, weight_decay=0.1, adjust_lr="match_rms_adamw"),
+    dict(lr=3e-3, betas=(0.8, 0.9), eps=1e-8, weight_decay=0.02),
+)
+
+OPTIMIZERS = (
+    OptimInfo(
+        name="Signum",
+        cls=softsign.Signum,
+        options=SIGN_OPTIONS,
+        steps=8,
+        params=VECTORS,
+        reference=_signum_reference(),
+        compare=elementwise,
+        schedule=False,
+        fused=(None, True, False),
+        cpp=cpp_flat("Signum"),
+        invalid=SGD_INVALID,
+        group_options=(SIGN_GROUP,),
+        variants=SIGN_VARIANTS,
+    ),
+    OptimInfo(
+        name="SoftSignum",
+        cls=softsign.SoftSignum,
+        options=dict(SIGN_OPTIONS, **SOFT_SIGN_SCHEDULE),
+        steps=14,
+        params=VECTORS,
+        reference=per_group(ref_lib.SoftSignumReference, storage),
+        compare=elementwise,
+        fused=(None, True, False),
+        cpp=cpp_flat("SoftSignum"),
+        invalid=SGD_INVALID + SCHEDULE_INVALID,
+        group_options=(dict(SIGN_GROUP, sign_steps=3, transition_steps=5),),
+        variants=SIGN_VARIANTS,
+    ),
+    OptimInfo(
+        name="Muon",
+        cls=softsign.Muon,
+        options=MUON_OPTIONS,
+        steps=6,
+        params=MATRICES,
+        reference=grouped(ref_lib.MuonReference, bf16_newton_schulz),
+        compare=spectral,
+        schedule=False,
+        cpp=cpp_groups("Muon"),
+        invalid=MUON_INVALID,
+        group_options=MUON_GROUPS,
+    ),
+    OptimInfo(
+        name="SoftMuon",
+        cls=softsign.SoftMuon,
+        options=dict(MUON_OPTIONS, **SOFT_MUON_SCHEDULE),
+        steps=12,
+        params=MATRICES,
+        reference=grouped(ref_lib.SoftMuonReference, bf16_newton_schulz),
+        compare=spectral,
+        cpp=cpp_groups("SoftMuon"),
+        invalid=MUON_INVALID + SCHEDULE_INVALID + SOFT_MUON_INVALID,
+        group_options=(dict(MUON_GROUPS[0], sign_steps=2, transition_steps=5), MUON_GROUPS[1]),
+        variants={"accurate": dict(soft_map="accurate")},
+    ),
+)

@@ -1,0 +1,348 @@
+"""The optimizer contract, checked for every optimizer of the registry
+(optim_registry.OPTIMIZERS; what an entry holds is documented there):
+
+* parity:        a run over every phase (sign phase, fit, transition, after it) against the
+                 float64 reference, in every dtype claimed and every variant of the options,
+                 to the tolerance of the entry's `compare`;
+* param_groups:  the same with a second set of groups that sets its own options;
+* lr_scheduler:  the same with a LambdaLR moving every group's lr (0 included) each step;
+* resume:        state_dict -> torch.save -> torch.load -> load_state_dict into a fresh
+                 optimizer (with its LR scheduler) in each phase, then on: bit for bit the
+                 uninterrupted run, params and state;
+* invalid:       options out of range refused with ValueError("Invalid ...") by the
+                 constructor and add_param_group (the group not kept), RuntimeError by the C++
+                 binding;
+* sparse, complex, non_finite: a sparse gradient, a complex parameter, a non-finite fit
+                 statistic refused with params and state bitwise as they were (and, for the
+                 statistic, the run going on as if the bad batch had never come);
+* dtypes:        every dtype steps, stays finite, keeps params and state in its dtype, and
+                 bf16/fp16 track a float32 run;
+* fused:         each `fused=` value against fused=False;
+* cpp:           the softsign._C binding against the Python class bit for bit, in every phase,
+                 across a save/load in the transition.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import re
+from functools import partial
+
+import pytest
+import torch
+from optim_registry import (
+    LOW_PRECISION,
+    TOLERANCES,
+    ULP,
+    cases,
+    clone_groups,
+    flat,
+    grads_for,
+    train,
+)
+
+
+def refused(exc, match, fn, what=""):
+    """fn() raises `exc` with a message matching `match` (searched)."""
+    try:
+        fn()
+    except exc as e:
+        assert re.search(match, str(e)), f"{what}: {e!r} does not match {match!r}"
+    else:
+        pytest.fail(f"{what}: not refused (expected {exc.__name__} matching {match!r})")
+
+
+def snapshot(opt, params):
+    return [p.detach().clone() for p in params], copy.deepcopy(opt.state_dict())
+
+
+def assert_same_state(a, b):
+    """Two state dicts are equal bit for bit: group values (as JSON: NaN equals NaN) and
+    state tensors."""
+    assert json.dumps(a["param_groups"], sort_keys=True) == json.dumps(
+        b["param_groups"], sort_keys=True
+    )
+    assert a["state"].keys() == b["state"].keys()
+    for i, st in a["state"].items():
+        assert st.keys() == b["state"][i].keys(), i
+        for key, x in st.items():
+            y = b["state"][i][key]
+            if isinstance(x, torch.Tensor):
+                assert x.dtype == y.dtype and torch.equal(x, y), (i, key)
+            else:
+                assert x == y, (i, key)
+
+
+def assert_unchanged(opt, params, before):
+    old_params, old_state = before
+    assert all(torch.equal(p, q) for p, q in zip(params, old_params))
+    assert_same_state(opt.state_dict(), old_state)
+
+
+def stop_in(info, phase) -> int:
+    S, T = info.phases()
+    return {"mid": info.steps // 2, "sign": S // 2, "transition": S + T // 2, "after": S + T + 1}[
+        phase
+    ]
+
+
+def assert_parity(info, groups, dtype, options, scheduler=None):
+    """The run of info.steps against the reference, compared after every step; `scheduler`
+    (a factory of the optimizer) moves the lr of the optimizer and of the reference."""
+    opt = info.cls(groups, **options)
+    ref = info.reference(groups, dtype, options)
+    sched = None if scheduler is None else scheduler(opt)
+
+    def check(k):
+        info.compare(opt, ref, k, dtype)
+        if sched is not None:
+            sched.step()
+            for gi, group in enumerate(opt.param_groups):
+                ref.set_lr(gi, group["lr"])
+
+    train([(opt, flat(groups))], info.steps, ref=ref, each=check)
+    if info.schedule:
+        assert opt.temperature(0) is not None  # the run crossed the fit
+    return opt
+
+
+# ---- parity with the float64 reference --------------------------------------------------
+
+
+def _dtypes_and_variants(info):
+    return [("default", d) for d in info.dtypes] + [(v, torch.float32) for v in info.variants]
+
+
+@pytest.mark.parametrize(
+    "info,variant,dtype", cases(contract="parity", expand=_dtypes_and_variants)
+)
+def test_parity_with_the_reference_over_every_phase(info, variant, dtype, device):
+    options = dict(info.options, **info.variants.get(variant, {}))
+    assert_parity(info, info.params(dtype, device), dtype, options)
+
+
+@pytest.mark.parametrize("info", cases(lambda i: i.group_options, "param_groups"))
+def test_param_groups_with_their_own_options(info, device):
+    groups = info.params(torch.float32, device)
+    groups += [
+        dict(g, **over)
+        for g, over in zip(info.params(torch.float32, device, seed=1), info.group_options)
+    ]
+    opt = assert_parity(info, groups, torch.float32, info.options)
+    for group, over in zip(
+        opt.param_groups[len(groups) - len(info.group_options) :], info.group_options
+    ):
+        assert all(group[key] == value for key, value in over.items())
+
+
+LR_FACTORS = (1.0, 0.5, 0.0, 2.0)  # lr 0: not even the weight decay moves a parameter
+
+
+@pytest.mark.parametrize("info", cases(contract="lr_scheduler"))
+def test_an_lr_scheduler_drives_every_group(info, device):
+    def scheduler(opt):
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: LR_FACTORS[e % 4])
+
+    groups = info.params(torch.float32, device)
+    opt = assert_parity(info, groups, torch.float32, info.options, scheduler)
+    for group in opt.param_groups:
+        assert group["lr"] == group["initial_lr"] * LR_FACTORS[info.steps % 4]
+
+
+# ---- resume ---------------------------------------------------------------------------------
+
+
+def _phases(info):
+    return [("sign",), ("transition",), ("after",)] if info.schedule else [("mid",)]
+
+
+@pytest.mark.parametrize("info,phase", cases(contract="resume", expand=_phases))
+def test_resume_from_a_state_dict_is_bit_identical(info, phase, device):
+    def make(groups):
+        opt = info.cls(groups, **info.options)
+        return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+
+    def run(opt, sched, groups, steps, start=1):
+        train([(opt, flat(groups))], steps, start=start, each=lambda k: sched.step())
+
+    full = info.params(torch.float32, device)
+    opt, sched = make(full)
+    run(opt, sched, full, info.steps)
+
+    stop = stop_in(info, phase)
+    part = info.params(torch.float32, device)
+    o, s = make(part)
+    run(o, s, part, stop)
+    blob = io.BytesIO()
+    torch.save(
+        {
+            "params": [p.detach() for p in flat(part)],
+            "opt": o.state_dict(),
+            "sched": s.state_dict(),
+        },
+        blob,
+    )
+    blob.seek(0)
+    saved = torch.load(blob, weights_only=True)
+    json.dumps(saved["opt"]["param_groups"])  # JSON values only
+
+    resumed = info.params(torch.float32, device, seed=7)  # every value from the checkpoint
+    with torch.no_grad():
+        for p, q in zip(flat(resumed), saved["params"]):
+            p.copy_(q)
+    o2, s2 = make(resumed)
+    # A fresh optimizer's state dict has the group keys of a trained one (DCP loads into it).
+    fresh = o2.state_dict()["param_groups"]
+    assert [set(g) for g in fresh] == [set(g) for g in saved["opt"]["param_groups"]]
+    o2.load_state_dict(saved["opt"])
+    s2.load_state_dict(saved["sched"])
+    run(o2, s2, resumed, info.steps - stop, start=stop + 1)
+
+    assert all(torch.equal(a, b) for a, b in zip(flat(full), flat(resumed)))
+    assert_same_state(opt.state_dict(), o2.state_dict())
+    for gi in range(len(full)):
+        assert opt.temperature(gi) == o2.temperature(gi)
+
+
+# ---- bad input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("info", cases(lambda i: i.invalid, "invalid"))
+def test_invalid_options_are_refused(info):
+    groups = info.params()
+    opt = info.cls(groups, **info.options)
+    for bad in info.invalid:
+        options = dict(info.options, **bad.options)
+        match = "Invalid.*" + bad.match
+        refused(ValueError, match, partial(info.cls, clone_groups(groups), **options), bad)
+        if bad.group is not None:
+            added = dict(info.params(seed=1)[bad.group], **bad.options)
+            refused(ValueError, match, partial(opt.add_param_group, added), f"group {bad}")
+            assert len(opt.param_groups) == len(groups)  # a refused group is not kept
+        if bad.cpp and info.cpp is not None:
+            refused(RuntimeError, "Invalid", partial(info.cpp, clone_groups(groups), options), bad)
+    train([(opt, flat(groups))], 2)  # the optimizer still works
+
+
+@pytest.mark.parametrize("info", cases(contract="sparse"))
+def test_a_sparse_gradient_is_refused_before_any_change(info):
+    groups = info.params()
+    params = flat(groups)
+    opt = info.cls(groups, **info.options)
+    train([(opt, params)], 2)
+    before = snapshot(opt, params)
+    for p, g in zip(params, grads_for(params, 3)):
+        p.grad = g
+    params[-1].grad = params[-1].grad.to_sparse()  # the last one: all others come first
+    refused(RuntimeError, "sparse", opt.step)
+    assert_unchanged(opt, params, before)
+
+
+@pytest.mark.parametrize("info", cases(contract="complex"))
+def test_a_complex_param_is_refused(info):
+    groups = info.params()
+    shape = groups[0]["params"][0].shape
+    bad = dict(groups[0], params=[torch.zeros(shape, dtype=torch.complex64, requires_grad=True)])
+    refused(ValueError, "complex", lambda: info.cls([bad], **info.options))
+    opt = info.cls(groups, **info.options)
+    refused(ValueError, "complex", lambda: opt.add_param_group(bad))
+    assert len(opt.param_groups) == len(groups)
+
+
+@pytest.mark.parametrize("info", cases(lambda i: i.schedule, "non_finite"))
+def test_a_non_finite_fit_statistic_is_refused_before_any_change(info):
+    S, _ = info.phases()
+    groups = info.params()
+    params = flat(groups)
+    opt = info.cls(groups, **info.options)
+    train([(opt, params)], S)
+    before = snapshot(opt, params)
+    for p in params:
+        p.grad = torch.full_like(p, float("inf"))
+    refused(ValueError, "non-finite", opt.step)  # at the fit step, S + 1
+    assert_unchanged(opt, params, before)
+    # The caller skips the bad batch: the run goes on as if it had never come.
+    train([(opt, params)], info.steps - S, start=S + 1)
+    twin = info.params()
+    train([(info.cls(twin, **info.options), flat(twin))], info.steps)
+    assert all(torch.equal(a, b) for a, b in zip(params, flat(twin)))
+
+
+# ---- dtypes and implementations ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("info", cases(contract="dtypes"))
+def test_every_dtype_steps_and_low_precision_tracks_float32(info, device):
+    lr = info.options["lr"]
+    for dtype in info.dtypes:
+        groups = info.params(dtype, device)
+        twin = clone_groups(groups, torch.float32)
+        opt = info.cls(groups, **info.options)
+        train([(opt, flat(groups)), (info.cls(twin, **info.options), flat(twin))], info.steps)
+        for p in flat(groups):
+            assert p.dtype == dtype and torch.isfinite(p).all(), dtype
+            for key, value in opt.state[p].items():
+                if value.shape == p.shape:
+                    assert value.dtype == dtype, (dtype, key)
+        if dtype in LOW_PRECISION:
+            # Each step may round a parameter by an ulp of the storage format, and may step
+            # an element by lr the other way (a direction within rounding of zero): the
+            # bound is steps * (ulp |p| + lr); the runs stay within ~0.35 of it.
+            for p, q in zip(flat(groups), flat(twin)):
+                bound = info.steps * (ULP[dtype] * q.detach().double().abs() + lr)
+                assert ((p.double() - q.double()).abs() <= bound).all(), dtype
+
+
+@pytest.mark.parametrize("info", cases(lambda i: len(i.fused) > 1, "fused"))
+def test_fused_matches_unfused(info, device):
+    for dtype in info.dtypes:
+        _assert_fused_matches_unfused(info, dtype, device)
+
+
+def _assert_fused_matches_unfused(info, dtype, device):
+    S, _ = info.phases()
+    runs = {}
+    for fused in info.fused:
+        groups = info.params(dtype, device)
+        runs[fused] = (info.cls(groups, fused=fused, **info.options), flat(groups))
+
+    def check(k):
+        # The sign phase and the fit step (tau_0 = tmax: tanh(tau d) = sign(d)) agree bit
+        # for bit; after them the kernels' tanh and PyTorch's differ in the last bit now
+        # and then.
+        tol = dict(rtol=0, atol=0) if k <= S + 1 else TOLERANCES[dtype]
+        for fused, (_, params) in runs.items():
+            for p, q in zip(params, runs[False][1]):
+                torch.testing.assert_close(
+                    p, q, **tol, msg=lambda m, fused=fused: f"fused={fused}, step {k}: {m}"
+                )
+
+    train(list(runs.values()), info.steps, each=check)
+
+
+def _variants(info):
+    return [("default",)] + [(v,) for v in info.variants]
+
+
+@pytest.mark.parametrize("info,variant", cases(lambda i: i.cpp, "cpp", expand=_variants))
+def test_cpp_matches_python_bit_for_bit(info, variant, device, tmp_path):
+    options = dict(info.options, **info.variants.get(variant, {}))
+    groups = info.params(torch.float32, device)
+    twin = clone_groups(groups)
+    runs = [(info.cls(groups, **options), flat(groups)), (info.cpp(twin, options), flat(twin))]
+    stop = stop_in(info, "transition" if info.schedule else "mid")
+
+    def check(k):
+        (py, _), (cpp, _) = runs
+        assert all(torch.equal(a, b) for a, b in zip(flat(groups), flat(twin))), f"step {k}"
+        if info.schedule:
+            for gi in range(len(groups)):
+                assert py.temperature(gi) == cpp.temperature(gi), (k, gi)
+        if k == stop:  # save, and go on with a fresh optimizer that loads it
+            cpp.save(str(tmp_path / "opt.pt"))
+            runs[1] = (info.cpp(twin, options), flat(twin))
+            runs[1][0].load(str(tmp_path / "opt.pt"))
+
+    train(runs, info.steps, each=check)
