@@ -1,56 +1,74 @@
 """The optimizers of the contract tests (test_contract.py), one OptimInfo each, in the
 style of torch's OptimizerInfo (torch/testing/_internal/common_optimizers.py).
 
-Adding an optimizer to every contract is one entry in OPTIMIZERS. An entry needs:
+An optimizer joins every contract by ONE entry in OPTIMIZERS. Its fields:
 
-    name        the test id, say "SoftLion".
-    cls         the Python optimizer class (softsign.SoftLion).
+    name        the test id ("SoftLion").
+    cls         the Python class (softsign.SoftLion).
     options     constructor keywords of a short run that crosses every phase. With a
-                schedule: total_steps with alpha_sign (or sign_steps and transition_steps)
-                such that the fit lands at step S + 1 <= ~8 and the transition has T >= 3
-                steps. The same keywords go to the reference and, when there is one, to the
-                C++ binding: use only options all of them take (`fused` is the contracts').
-    steps       the length of that run: S + T + 2 or so (two steps after the transition).
-    params      params(dtype, device, seed) -> a list of param-group dicts, each with
-                "params" (small leaf tensors with requires_grad) and any group keys, say
-                use_muon. Make it with `shaped(...)`. A C++ binding of one param list
-                (cpp_flat) needs a single group.
-    reference   reference(groups, dtype, options) -> a Reference (below), float64. Make it
-                with per_group(Cls, extra) for a reference of one param list, with
-                SoftSignumReference's interface: Cls(params, **options), .step(grads),
-                .params, .tau (None in the sign phase), .lr (the LR-scheduler contract sets
-                it), and .last_directions if a sign flip in the sign phase may be forgiven;
-                or with grouped(Cls, extra) for one of group dicts, with SoftMuonReference's
-                interface. extra(dtype) -> more keywords of the reference for that dtype
-                (storage_dtype, ns_dtype, sign_steps=math.inf for a class with no schedule).
-    compare     compare(opt, ref, k, dtype): holds the optimizer after step k to the
-                reference. `elementwise` for updates that are functions of each element
-                (sign, tanh: conftest.TOLERANCES); `spectral` for those of whole matrices
-                through bf16 Newton-Schulz.
-    dtypes      the parameter dtypes it steps (each is run against the reference too).
-    schedule    True when it fits a temperature at step S + 1 and has a transition;
-                opt.temperature(group) is then compared with the reference's.
-    fused       the values its `fused=` option takes, () when it has none.
-    cpp         cpp(groups, options) -> the softsign._C optimizer over the same tensors, or
+                schedule: total_steps and alpha_sign (or sign_steps and transition_steps)
+                that put the fit at step S + 1 <= ~8 and give a transition of T >= 3 steps.
+                The reference and the C++ binding get the same keywords: only options all
+                of them take (never `fused`: the fused contract passes it).
+    steps       the length of the run: more than S + T, so that it ends after the
+                transition (checked); ~14 at most.
+    params      params(dtype, device, seed) -> param-group dicts ({"params": [small
+                leaf tensors], other group keys such as use_muon}); make it with shaped().
+                cpp_flat needs a single group.
+    reference   reference(groups, dtype, options) -> a Reference, float64; make it with
+                per_group(Cls, extra) for a class of one param list (SoftSignumReference's
+                interface: Cls(params, **options), .step(grads), .params, .tau (None in the
+                sign phase), the lr in .options["lr"] or .lr, .last_directions to forgive
+                sign flips in the sign phase), or grouped(Cls, extra) for one of group dicts
+                (SoftMuonReference's). extra(dtype) -> keywords the reference needs for that
+                dtype: storage(dtype), bf16_newton_schulz(dtype).
+    compare     compare(opt, ref, k, dtype) holds the optimizer to the reference after step
+                k: `elementwise` (updates that are a function of each element: sign, tanh;
+                conftest.TOLERANCES) or `spectral` (of whole matrices, through bf16
+                Newton-Schulz).
+    dtypes      the parameter dtypes it claims (default: float32, float64, bf16, fp16).
+    schedule    it fits a temperature at step S + 1 (opt.temperature(group) is compared
+                with the reference's); False for the plain optimizers.
+    fused       the values its `fused=` option takes; () when it has none.
+    cpp         cpp(groups, options) -> the softsign._C optimizer over those tensors, or
                 None: cpp_flat("SoftLion") for a binding of one param list, cpp_groups(...)
-                for one of (params, use_muon) pairs. Its step() must equal the Python one
-                bit for bit and its save/load resume bit for bit.
-    invalid     Bad(options, match, ...) cases: options the constructor (and the C++
-                binding, and add_param_group) must refuse with "Invalid ...".
-    group_options  per-group overrides, zipped with a second params() call's groups, for
-                the param-groups contract (say another lr, momentum, schedule).
-    variants    {name: option overrides} that the parity and C++ contracts run as well.
-    skips       {contract: reason}: contracts (the names in CONTRACTS) known not to hold.
+                for one of (params, use_muon) pairs. It must step bit for bit as the Python
+                class and resume bit for bit through save/load.
+    invalid     Bad(options, match, group=0, cpp=True) cases: option values the constructor
+                refuses with ValueError("Invalid ...<match>..."), as does add_param_group for
+                params() group `group` (None: a constructor option only) and, with cpp, the
+                C++ binding (RuntimeError "Invalid").
+    group_options  per-group overrides zipped with a second params() call's groups (the
+                param-groups contract): another lr, momentum, schedule...
+    variants    {name: option overrides} run by the parity (float32, float64) and C++
+                contracts as well.
+    skips       {contract: reason}: contracts (names in CONTRACTS) known not to hold, each
+                with why; those tests are skipped with that reason.
 
-Everything is small (the whole file runs in seconds on two cores): a few tensors, the
-largest one 70001 elements (several CPU chunks of the fused kernels), ~14 steps.
+A soft optimizer is its plain one's entry with a schedule: replace(PLAIN, name=..., cls=...,
+options=..., steps=..., reference=..., schedule=True, cpp=..., invalid=...). Lion, say:
+
+    LION = OptimInfo(
+        name="Lion", cls=softsign.Lion, options=dict(lr=1e-2, weight_decay=0.05), steps=8,
+        params=SIGN_PARAMS, reference=per_group(ref_lib.LionReference, storage),
+        compare=elementwise, schedule=False, fused=(None, True, False),
+        cpp=cpp_flat("Lion"), invalid=(Bad(dict(lr=-1.0), "learning rate"), ...),
+        group_options=(dict(lr=3e-3, betas=(0.8, 0.9)),),
+    )
+    SOFT_LION = replace(LION, name="SoftLion", cls=softsign.SoftLion, steps=14,
+        options=dict(LION.options, **SOFT_SIGN_SCHEDULE), schedule=True,
+        reference=per_group(ref_lib.SoftLionReference, storage), cpp=cpp_flat("SoftLion"),
+        invalid=LION.invalid + SCHEDULE_INVALID)
+
+and both go into OPTIMIZERS. Everything is small (the file runs in seconds on two cores): a
+few tensors, the largest of 70001 elements (several CPU chunks of the fused kernels).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import pytest
@@ -111,6 +129,9 @@ class OptimInfo:
     def __post_init__(self):
         unknown = set(self.skips) - set(CONTRACTS)
         assert not unknown, f"{self.name}: skips name unknown contracts {unknown}"
+        S, T = self.phases()
+        assert self.schedule == (S != math.inf), f"{self.name}: schedule and options disagree"
+        assert not self.schedule or S + T < self.steps, f"{self.name}: the run ends too soon"
 
     def __repr__(self) -> str:  # the test id
         return self.name
@@ -154,21 +175,22 @@ def _id(x) -> str:
 # ---- params and gradients -----------------------------------------------------------------
 
 
+def randn_params(shapes, dtype=torch.float32, device="cpu", seed=0) -> list:
+    """Leaf tensors of these shapes with N(0, 1) entries (drawn in float32, then cast)."""
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(s, generator=gen).to(dtype).to(device).requires_grad_() for s in shapes]
+
+
 def shaped(*groups):
     """A params factory: one group per (shapes, group keys) pair, N(0, 1) entries."""
 
     def make(dtype=torch.float32, device="cpu", seed=0):
-        gen = torch.Generator().manual_seed(seed)
-        return [
-            dict(
-                keys,
-                params=[
-                    torch.randn(s, generator=gen).to(dtype).to(device).requires_grad_()
-                    for s in shapes
-                ],
-            )
-            for shapes, keys in groups
-        ]
+        tensors = randn_params([s for shapes, _ in groups for s in shapes], dtype, device, seed)
+        out = []
+        for shapes, keys in groups:
+            out.append(dict(keys, params=tensors[: len(shapes)]))
+            tensors = tensors[len(shapes) :]
+        return out
 
     return make
 
@@ -177,12 +199,14 @@ def flat(groups) -> list:
     return [p for g in groups for p in g["params"]]
 
 
+def clone_params(params, dtype=None) -> list:
+    """Copies of the params (cast to `dtype` if given), leaves with requires_grad."""
+    return [p.detach().to(dtype, copy=True).requires_grad_() for p in params]
+
+
 def clone_groups(groups, dtype=None) -> list:
     """The groups over copies of their params (cast to `dtype` if given)."""
-    return [
-        dict(g, params=[p.detach().to(dtype, copy=True).requires_grad_() for p in g["params"]])
-        for g in groups
-    ]
+    return [dict(g, params=clone_params(g["params"], dtype)) for g in groups]
 
 
 def grads_for(params, k, seed=1) -> list:
@@ -198,17 +222,26 @@ def grads_for(params, k, seed=1) -> list:
 def train(runs, steps, *, start=1, ref=None, each=None):
     """Steps start..start+steps-1 of every (optimizer, params) pair in `runs`, all on the
     gradients of the first pair's params (cast to each param's dtype); `ref` steps on them
-    too; each(k) runs after every step."""
+    too; each(k) runs after every step. No step may change a gradient: that is checked."""
     for k in range(start, start + steps):
         gs = grads_for(runs[0][1], k)
         for opt, params in runs:
-            for p, g in zip(params, gs):
-                p.grad = g.to(p.dtype, copy=True)
+            mine = [g.to(p.dtype, copy=True) for p, g in zip(params, gs)]
+            for p, g in zip(params, mine):
+                p.grad = g
             opt.step()
+            assert all(torch.equal(p.grad, g.to(p.dtype)) for p, g in zip(params, gs)), k
+            del mine
         if ref is not None:
             ref.step(gs)
         if each is not None:
             each(k)
+
+
+def doubled(info, dtype=torch.float32, device="cpu") -> list:
+    """info.params() twice over (seeds 0 and 1): the second set of groups comes after the
+    first in every step, so a refusal it causes must leave the first as it was too."""
+    return info.params(dtype, device) + info.params(dtype, device, seed=1)
 
 
 # ---- references -----------------------------------------------------------------------------
@@ -449,10 +482,10 @@ def _signum_reference():
     )
 
 
-VECTORS = shaped(([(1,), (7,), (33, 5), (3, 4, 5), (70001,)], {}))
+SIGN_PARAMS = shaped(([(1,), (7,), (33, 5), (3, 4, 5), (70001,)], {}))
 # (out, in) matrices (square, wide, tall, one shape twice for batching) and a conv weight on
 # the matrix path; a vector and an embedding-like table in the AdamW group.
-MATRICES = shaped(
+MUON_PARAMS = shaped(
     ([(16, 8), (16, 8), (8, 24), (12, 12), (6, 4, 3, 3)], dict(use_muon=True)),
     ([(10,), (5, 3)], dict(use_muon=False)),
 )
@@ -472,60 +505,59 @@ MUON_GROUPS = (
     dict(lr=3e-3, betas=(0.8, 0.9), eps=1e-8, weight_decay=0.02),
 )
 
-OPTIMIZERS = (
-    OptimInfo(
-        name="Signum",
-        cls=softsign.Signum,
-        options=SIGN_OPTIONS,
-        steps=8,
-        params=VECTORS,
-        reference=_signum_reference(),
-        compare=elementwise,
-        schedule=False,
-        fused=(None, True, False),
-        cpp=cpp_flat("Signum"),
-        invalid=SGD_INVALID,
-        group_options=(SIGN_GROUP,),
-        variants=SIGN_VARIANTS,
-    ),
-    OptimInfo(
-        name="SoftSignum",
-        cls=softsign.SoftSignum,
-        options=dict(SIGN_OPTIONS, **SOFT_SIGN_SCHEDULE),
-        steps=14,
-        params=VECTORS,
-        reference=per_group(ref_lib.SoftSignumReference, storage),
-        compare=elementwise,
-        fused=(None, True, False),
-        cpp=cpp_flat("SoftSignum"),
-        invalid=SGD_INVALID + SCHEDULE_INVALID,
-        group_options=(dict(SIGN_GROUP, sign_steps=3, transition_steps=5),),
-        variants=SIGN_VARIANTS,
-    ),
-    OptimInfo(
-        name="Muon",
-        cls=softsign.Muon,
-        options=MUON_OPTIONS,
-        steps=6,
-        params=MATRICES,
-        reference=grouped(ref_lib.MuonReference, bf16_newton_schulz),
-        compare=spectral,
-        schedule=False,
-        cpp=cpp_groups("Muon"),
-        invalid=MUON_INVALID,
-        group_options=MUON_GROUPS,
-    ),
-    OptimInfo(
-        name="SoftMuon",
-        cls=softsign.SoftMuon,
-        options=dict(MUON_OPTIONS, **SOFT_MUON_SCHEDULE),
-        steps=12,
-        params=MATRICES,
-        reference=grouped(ref_lib.SoftMuonReference, bf16_newton_schulz),
-        compare=spectral,
-        cpp=cpp_groups("SoftMuon"),
-        invalid=MUON_INVALID + SCHEDULE_INVALID + SOFT_MUON_INVALID,
-        group_options=(dict(MUON_GROUPS[0], sign_steps=2, transition_steps=5), MUON_GROUPS[1]),
-        variants={"accurate": dict(soft_map="accurate")},
-    ),
+SIGNUM = OptimInfo(
+    name="Signum",
+    cls=softsign.Signum,
+    options=SIGN_OPTIONS,
+    steps=8,
+    params=SIGN_PARAMS,
+    reference=_signum_reference(),
+    compare=elementwise,
+    schedule=False,
+    fused=(None, True, False),
+    cpp=cpp_flat("Signum"),
+    invalid=SGD_INVALID,
+    group_options=(SIGN_GROUP,),
+    variants=SIGN_VARIANTS,
 )
+# The soft optimizers: their plain one's entry with a schedule.
+SOFT_SIGNUM = replace(
+    SIGNUM,
+    name="SoftSignum",
+    cls=softsign.SoftSignum,
+    options=dict(SIGN_OPTIONS, **SOFT_SIGN_SCHEDULE),
+    steps=14,
+    reference=per_group(ref_lib.SoftSignumReference, storage),
+    schedule=True,
+    cpp=cpp_flat("SoftSignum"),
+    invalid=SGD_INVALID + SCHEDULE_INVALID,
+    group_options=(dict(SIGN_GROUP, sign_steps=3, transition_steps=5),),
+)
+MUON = OptimInfo(
+    name="Muon",
+    cls=softsign.Muon,
+    options=MUON_OPTIONS,
+    steps=6,
+    params=MUON_PARAMS,
+    reference=grouped(ref_lib.MuonReference, bf16_newton_schulz),
+    compare=spectral,
+    schedule=False,
+    cpp=cpp_groups("Muon"),
+    invalid=MUON_INVALID,
+    group_options=MUON_GROUPS,
+)
+SOFT_MUON = replace(
+    MUON,
+    name="SoftMuon",
+    cls=softsign.SoftMuon,
+    options=dict(MUON_OPTIONS, **SOFT_MUON_SCHEDULE),
+    steps=12,
+    reference=grouped(ref_lib.SoftMuonReference, bf16_newton_schulz),
+    schedule=True,
+    cpp=cpp_groups("SoftMuon"),
+    invalid=MUON_INVALID + SCHEDULE_INVALID + SOFT_MUON_INVALID,
+    group_options=(dict(MUON_GROUPS[0], sign_steps=2, transition_steps=5), MUON_GROUPS[1]),
+    variants={"accurate": dict(soft_map="accurate")},
+)
+
+OPTIMIZERS = (SIGNUM, SOFT_SIGNUM, MUON, SOFT_MUON)

@@ -12,14 +12,20 @@
 * invalid:       options out of range refused with ValueError("Invalid ...") by the
                  constructor and add_param_group (the group not kept), RuntimeError by the C++
                  binding;
-* sparse, complex, non_finite: a sparse gradient, a complex parameter, a non-finite fit
-                 statistic refused with params and state bitwise as they were (and, for the
-                 statistic, the run going on as if the bad batch had never come);
+* sparse, complex, non_finite: a sparse gradient (in any group), a complex parameter, a
+                 non-finite fit statistic (inf gradients at step S + 1) refused with params
+                 and state bitwise as they were; after the statistic's refusal the run goes
+                 on as if the bad batch had never come. (When a later group's statistic
+                 fails, the earlier groups keep the fit they made: there params, buffers
+                 and step counts are checked.)
 * dtypes:        every dtype steps, stays finite, keeps params and state in its dtype, and
-                 bf16/fp16 track a float32 run;
-* fused:         each `fused=` value against fused=False;
+                 bf16/fp16 track a float32 run (|p - p32| <= steps (ulp |p32| + lr));
+* fused:         each `fused=` value against fused=False, every dtype: bit for bit through
+                 the fit step on the CPU, conftest.TOLERANCES after;
 * cpp:           the softsign._C binding against the Python class bit for bit, in every phase,
                  across a save/load in the transition.
+
+Every run also checks that no step changes a gradient (optim_registry.train).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from optim_registry import (
     ULP,
     cases,
     clone_groups,
+    doubled,
     flat,
     grads_for,
     train,
@@ -82,10 +89,10 @@ def assert_unchanged(opt, params, before):
 
 
 def stop_in(info, phase) -> int:
+    """The step after which a run in `phase` stops (mid: a run without a schedule)."""
     S, T = info.phases()
-    return {"mid": info.steps // 2, "sign": S // 2, "transition": S + T // 2, "after": S + T + 1}[
-        phase
-    ]
+    stops = dict(mid=info.steps // 2, sign=S // 2, transition=S + T // 2, after=S + T + 1)
+    return stops[phase]
 
 
 def assert_parity(info, groups, dtype, options, scheduler=None):
@@ -112,7 +119,8 @@ def assert_parity(info, groups, dtype, options, scheduler=None):
 
 
 def _dtypes_and_variants(info):
-    return [("default", d) for d in info.dtypes] + [(v, torch.float32) for v in info.variants]
+    variants = [(v, d) for v in info.variants for d in (torch.float32, torch.float64)]
+    return [("default", d) for d in info.dtypes] + variants
 
 
 @pytest.mark.parametrize(
@@ -228,16 +236,18 @@ def test_invalid_options_are_refused(info):
 
 @pytest.mark.parametrize("info", cases(contract="sparse"))
 def test_a_sparse_gradient_is_refused_before_any_change(info):
-    groups = info.params()
+    groups = doubled(info)
     params = flat(groups)
     opt = info.cls(groups, **info.options)
     train([(opt, params)], 2)
     before = snapshot(opt, params)
-    for p, g in zip(params, grads_for(params, 3)):
-        p.grad = g
-    params[-1].grad = params[-1].grad.to_sparse()  # the last one: all others come first
-    refused(RuntimeError, "sparse", opt.step)
-    assert_unchanged(opt, params, before)
+    for gi in range(len(groups) // 2, len(groups)):  # each group of the second set in turn
+        for p, g in zip(params, grads_for(params, 3)):
+            p.grad = g
+        sparse = groups[gi]["params"][-1]
+        sparse.grad = sparse.grad.to_sparse()
+        refused(RuntimeError, "sparse", opt.step, f"group {gi}")
+        assert_unchanged(opt, params, before)
 
 
 @pytest.mark.parametrize("info", cases(contract="complex"))
@@ -251,17 +261,32 @@ def test_a_complex_param_is_refused(info):
     assert len(opt.param_groups) == len(groups)
 
 
-@pytest.mark.parametrize("info", cases(lambda i: i.schedule, "non_finite"))
-def test_a_non_finite_fit_statistic_is_refused_before_any_change(info):
+@pytest.mark.parametrize(
+    "info,failing",
+    cases(lambda i: i.schedule, "non_finite", lambda i: [("every_group",), ("a_later_group",)]),
+)
+def test_a_non_finite_fit_statistic_is_refused_before_any_change(info, failing):
     S, _ = info.phases()
-    groups = info.params()
+    groups = info.params() if failing == "every_group" else doubled(info)
     params = flat(groups)
     opt = info.cls(groups, **info.options)
     train([(opt, params)], S)
     before = snapshot(opt, params)
-    for p in params:
+    for p, g in zip(params, grads_for(params, S + 1)):
+        p.grad = g
+    bad = groups if failing == "every_group" else groups[len(groups) // 2 :]
+    for p in flat(bad):
         p.grad = torch.full_like(p, float("inf"))
     refused(ValueError, "non-finite", opt.step)  # at the fit step, S + 1
+    if failing == "a_later_group":
+        # No parameter, no buffer moved and no group counted the step. (The groups before
+        # the failing one keep the fit of their finite statistic, as the reference does.)
+        assert all(torch.equal(p, q) for p, q in zip(params, before[0]))
+        assert_same_state(dict(opt.state_dict(), param_groups=[]), dict(before[1], param_groups=[]))
+        assert [g["step"] for g in opt.param_groups] == [
+            g["step"] for g in before[1]["param_groups"]
+        ]
+        return
     assert_unchanged(opt, params, before)
     # The caller skips the bad batch: the run goes on as if it had never come.
     train([(opt, params)], info.steps - S, start=S + 1)
@@ -308,11 +333,13 @@ def _assert_fused_matches_unfused(info, dtype, device):
         groups = info.params(dtype, device)
         runs[fused] = (info.cls(groups, fused=fused, **info.options), flat(groups))
 
+    # On the CPU the sign phase and the fit step (tau_0 = tmax: tanh(tau d) = sign(d)) agree
+    # bit for bit; after them the kernel's tanh and PyTorch's differ in the last bit now and
+    # then. (On CUDA, where the kernel may contract into FMAs, TOLERANCES throughout.)
+    exact = torch.device(device).type == "cpu"
+
     def check(k):
-        # The sign phase and the fit step (tau_0 = tmax: tanh(tau d) = sign(d)) agree bit
-        # for bit; after them the kernels' tanh and PyTorch's differ in the last bit now
-        # and then.
-        tol = dict(rtol=0, atol=0) if k <= S + 1 else TOLERANCES[dtype]
+        tol = dict(rtol=0, atol=0) if exact and k <= S + 1 else TOLERANCES[dtype]
         for fused, (_, params) in runs.items():
             for p, q in zip(params, runs[False][1]):
                 torch.testing.assert_close(

@@ -1,52 +1,22 @@
-"""SoftMuon and Muon as torch.optim optimizers: parity with torch.optim.Muon and with the
-float64 reference across the sign phase, the transition and after it, and the optimizer
-contract (groups, routing, schedulers, GradScaler, state_dict, bad input)."""
+"""SoftMuon and Muon as torch.optim optimizers: what is theirs beyond the contract every
+optimizer meets (test_contract.py: parity with the float64 reference, param groups,
+schedulers, state_dict resume, bad input, dtypes, the C++ path): parity with torch.optim.Muon,
+routing (muon_param_groups), GradScaler, late fits, the ops and the spectral maps."""
 
-import copy
-import io
-import json
 import warnings
 
 import pytest
 import torch
+from optim_registry import MUON_PARAMS, clone_params, grads_for, randn_params, train
 from torch import nn
 
 import softsign
-from softsign.reference import MuonReference, SoftMuonReference
-
-# (out, in) matrices of several shapes (square, wide, tall, repeated for batching), a conv
-# weight, and a vector that goes to AdamW.
-SHAPES = [(16, 8), (16, 8), (8, 24), (12, 12), (6, 4, 3, 3)]
-AUX_SHAPES = [(10,), (5, 3)]
-PHASES = dict(sign_steps=4, transition_steps=5)  # 10 steps cross all three phases
 
 
-def make_params(dtype, device="cpu", seed=0, shapes=SHAPES):
-    gen = torch.Generator().manual_seed(seed)
-    return [torch.randn(s, generator=gen).to(dtype).to(device).requires_grad_() for s in shapes]
-
-
-def grads_for(params, step, seed=1):
-    gen = torch.Generator().manual_seed(seed * 1000 + step)
-    return [
-        (torch.randn(p.shape, generator=gen) * 10.0 ** (-(i % 3))).to(p.dtype).to(p.device)
-        for i, p in enumerate(params)
-    ]
-
-
-def groups_of(matrices, aux):
-    return [dict(params=matrices, use_muon=True), dict(params=aux, use_muon=False)]
-
-
-def run(opt, params, steps, start=1, ref=None, check=None):
-    for k in range(start, start + steps):
-        gs = grads_for(params, k)
-        for p, g in zip(params, gs):
-            p.grad = g.clone()
-        opt.step()
-        if ref is not None:
-            want = ref.step([g.double().cpu() for g in gs])
-            check(k, params, want)
+def matrices(dtype=torch.float32):
+    """The registry's matrix group: (out, in) matrices of several shapes (square, wide,
+    tall, one twice for batching) and a conv weight."""
+    return MUON_PARAMS(dtype)[0]["params"]
 
 
 # ---- parity ----------------------------------------------------------------------------
@@ -54,8 +24,8 @@ def run(opt, params, steps, start=1, ref=None, check=None):
 
 @pytest.mark.parametrize("adjust_lr", ["original", "match_rms_adamw"])
 def test_muon_matches_torch_muon(adjust_lr):
-    ours = make_params(torch.float32, shapes=[(32, 16), (16, 48), (24, 24)])
-    theirs = [p.detach().clone().requires_grad_() for p in ours]
+    ours = randn_params([(32, 16), (16, 48), (24, 24)])
+    theirs = clone_params(ours)
     opt = softsign.Muon(ours, lr=0.02, weight_decay=0.1, adjust_lr=adjust_lr)
     ref = torch.optim.Muon(theirs, lr=0.02, weight_decay=0.1, adjust_lr_fn=adjust_lr)
     for k in range(1, 21):
@@ -69,77 +39,16 @@ def test_muon_matches_torch_muon(adjust_lr):
         torch.testing.assert_close(a, b, rtol=0, atol=20 * 0.02 * 2**-7)
 
 
-@pytest.mark.parametrize("soft_map", ["newton_schulz", "accurate"])
-def test_float64_parity_with_reference_all_phases(soft_map):
-    # float64 params run every op in float64: the newton_schulz map must equal the reference
-    # iteration (to 1e-6: the schedule statistic comes from Gram eigenvalues, whose small
-    # sigmas carry ~1e-8 relative error); the accurate map stays within its 1e-2 bound.
-    mats = make_params(torch.float64)
-    aux = make_params(torch.float64, shapes=AUX_SHAPES, seed=3)
-    opts = dict(lr=0.03, weight_decay=0.05, soft_map=soft_map, adamw_weight_decay=0.01, **PHASES)
-    opt = softsign.SoftMuon(groups_of(mats, aux), **opts)
-    ref = SoftMuonReference(groups_of(mats, aux), **opts)
-    params = mats + aux
-
-    def check(k, got, want):
-        for p, w in zip(got, want):
-            if k <= 4:
-                tol = 1e-10
-            else:
-                tol = 1e-6 if soft_map == "newton_schulz" else 1e-2 * 0.03 * (k - 4)
-            torch.testing.assert_close(p.detach(), w, rtol=0, atol=tol)
-        tau = ref.temperature(0)
-        assert (opt.temperature(0) is None) == (tau is None)
-        if tau is not None:
-            assert opt.temperature(0) == pytest.approx(tau, rel=1e-5)
-
-    run(opt, params, 12, ref=ref, check=check)
-    assert opt.temperature(1) is None  # the AdamW group has no schedule
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_low_precision_parity_with_reference(dtype):
-    mats = make_params(dtype)
-    aux = make_params(dtype, shapes=AUX_SHAPES, seed=3)
-    opt = softsign.SoftMuon(groups_of(mats, aux), lr=0.02, **PHASES)
-    ref = SoftMuonReference(
-        groups_of(mats, aux), lr=0.02, ns_dtype=torch.bfloat16, storage_dtype=dtype, **PHASES
-    )
-    storage_ulp = 2**-7 if dtype == torch.bfloat16 else 0.0
-
-    def check(k, got, want):
-        for p, w in zip(got, want):
-            # bf16 Newton-Schulz: elements of O (~0.3-1) agree to a few bf16 ulps, so the
-            # parameters to ~5% of lr per step.
-            tol = 0.05 * 0.02 * k + storage_ulp * w.abs().max().item()
-            torch.testing.assert_close(p.detach().double(), w, rtol=0, atol=tol)
-
-    run(opt, mats + aux, 10, ref=ref, check=check)
-
-
 def test_soft_muon_with_late_transition_equals_muon():
-    a = make_params(torch.float32)
-    b = [p.detach().clone().requires_grad_() for p in a]
-    run(softsign.SoftMuon(a, sign_steps=50, transition_steps=5), a, 8)
-    run(softsign.Muon(b), b, 8)
+    a = matrices()
+    b = clone_params(a)
+    train([(softsign.SoftMuon(a, sign_steps=50, transition_steps=5), a), (softsign.Muon(b), b)], 8)
     for x, y in zip(a, b):
         assert torch.equal(x, y)
 
 
-def test_muon_reference_agrees_with_softsign_muon_in_float64():
-    mats = make_params(torch.float64)
-    opt = softsign.Muon(mats, lr=0.02, nesterov=False)
-    ref = MuonReference(mats, lr=0.02, nesterov=False)
-
-    def check(k, got, want):
-        for p, w in zip(got, want):
-            torch.testing.assert_close(p.detach(), w, rtol=0, atol=1e-11)
-
-    run(opt, mats, 6, ref=ref, check=check)
-
-
 def test_grad_is_not_modified_and_conv_is_one_matrix():
-    (conv,) = make_params(torch.float64, shapes=[(6, 4, 3, 3)])
+    (conv,) = randn_params([(6, 4, 3, 3)], torch.float64)
     flat = conv.detach().reshape(6, -1).clone().requires_grad_()
     g = torch.randn(6, 4, 3, 3, dtype=torch.float64)
     conv.grad, flat.grad = g.clone(), g.reshape(6, -1).clone()
@@ -190,55 +99,8 @@ def test_plain_iterable_routes_by_dim_with_a_warning():
     assert other["lr"] == 3e-4 and other["betas"] == (0.9, 0.95) and other["eps"] == 1e-10
 
 
-def test_training_a_model_with_scheduler_and_state_dict_resume():
-    torch.manual_seed(0)
-    model = TinyLM()
-    x = torch.randint(0, 11, (4, 6))
-
-    def make(m):
-        # S = 6, T = 6: steps 1-6 sign phase, 7-12 transition, 13-14 after it.
-        opt = softsign.SoftMuon(
-            softsign.muon_param_groups(m), lr=0.02, total_steps=12, alpha_sign=0.5
-        )
-        return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
-
-    def train(m, opt, sched, steps):
-        for _ in range(steps):
-            opt.zero_grad()
-            nn.functional.cross_entropy(m(x).flatten(0, 1), x.flatten()).backward()
-            opt.step()
-            sched.step()
-
-    twin = copy.deepcopy(model)
-    opt, sched = make(model)
-    train(model, opt, sched, 14)
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.02 * 0.5**4)
-    assert opt.param_groups[1]["lr"] == pytest.approx(3e-4 * 0.5**4)
-    assert opt.temperature(0) is not None
-
-    # Interrupted in the sign phase, the transition and after it: bit-identical.
-    for stop in (4, 9, 13):
-        m = copy.deepcopy(twin)
-        o, s = make(m)
-        train(m, o, s, stop)
-        blob = io.BytesIO()
-        torch.save({"opt": o.state_dict(), "sched": s.state_dict(), "model": m.state_dict()}, blob)
-        json.dumps(o.state_dict()["param_groups"])  # JSON values only
-        blob.seek(0)
-        saved = torch.load(blob)
-        m2 = copy.deepcopy(twin)
-        m2.load_state_dict(saved["model"])
-        o2, s2 = make(m2)
-        o2.load_state_dict(saved["opt"])
-        s2.load_state_dict(saved["sched"])
-        train(m2, o2, s2, 14 - stop)
-        for a, b in zip(model.parameters(), m2.parameters()):
-            assert torch.equal(a, b), stop
-        assert o2.temperature(0) == opt.temperature(0)
-
-
 def test_grad_scaler_skips_steps_with_inf():
-    params = make_params(torch.float32)
+    params = matrices()
     before = [p.detach().clone() for p in params]
     opt = softsign.Muon(params)
     scaler = torch.amp.GradScaler("cpu", init_scale=4.0)
@@ -259,49 +121,15 @@ def test_grad_scaler_skips_steps_with_inf():
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
 
-def test_non_finite_statistic_raises_before_any_change():
-    params = make_params(torch.float32)
-    opt = softsign.SoftMuon(params, sign_steps=1, transition_steps=3)
-    run(opt, params, 1)
-    before = [p.detach().clone() for p in params]
-    for p in params:
-        p.grad = torch.full_like(p, float("nan"))
-    with pytest.raises(ValueError, match="non-finite"):
-        opt.step()
-    assert all(torch.equal(a, b) for a, b in zip(params, before))
-
-
 def test_group_without_grads_at_the_fit_step_fits_later():
-    params = make_params(torch.float32)
+    params = matrices()
     opt = softsign.SoftMuon(params, sign_steps=2, transition_steps=4)
-    run(opt, params, 2)
+    train([(opt, params)], 2)
     opt.zero_grad(set_to_none=True)
     opt.step()  # k = 3 = S + 1, no gradients: nothing to fit or update
     assert opt.temperature(0) is None
-    run(opt, params, 1, start=4)
+    train([(opt, params)], 1, start=4)
     assert opt.temperature(0) is not None
-
-
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        (dict(lr=-1.0), "learning rate"),
-        (dict(momentum=1.0), "momentum"),
-        (dict(weight_decay=-0.1), "weight_decay"),
-        (dict(ns_steps=-1), "ns_steps"),
-        (dict(adjust_lr="spectral"), "adjust_lr"),
-        (dict(soft_map="svd"), "soft_map"),
-        (dict(total_steps=None), "total_steps"),
-        (dict(alpha_sign=0.0), "alpha_sign"),
-        (dict(adamw_betas=(0.9, 1.5)), "beta"),
-        (dict(adamw_eps=-1.0), "eps"),
-        (dict(sign_steps=3, sign_iters=4, transition_steps=2), "sign_iters"),
-    ],
-)
-def test_invalid_options(kwargs, match):
-    kwargs = dict(dict(total_steps=10), **kwargs)
-    with pytest.raises(ValueError, match=match):
-        softsign.SoftMuon(make_params(torch.float32), **kwargs)
 
 
 def test_bad_params_and_grads():
@@ -338,7 +166,7 @@ def step_kwargs(**over):
 
 
 def test_muon_step_op_passes_opcheck():
-    params = [t.detach() for t in make_params(torch.float32)]
+    params = [t.detach() for t in matrices()]
     grads = grads_for(params, 1)
     bufs = [torch.zeros_like(p) for p in params]
     for temperature, soft_map in [(None, "newton_schulz"), (torch.tensor(30.0), "accurate")]:
@@ -350,7 +178,7 @@ def test_muon_step_op_passes_opcheck():
 
 
 def test_muon_step_with_nan_temperature_zeroes_the_update():
-    params = [t.detach() for t in make_params(torch.float32)]
+    params = [t.detach() for t in matrices()]
     before = [p.clone() for p in params]
     torch.ops.softsign.muon_step_(
         params,
@@ -362,7 +190,7 @@ def test_muon_step_with_nan_temperature_zeroes_the_update():
 
 
 def test_muon_step_with_found_inf_zero_is_the_plain_step():
-    a = [t.detach() for t in make_params(torch.float32)]
+    a = [t.detach() for t in matrices()]
     b = [p.clone() for p in a]
     bufs_a = [torch.randn_like(p) for p in a]
     bufs_b = [x.clone() for x in bufs_a]
@@ -518,19 +346,19 @@ def test_named_parameters_are_routed_and_keep_their_names():
 
 
 def test_an_empty_group_steps_through_every_phase():
-    (w,) = make_params(torch.float32, shapes=[(6, 4)])
+    (w,) = randn_params([(6, 4)])
     opt = softsign.SoftMuon(
         [dict(params=[w], use_muon=True), dict(params=[], use_muon=True)],
         sign_steps=2,
         transition_steps=3,
     )
-    run(opt, [w], 6)
+    train([(opt, [w])], 6)
     assert opt.temperature(0) is not None and opt.temperature(1) is None
 
 
 def test_muon_step_with_found_inf_leaves_params_and_buffers():
     # A failed fit's gradients hold NaN: not even the momentum may take them.
-    params = [t.detach() for t in make_params(torch.float32)]
+    params = [t.detach() for t in matrices()]
     bufs = [torch.randn_like(p) for p in params]
     before = [p.clone() for p in params], [b.clone() for b in bufs]
     for nesterov in (True, False):
@@ -564,9 +392,9 @@ def test_a_failed_fit_read_back_late_changes_nothing_and_the_run_recovers(monkey
         return ready(self)
 
     monkeypatch.setattr(_fit.PendingFit, "ready", first_not_ready)
-    params = make_params(torch.float32)
+    params = matrices()
     opt = softsign.SoftMuon(params, sign_steps=2, transition_steps=4, weight_decay=0.1)
-    run(opt, params, 2)
+    train([(opt, params)], 2)
     before = [p.detach().clone() for p in params]
     bufs = [opt.state[p]["momentum_buffer"].clone() for p in params]
     for p in params:
@@ -575,8 +403,8 @@ def test_a_failed_fit_read_back_late_changes_nothing_and_the_run_recovers(monkey
     assert all(torch.equal(p.detach(), b) for p, b in zip(params, before))
     assert all(torch.equal(opt.state[p]["momentum_buffer"], b) for p, b in zip(params, bufs))
     with pytest.raises(ValueError, match="non-finite"):
-        run(opt, params, 1, start=4)
-    run(opt, params, 4, start=4)  # the user skips the bad batch: a new fit, finite steps
+        train([(opt, params)], 1, start=4)
+    train([(opt, params)], 4, start=4)  # the user skips the bad batch: a new fit, finite steps
     assert opt.temperature() is not None
     assert all(torch.isfinite(p).all() for p in params)
 
