@@ -1,14 +1,17 @@
-"""softsign: SoftSignum and SoftMuon optimizers with fused CPU and CUDA kernels."""
+"""softsign: SoftSignum, SoftMuon and SoftLion optimizers (and Signum, Muon, Lion) with fused
+CPU and CUDA kernels."""
 
 from . import functional, reference
 from ._library import ops
-from .optim import Muon, Signum, SoftMuon, SoftSignum, muon_param_groups
+from .optim import Lion, Muon, Signum, SoftLion, SoftMuon, SoftSignum, muon_param_groups
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Lion",
     "Muon",
     "Signum",
+    "SoftLion",
     "SoftMuon",
     "SoftSignum",
     "functional",

@@ -1,5 +1,5 @@
-"""Bookkeeping of the temperature fit (docs/algorithms.md section 3) shared by the soft
-optimizers.
+"""The temperature schedule of a param group (docs/algorithms.md sections 2 and 3): its
+phases, its fit and the temperature of each step, for every soft optimizer.
 
 The fit runs on the device inside step() (torch.ops.softsign.fit_temperature); its
 status reaches the host through a non-blocking copy that a later step() reads once the
@@ -13,30 +13,25 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from ._library import ops
+from .reference.temperature import resolve_phases as _phases_of
 
 # Mirrors softsign::ops::FitStatus (csrc/include/softsign/ops.h).
 PENDING, OK, ZERO_MAD, NON_FINITE = 0, 1, 2, 3
 
 
 def resolve_phases(group) -> tuple[float, int]:
-    """(S, T) of a group; S is inf for the classes with no transition."""
+    """(S, T) of a group; S is inf for a group with no schedule options (Signum, Muon)."""
     if group.get("total_steps", None) is None and group.get("sign_steps", None) is None:
         return math.inf, 1
-    sign_steps, transition_steps = group["sign_steps"], group["transition_steps"]
-    if sign_steps is not None and transition_steps is not None:
-        return int(sign_steps), max(int(transition_steps), 1)
-    total = group["total_steps"]
-    if sign_steps is None:
-        # Half away from zero, as std::round in the C++ optimizers.
-        sign_steps = int(math.floor(group["alpha_sign"] * total + 0.5))
-    if transition_steps is None:
-        transition_steps = total - sign_steps
-    return int(sign_steps), max(int(transition_steps), 1)
+    return _phases_of(
+        group["total_steps"], group["alpha_sign"], group["sign_steps"], group["transition_steps"]
+    )
 
 
 @dataclass
@@ -80,43 +75,155 @@ def user_stacklevel() -> int:
     return 1
 
 
-def apply_status(group, group_index: int, pending: PendingFit, owner: str, statistic: str) -> bool:
-    """Acts on a read-back fit status. Returns True when the fit is done (group['fit'] set)."""
-    median, mad, status = pending.host.tolist()
-    status = int(status)
-    if status == NON_FINITE:
-        raise ValueError(
-            f"{owner}: the temperature fit of param group {group_index} found non-finite "
-            f"statistics (median={median}, MAD={mad}) of {statistic}: the gradients contain "
-            "inf or NaN. The fit step changed neither the group's parameters nor its state."
-        )
-    if status == PENDING:
-        return False
-    if status == ZERO_MAD:
-        warnings.warn(
-            f"{owner}: the temperature fit of param group {group_index} found a zero MAD "
-            f"(median={median}); every step of the transition uses tau = c_eps / |median| "
-            "(tmax when the median is 0 as well)",
-            stacklevel=user_stacklevel(),
-        )
-    group["fit"] = {"median": median, "mad": mad}
-    return True
+class GroupSchedule:
+    """The schedule of one param group: which phase a step is in, the fit (launched on the
+    device when due, its status read back without waiting) and the temperature of a step.
 
+    What a checkpoint needs stays in the group dict as JSON values: "step" (the group's step
+    number k) and "fit" ({"median", "mad"} once fitted, else None). Everything held here is
+    rebuilt from them: a fit whose status is still on its way, and the schedule tensor."""
 
-def schedule_from_fit(group, steps: int, device, kind: str) -> torch.Tensor:
-    """The schedule of a fitted group, recomputed from its stored median and MAD: the same
-    op on the same numbers, so a resumed run gets the same bits."""
-    fit = group["fit"]
-    # torch.full fills on the device; torch.tensor(x, device=...) would copy from pageable
-    # host memory, which synchronizes.
-    median = torch.full((), fit["median"], dtype=torch.float64, device=device)
-    mad = torch.full((), fit["mad"], dtype=torch.float64, device=device)
-    return ops.temperature_schedule(
-        median,
-        mad,
-        steps,
-        eps=float(group["eps"]),
-        newton_iters=int(group["newton_iters"]),
-        tmax=float(group["tmax"]),
-        kind=kind,
-    )
+    def __init__(self, group: dict, index: int, kind: str, owner: str, statistic: str):
+        self.group = group
+        self.index = index  # the group's position, for messages
+        self.kind = kind  # "tanh" or "algebraic": which c_eps the fit uses
+        self.owner = owner
+        self.statistic = statistic  # what the fit reads, for its errors
+        self.pending: PendingFit | None = None
+        self._cached: tuple[tuple, torch.Tensor] | None = None
+
+    def phases(self) -> tuple[float, int]:
+        return resolve_phases(self.group)
+
+    def temperature(
+        self,
+        k: int,
+        device,
+        has_grads: Callable[[], bool],
+        measure: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+        found_inf: torch.Tensor | None = None,
+    ) -> torch.Tensor | None:
+        """The temperature (a 0-dim float64 tensor on `device`) of step k, or None in the sign
+        phase or while the fit waits for gradients (`has_grads()`: whether the group has an
+        element with a gradient; asked only then). Fits when due from `measure()`, the median
+        and MAD of the group's statistic. With `found_inf` (AMP may skip this step on the
+        device) the fit is launched again while an earlier one's status is on its way."""
+        sign_steps, steps = self.phases()
+        if k <= sign_steps:
+            return None
+        pending = self.pending
+        if self.group["fit"] is None and pending is not None and pending.ready():
+            self.pending = None
+            if not self._apply(pending):
+                pending = None  # AMP skipped the fit step: fit again
+        if self.group["fit"] is None:
+            if not has_grads():
+                return None  # nothing to update; the fit waits for gradients
+            if pending is None or found_inf is not None:
+                pending = self._launch(*measure(), steps, found_inf, pending)
+                if pending.ready():
+                    self.pending = None
+                    self._apply(pending)
+                else:
+                    self.pending = pending
+        if self.group["fit"] is not None:
+            schedule = self._schedule(steps, device)
+        else:
+            schedule = pending.schedule
+        return schedule[min(k - sign_steps - 1, steps - 1)]
+
+    def last_temperature(self) -> float | None:
+        """The temperature of the group's last step as a number; None in the sign phase or
+        before the fit. Waits for a fit still on its way."""
+        sign_steps, steps = self.phases()
+        k = self.group["step"]
+        if k <= sign_steps:
+            return None
+        self.settle(wait=True)
+        if self.group["fit"] is None:
+            return None
+        schedule = self._schedule(steps, self.group["params"][0].device)
+        return float(schedule[min(k - sign_steps - 1, steps - 1)])
+
+    def settle(self, wait: bool) -> None:
+        """Reads the status of a fit still on its way (`wait`: even if that waits)."""
+        if self.pending is None:
+            return
+        pending, self.pending = self.pending, None
+        if wait:
+            pending.wait()
+        self._apply(pending)
+
+    def _launch(self, median, mad, steps, found_inf, previous) -> PendingFit:
+        if found_inf is not None:
+            found_inf = found_inf.to(median.device, non_blocking=True)
+        stats, schedule = ops.fit_temperature(
+            median,
+            mad,
+            steps,
+            eps=float(self.group["eps"]),
+            newton_iters=int(self.group["newton_iters"]),
+            tmax=float(self.group["tmax"]),
+            kind=self.kind,
+            found_inf=found_inf,
+        )
+        if previous is not None:
+            # An earlier fit may have succeeded after all: keep it (decided on the device).
+            done = previous.stats[2] != 0
+            stats = torch.where(done, previous.stats, stats)
+            schedule = torch.where(done, previous.schedule, schedule)
+        return PendingFit.launch(stats, schedule)
+
+    def _apply(self, pending: PendingFit) -> bool:
+        """Acts on a read-back fit status. Returns True when the fit is done (its median and
+        MAD stored in the group)."""
+        median, mad, status = pending.host.tolist()
+        status = int(status)
+        if status == NON_FINITE:
+            raise ValueError(
+                f"{self.owner}: the temperature fit of param group {self.index} found "
+                f"non-finite statistics (median={median}, MAD={mad}) of {self.statistic}: the "
+                "gradients contain inf or NaN. The fit step changed neither the group's "
+                "parameters nor its state."
+            )
+        if status == PENDING:
+            return False
+        if status == ZERO_MAD:
+            warnings.warn(
+                f"{self.owner}: the temperature fit of param group {self.index} found a zero "
+                f"MAD (median={median}); every step of the transition uses tau = c_eps / "
+                "|median| (tmax when the median is 0 as well)",
+                stacklevel=user_stacklevel(),
+            )
+        self.group["fit"] = {"median": median, "mad": mad}
+        return True
+
+    def _schedule(self, steps: int, device) -> torch.Tensor:
+        """The schedule of a fitted group, recomputed from its stored median and MAD: the same
+        op on the same numbers, so a resumed run gets the same bits."""
+        group, fit = self.group, self.group["fit"]
+        key = (
+            fit["median"],
+            fit["mad"],
+            steps,
+            group["eps"],
+            group["newton_iters"],
+            group["tmax"],
+            str(device),
+        )
+        if self._cached is None or self._cached[0] != key:
+            # torch.full fills on the device; torch.tensor(x, device=...) would copy from
+            # pageable host memory, which synchronizes.
+            median = torch.full((), fit["median"], dtype=torch.float64, device=device)
+            mad = torch.full((), fit["mad"], dtype=torch.float64, device=device)
+            schedule = ops.temperature_schedule(
+                median,
+                mad,
+                steps,
+                eps=float(group["eps"]),
+                newton_iters=int(group["newton_iters"]),
+                tmax=float(group["tmax"]),
+                kind=self.kind,
+            )
+            self._cached = (key, schedule)
+        return self._cached[1]

@@ -19,7 +19,8 @@ from ._library import ops
 @dataclass
 class Source:
     """Tensors whose post-momentum directions enter the statistic. `first_step` marks
-    gradients whose momentum buffer does not exist yet (d = g); momentum 0 makes d = g."""
+    gradients whose momentum buffer does not exist yet (d = g, or (1 - beta1) g for Lion);
+    a rule without buffers (momentum 0) passes none."""
 
     grads: Sequence[torch.Tensor]
     buffers: Sequence[torch.Tensor] = ()
@@ -36,17 +37,21 @@ def median_mad(
     nesterov: bool = False,
     maximize: bool = False,
     grad_scale: torch.Tensor | None = None,
+    lion_beta1: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Lower median and MAD (float64 0-dim tensors on `device`) of the directions of every
     source, after `hook` has seen (and may have changed) each histogram.
 
     Stage-0 keys are 64 bits wide under a hook (as in the C++ driver): every rank then runs
     the same passes whatever dtypes its shards hold (float32 values widen exactly); without
-    one, 32 bits unless a tensor is float64."""
+    one, 32 bits unless a tensor is float64. The momentum rule's options are the step
+    op's (`lion_beta1` selects Lion's, Note [lion rule])."""
     digit_bits = 16 if device.type == "cpu" else 8  # as the C++ driver picks them
     tensors = [g for src in sources for g in src.grads]
     bits = 64 if hook is not None or any(t.dtype == torch.float64 for t in tensors) else 32
     state = torch.zeros(6, dtype=torch.int64, device=device)  # radix::kStateSize
+    # Passed only when given: a library without Lion's rule does not know the keyword.
+    rule = {} if lion_beta1 is None else {"lion_beta1": float(lion_beta1)}
     for stage in (0, 1):
         for pass_ in range((bits if stage == 0 else 64) // digit_bits):
             hist = None
@@ -55,7 +60,7 @@ def median_mad(
                     continue
                 part = ops.radix_select_histogram(
                     list(src.grads),
-                    [] if momentum == 0 or src.first_step else list(src.buffers),
+                    [] if src.first_step else list(src.buffers),
                     state,
                     stage=stage,
                     pass_=pass_,
@@ -67,6 +72,7 @@ def median_mad(
                     maximize=bool(maximize),
                     first_step=src.first_step,
                     grad_scale=grad_scale,
+                    **rule,
                 )
                 hist = part if hist is None else hist.add_(part)
             if hist is None:  # this rank holds no elements: its counts are zeros

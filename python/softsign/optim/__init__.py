@@ -1,4 +1,5 @@
+from .lion import Lion, SoftLion
 from .soft_muon import Muon, SoftMuon, muon_param_groups
 from .soft_signum import Signum, SoftSignum
 
-__all__ = ["Muon", "Signum", "SoftMuon", "SoftSignum", "muon_param_groups"]
+__all__ = ["Lion", "Muon", "Signum", "SoftLion", "SoftMuon", "SoftSignum", "muon_param_groups"]

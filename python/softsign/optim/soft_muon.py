@@ -18,20 +18,12 @@ from torch import nn
 from torch.optim.adamw import adamw
 
 from .. import _select
-from .._fit import resolve_phases, user_stacklevel
+from .._fit import user_stacklevel
 from .._library import ops
+from ..reference.options import ADAMW_GROUP, OPTIONS, SCHEDULE
 from . import _sharding
-from ._scheduled import ScheduledOptimizer
-from ._validate import (
-    SCHEDULE_KEYS,
-    alias,
-    check_number,
-    check_schedule_options,
-    check_transition_length,
-)
+from ._base import ScheduledOptimizer, given
 
-_SOFT_MAPS = ("newton_schulz", "accurate")
-_ADJUST_LR = ("original", "match_rms_adamw")
 _ADAMW_KEYS = {"lr": "adamw_lr", "betas": "adamw_betas", "eps": "adamw_eps"}
 # Group keys that only one kind of group reads (the repr shows a group the keys it uses).
 _ADAMW_DEFAULTS = ("adamw_lr", "adamw_betas", "adamw_eps", "adamw_weight_decay")
@@ -42,7 +34,7 @@ _MATRIX_ONLY = (
     "adjust_lr",
     "soft_map",
     "soft_steps",
-    *(key for key in SCHEDULE_KEYS if key != "eps"),  # an AdamW group's eps is AdamW's
+    *(o.name for o in SCHEDULE if o.name != "eps"),  # an AdamW group's eps is AdamW's
     "step",
     "fit",
 )
@@ -126,15 +118,18 @@ def muon_param_groups(model: nn.Module, **muon_options) -> list[dict]:
 
 
 class _MuonBase(ScheduledOptimizer):
+    """Matrix groups (use_muon=True) step by muon_step_ and keep a schedule; the other
+    groups are AdamW's."""
+
     _kind = "algebraic"
     _statistic = "the singular values of the raw gradients"
-    _schedule_keys: tuple = ()
+    _group_keys = {"use_muon": True}
 
-    def __init__(self, params, defaults):
+    def __init__(self, params, options):
         params = list(params)
         if params and not isinstance(params[0], dict):
             params = self._route(params)
-        super().__init__(params, dict(defaults, use_muon=True))
+        super().__init__(params, options)
 
     @staticmethod
     def _route(params):
@@ -178,22 +173,21 @@ class _MuonBase(ScheduledOptimizer):
         return group
 
     def _check_group(self, group):
-        name = type(self).__name__
-        for p in group["params"]:
-            if torch.is_complex(p):
-                raise ValueError(f"{name} does not support complex parameters")
-            if group["use_muon"] and p.ndim < 2:
-                raise ValueError(
-                    f"Invalid param group for {name}: use_muon=True needs matrices, got a "
-                    f"parameter of shape {tuple(p.shape)}; put it in a use_muon=False "
-                    "group (softsign.muon_param_groups(model) does this)"
-                )
         if group["use_muon"]:
-            _check_muon_group(group)
-            if "soft_map" in group:
-                check_transition_length(group, name)
+            for p in group["params"]:
+                if p.ndim < 2:
+                    raise ValueError(
+                        f"Invalid param group for {type(self).__name__}: use_muon=True needs "
+                        f"matrices, got a parameter of shape {tuple(p.shape)}; put it in a "
+                        "use_muon=False group (softsign.muon_param_groups(model) does this)"
+                    )
+        super()._check_group(group)
+
+    def _check_options(self, group):
+        if group["use_muon"]:
+            super()._check_options(group)
         else:
-            _check_adamw_group(group)
+            ADAMW_GROUP.check(group)
 
     def _init_runtime(self):
         super()._init_runtime()
@@ -219,86 +213,42 @@ class _MuonBase(ScheduledOptimizer):
                     text += f"    {key}: {group[key]}\n"
         return text + ")"
 
-    def _has_schedule(self, group) -> bool:
+    def _scheduled(self, group) -> bool:
         return group["use_muon"]
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        plans = [self._plan(group) for group in self.param_groups]
-        # Every fit comes first: an error leaves all parameters as they were.
-        taus = [
-            self._step_temperature(
-                gi,
-                group,
-                group["step"] + 1,
-                next(iter(plan)) if plan else group["params"][0].device,
-                # Global sizes (DTensor keys): every rank of a sharded group answers alike.
-                lambda plan=plan: any(k.numel() for keys, _, _ in plan.values() for k in keys),
-                lambda previous, group=group, plan=plan: self._fit(group, plan, previous),
-            )
-            if group["use_muon"] and group["params"]  # an empty group has nothing to fit
-            else None
-            for gi, (group, plan) in enumerate(zip(self.param_groups, plans))
-        ]
-        for group, plan, tau in zip(self.param_groups, plans, taus):
-            group["step"] += 1
-            # A fit whose status is unread (on an accelerator, for a step or so) may have
-            # failed: the step then must leave the momentum too (found_inf, on the device).
-            unread = tau is not None and group["fit"] is None
-            for device, (keys, params, grads) in plan.items():
-                if not group["use_muon"]:
-                    self._adamw(group, keys, params, grads)
-                    continue
-                tau_here = None if tau is None else tau.to(device, non_blocking=True)
-                failed = (~torch.isfinite(tau_here)).to(torch.float32) if unread else None
-                if _sharding.any_dtensor(keys):
-                    self._muon_sharded(group, keys, params, grads, tau_here, failed)
-                else:
-                    self._muon(group, keys, params, grads, tau_here, failed)
-        return loss
-
-    def _plan(self, group) -> dict:
-        """The group's params with gradients, by device: {device: (keys, params, grads)}.
-        keys are the parameters (state keys); params and grads the tensors the ops update,
-        local shards for DTensors (Note [sharded parameters])."""
-        plan: dict = {}
-        name = type(self).__name__
-        for p, param, grad, _ in _sharding.with_grads(group["params"], name):
-            keys, params, grads = plan.setdefault(p.device, ([], [], []))
-            keys.append(p)
-            params.append(param)
-            grads.append(grad)
-        return plan
-
-    def _fit(self, group, plan, previous):
-        """Fits the schedule to the singular values of the group's raw gradients."""
-        device = next(iter(plan))
+    def _statistics(self, group, plan, grad_scale):
+        """Median and MAD of the singular values of the group's raw gradients."""
+        device = plan.device
         # One layout for the whole group: it decides both which rank counts a matrix and
         # over which ranks the histograms are summed.
-        layout = _sharding.StatisticLayout.of(
-            [k for keys, _, _ in plan.values() for k in keys], type(self).__name__
-        )
+        layout = _sharding.StatisticLayout.of(plan.keys(), type(self).__name__)
         sigmas = []
-        for keys, _, grads in plan.values():
-            if _sharding.any_dtensor(keys):
-                sigmas += self._sharded_singular_values(keys, grads, layout)
+        for b in plan.buckets.values():
+            if b.sharded:
+                sigmas += self._sharded_singular_values(b.keys, b.grads, layout)
             else:
-                sigmas += ops.singular_values(grads)
+                sigmas += ops.singular_values(b.grads)
         sigmas = [s.to(device, non_blocking=True) for s in sigmas]
         if layout is None:
-            median, mad = ops.median_mad(sigmas)
-        else:
-            if not sigmas:  # this rank owns no matrix: it adds zero counts
-                sigmas = [torch.empty(0, dtype=torch.float32, device=device)]
-            median, mad = _select.median_mad(
-                [_select.Source(sigmas)], device=device, hook=layout.hook()
-            )
-        _, steps = resolve_phases(group)
-        return self._launch_fit(group, median, mad, steps, None, previous)
+            return ops.median_mad(sigmas)
+        if not sigmas:  # this rank owns no matrix: it adds zero counts
+            sigmas = [torch.empty(0, dtype=torch.float32, device=device)]
+        return _select.median_mad([_select.Source(sigmas)], device=device, hook=layout.hook())
+
+    def _update(self, group, plan, tau, grad_scale, found_inf):
+        # A fit whose status is unread (on an accelerator, for a step or so) may have
+        # failed: the step then must leave the momentum too (found_inf, on the device).
+        unread = tau is not None and group["fit"] is None
+        for b in plan.buckets.values():
+            if not group["use_muon"]:
+                self._adamw(group, b.keys, b.params, b.grads)
+                continue
+            tau_here = None if tau is None else tau.to(b.device, non_blocking=True)
+            failed = (~torch.isfinite(tau_here)).to(torch.float32) if unread else None
+            if b.sharded:
+                self._muon_sharded(group, b.keys, b.params, b.grads, tau_here, failed)
+            else:
+                self._muon(group, b.keys, b.params, b.grads, tau_here, failed)
 
     def _exchange(self, keys) -> _sharding.MatrixExchange:
         """The group's matrix exchange plan, rebuilt only when its matrices change."""
@@ -470,43 +420,6 @@ def _orthogonalize(group, whole: dict, tau) -> dict:
     return out
 
 
-def _check_muon_group(group):
-    check_number("learning rate", group["lr"], low=0.0)
-    check_number("momentum", group["momentum"], low=0.0, high=1.0)
-    if group["momentum"] >= 1:
-        raise ValueError(f"Invalid momentum: {group['momentum']} (expected < 1)")
-    check_number("weight_decay", group["weight_decay"], low=0.0)
-    check_number("ns_steps", group["ns_steps"], low=0, integer=True)
-    if group["adjust_lr"] not in _ADJUST_LR:
-        raise ValueError(f"Invalid adjust_lr: {group['adjust_lr']!r} (expected {_ADJUST_LR})")
-    if isinstance(group["lr"], torch.Tensor):
-        raise ValueError("Invalid learning rate: the matrix groups take a float lr")
-    if "soft_map" in group:
-        if group["soft_map"] not in _SOFT_MAPS:
-            raise ValueError(f"Invalid soft_map: {group['soft_map']!r} (expected {_SOFT_MAPS})")
-        check_number("soft_steps", group["soft_steps"], low=0, integer=True)
-        check_schedule_options(*(group[k] for k in SCHEDULE_KEYS))
-
-
-def _check_adamw_group(group):
-    check_number("AdamW learning rate", group["lr"], low=0.0)
-    betas = group["betas"]
-    if len(betas) != 2:
-        raise ValueError(f"Invalid betas: {betas!r} (expected two numbers)")
-    for beta in betas:
-        check_number("AdamW beta", beta, low=0.0, high=1.0)
-        if beta >= 1:
-            raise ValueError(f"Invalid AdamW beta: {beta} (expected < 1)")
-    check_number("AdamW eps", group["eps"], low=0.0)
-    check_number("AdamW weight_decay", group["weight_decay"], low=0.0)
-
-
-def _check_adamw_defaults(adamw_lr, adamw_betas, adamw_eps, adamw_weight_decay):
-    _check_adamw_group(
-        dict(lr=adamw_lr, betas=adamw_betas, eps=adamw_eps, weight_decay=adamw_weight_decay)
-    )
-
-
 class SoftMuon(_MuonBase):
     r"""Muon whose orthogonalization becomes the soft spectral map Phi_tau over the last
     part of training, with an auxiliary AdamW for the other parameters.
@@ -570,6 +483,8 @@ class SoftMuon(_MuonBase):
             counts, or a group without use_muon that mixes matrices and other parameters.
     """
 
+    _table = OPTIONS["SoftMuon"]
+
     def __init__(
         self,
         params,
@@ -596,36 +511,7 @@ class SoftMuon(_MuonBase):
         sign_iters=None,
         transition_iters=None,
     ):
-        sign_steps = alias("sign_steps", sign_steps, "sign_iters", sign_iters)
-        transition_steps = alias(
-            "transition_steps", transition_steps, "transition_iters", transition_iters
-        )
-        check_schedule_options(
-            total_steps, alpha_sign, sign_steps, transition_steps, eps, newton_iters, tmax
-        )
-        _check_adamw_defaults(adamw_lr, adamw_betas, adamw_eps, adamw_weight_decay)
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            nesterov=nesterov,
-            weight_decay=weight_decay,
-            ns_steps=ns_steps,
-            total_steps=total_steps,
-            alpha_sign=alpha_sign,
-            sign_steps=sign_steps,
-            transition_steps=transition_steps,
-            eps=eps,
-            newton_iters=newton_iters,
-            tmax=tmax,
-            soft_map=soft_map,
-            soft_steps=soft_steps,
-            adjust_lr=adjust_lr,
-            adamw_lr=adamw_lr,
-            adamw_betas=tuple(adamw_betas),
-            adamw_eps=adamw_eps,
-            adamw_weight_decay=adamw_weight_decay,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, given(locals()))
 
 
 class Muon(_MuonBase):
@@ -653,6 +539,8 @@ class Muon(_MuonBase):
             matrices and other parameters.
     """
 
+    _table = OPTIONS["Muon"]
+
     def __init__(
         self,
         params,
@@ -668,17 +556,4 @@ class Muon(_MuonBase):
         adamw_eps=1e-10,
         adamw_weight_decay=0.0,
     ):
-        _check_adamw_defaults(adamw_lr, adamw_betas, adamw_eps, adamw_weight_decay)
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            nesterov=nesterov,
-            weight_decay=weight_decay,
-            ns_steps=ns_steps,
-            adjust_lr=adjust_lr,
-            adamw_lr=adamw_lr,
-            adamw_betas=tuple(adamw_betas),
-            adamw_eps=adamw_eps,
-            adamw_weight_decay=adamw_weight_decay,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, given(locals()))

@@ -3,7 +3,12 @@ It depends on torch only; tests, golden values and benchmarks compare the fused 
 against it."""
 
 from .soft_muon import MuonReference, SoftMuonReference
-from .soft_signum import SoftSignumReference
+from .soft_signum import (
+    LionReference,
+    SignumReference,
+    SoftLionReference,
+    SoftSignumReference,
+)
 from .spectral import (
     matrix_view,
     muon_scale,
@@ -15,6 +20,7 @@ from .spectral import (
     statistic_view,
 )
 from .temperature import (
+    GroupSchedule,
     lower_median,
     median_mad,
     resolve_phases,
@@ -23,7 +29,11 @@ from .temperature import (
 )
 
 __all__ = [
+    "GroupSchedule",
+    "LionReference",
     "MuonReference",
+    "SignumReference",
+    "SoftLionReference",
     "SoftMuonReference",
     "SoftSignumReference",
     "lower_median",

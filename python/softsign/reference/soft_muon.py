@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from .options import OPTIONS
 from .spectral import (
     matrix_view,
     muon_scale,
@@ -15,13 +14,14 @@ from .spectral import (
     soft_newton_schulz,
     statistic_view,
 )
-from .temperature import median_mad, resolve_phases, temperature_schedule
+from .temperature import GroupSchedule
 
 SOFT_MAPS = ("newton_schulz", "accurate")
 
 
 class SoftMuonReference:
-    """Runs SoftMuon on float64 copies of the parameters; Muon when sign_steps is math.inf.
+    """Runs SoftMuon on float64 copies of the parameters, with the options of
+    softsign.SoftMuon (keywords; the defaults are the optimizer's). MuonReference is Muon.
 
     `params` is a list of param-group dicts, each with "params" (tensors) and "use_muon"
     (bool, True when absent), plus optional per-group overrides of the keyword options. A
@@ -48,54 +48,10 @@ class SoftMuonReference:
     scaled update O (before lr) of flat parameter j at its last Muon step.
     """
 
-    def __init__(
-        self,
-        params,
-        *,
-        lr=0.02,
-        momentum=0.95,
-        nesterov=True,
-        weight_decay=0.0,
-        ns_steps=5,
-        total_steps=None,
-        alpha_sign=0.9,
-        sign_steps=None,
-        transition_steps=None,
-        eps=1e-4,
-        newton_iters=10,
-        tmax=1e9,
-        soft_map="newton_schulz",
-        soft_steps=5,
-        adjust_lr="original",
-        adamw_lr=3e-4,
-        adamw_betas=(0.9, 0.95),
-        adamw_eps=1e-10,
-        adamw_weight_decay=0.0,
-        ns_dtype=torch.float64,
-        storage_dtype=None,
-    ):
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            nesterov=nesterov,
-            weight_decay=weight_decay,
-            ns_steps=ns_steps,
-            total_steps=total_steps,
-            alpha_sign=alpha_sign,
-            sign_steps=sign_steps,
-            transition_steps=transition_steps,
-            eps=eps,
-            newton_iters=newton_iters,
-            tmax=tmax,
-            soft_map=soft_map,
-            soft_steps=soft_steps,
-            adjust_lr=adjust_lr,
-            adamw_lr=adamw_lr,
-            adamw_betas=adamw_betas,
-            adamw_eps=adamw_eps,
-            adamw_weight_decay=adamw_weight_decay,
-            ns_dtype=ns_dtype,
-        )
+    _table = OPTIONS["SoftMuon"]
+
+    def __init__(self, params, *, ns_dtype=torch.float64, storage_dtype=None, **options):
+        defaults = dict(self._table.fill(options), ns_dtype=ns_dtype)
         params = list(params)
         if params and isinstance(params[0], torch.Tensor):
             params = [dict(params=params, use_muon=True)]
@@ -109,8 +65,6 @@ class SoftMuonReference:
         self.last_directions = [None] * n
         self.last_updates = [None] * n
         self.steps = [0] * len(self.groups)
-        self.fits = [None] * len(self.groups)
-        self.schedules = [None] * len(self.groups)
         self.last_temperatures = [None] * len(self.groups)
 
     def _make_group(self, spec, defaults):
@@ -133,16 +87,11 @@ class SoftMuonReference:
             adamw.update(overrides)
         group = dict(use_muon=use_muon, adamw=adamw, index=[])
         if use_muon:
-            if g["soft_map"] not in SOFT_MAPS:
+            if g.get("soft_map", "newton_schulz") not in SOFT_MAPS:
                 raise ValueError(f"Invalid soft_map: {g['soft_map']!r} (expected {SOFT_MAPS})")
             muon_scale(1, 1, g["adjust_lr"])  # validates the name
-            if g["sign_steps"] == math.inf:
-                S, T = math.inf, 1
-            else:
-                S, T = resolve_phases(
-                    g["total_steps"], g["alpha_sign"], g["sign_steps"], g["transition_steps"]
-                )
-            group.update(g, S=S, T=T)
+            schedule = GroupSchedule(g, "algebraic", "the singular values of the raw gradients")
+            group.update(g, schedule=schedule)
         for p in tensors:
             group["index"].append(len(self.params))
             self.params.append(p.detach().double().clone())
@@ -150,38 +99,27 @@ class SoftMuonReference:
 
     # -- schedule --------------------------------------------------------------------
 
+    @property
+    def fits(self):
+        """(median, mad) of each group once fitted (None for AdamW groups and before)."""
+        return [g["schedule"].fit if g["use_muon"] else None for g in self.groups]
+
+    @property
+    def schedules(self):
+        """The float64 schedule of each group once fitted."""
+        return [g["schedule"].schedule if g["use_muon"] else None for g in self.groups]
+
     def temperature(self, group_index=0):
         """tau used at the last step by the group (None in the sign phase / for AdamW)."""
         return self.last_temperatures[group_index]
 
-    def _fit(self, gi, group, live):
-        """Temperature of group gi at its step k; fits the schedule at the first step
-        k > S with gradients (k = S + 1 when the group has gradients there)."""
-        k = self.steps[gi]
-        if not group["use_muon"] or k <= group["S"]:
-            return None
-        if self.schedules[gi] is None:
-            if not live:
-                return None
-            finite = all(bool(torch.isfinite(g).all()) for _, g in live)
-            sv = [torch.linalg.svdvals(statistic_view(g)) for _, g in live] if finite else []
-            mu, s = median_mad(sv) if finite else (math.nan, math.nan)
-            if not (math.isfinite(float(mu)) and math.isfinite(float(s))):
-                raise ValueError(
-                    f"non-finite singular-value statistics at the fit step of group {gi}"
-                )
-            self.fits[gi] = (float(mu), float(s))
-            self.schedules[gi] = temperature_schedule(
-                mu,
-                s,
-                group["T"],
-                eps=group["eps"],
-                newton_iters=group["newton_iters"],
-                tmax=group["tmax"],
-                kind="algebraic",
-            )
-        j = min(k - group["S"] - 1, group["T"] - 1)
-        return float(self.schedules[gi][j])
+    @staticmethod
+    def _singular_values(live):
+        """The fit's statistic: every singular value of the group's raw gradients (NaN when
+        a gradient is not finite, where the SVD has no answer)."""
+        if not all(bool(torch.isfinite(g).all()) for _, g in live):
+            return [torch.full((1,), float("nan"), dtype=torch.float64)]
+        return [torch.linalg.svdvals(statistic_view(g)) for _, g in live]
 
     # -- step ------------------------------------------------------------------------
 
@@ -205,7 +143,12 @@ class SoftMuonReference:
                 idx = group["index"]
                 live = [(i, grads[i].detach().double()) for i in idx if grads[i] is not None]
                 lives.append(live)
-                taus.append(self._fit(gi, group, live))
+                tau = None
+                if group["use_muon"]:
+                    tau = group["schedule"].temperature(
+                        self.steps[gi], lambda live=live: self._singular_values(live)
+                    )
+                taus.append(tau)
         except ValueError:
             self.steps = steps
             raise
@@ -265,8 +208,4 @@ class SoftMuonReference:
 class MuonReference(SoftMuonReference):
     """Muon with the auxiliary AdamW: SoftMuonReference in the sign phase forever."""
 
-    def __init__(self, params, **kwargs):
-        for key in ("total_steps", "sign_steps", "transition_steps"):
-            if kwargs.get(key) is not None:
-                raise ValueError(f"Muon has no transition; {key} is not an option")
-        super().__init__(params, sign_steps=math.inf, **kwargs)
+    _table = OPTIONS["Muon"]

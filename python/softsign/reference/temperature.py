@@ -4,6 +4,7 @@ float64."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -24,7 +25,7 @@ def resolve_phases(total_steps, alpha_sign, sign_steps, transition_steps):
     round() is half away from zero (floor(x + 0.5)), the same in C++ and Python.
     """
     if sign_steps is not None and transition_steps is not None:
-        return int(sign_steps), int(transition_steps)
+        return int(sign_steps), max(int(transition_steps), 1)
     if total_steps is None:
         raise ValueError("pass total_steps, or both sign_steps and transition_steps")
     s = int(math.floor(alpha_sign * total_steps + 0.5)) if sign_steps is None else int(sign_steps)
@@ -66,3 +67,51 @@ def temperature_schedule(median, mad, steps, *, eps=1e-4, newton_iters=10, tmax=
         tau = tmax if q == 0.0 else min(max(c / q, 1.0), tmax)
         taus.append(tau)
     return torch.tensor(taus, dtype=torch.float64)
+
+
+class GroupSchedule:
+    """The phases and the once-fitted schedule of one group: `temperature(k, statistic)` is
+    tau of the group's step k, fitted at the first step after S on which `statistic()` (the
+    values the fit reads) has elements; None in the sign phase and until then. Options
+    without a schedule (Signum's, Muon's) leave the group in the sign phase forever.
+    `fit` is (median, mad) once fitted, `schedule` the float64 temperatures."""
+
+    def __init__(self, options: Mapping, kind: str, statistic: str):
+        if "alpha_sign" in options:
+            self.S, self.T = resolve_phases(
+                options["total_steps"],
+                options["alpha_sign"],
+                options["sign_steps"],
+                options["transition_steps"],
+            )
+        else:
+            self.S, self.T = math.inf, 1
+        self.options = options
+        self.kind = kind
+        self.statistic = statistic
+        self.fit = None
+        self.schedule = None
+
+    def temperature(self, k: int, statistic: Callable[[], list]) -> float | None:
+        if k <= self.S:
+            return None
+        if self.schedule is None:
+            values = statistic()
+            if sum(v.numel() for v in values) == 0:
+                return None  # no gradients: the fit waits
+            mu, s = median_mad(values)
+            # Any NaN makes the exact median NaN (as torch.median); sorting would not.
+            nan = any(bool(torch.isnan(v).any()) for v in values)
+            if nan or not (math.isfinite(mu) and math.isfinite(s)):
+                raise ValueError(f"non-finite statistics ({self.statistic}) at the fit step")
+            self.fit = (float(mu), float(s))
+            self.schedule = temperature_schedule(
+                mu,
+                s,
+                self.T,
+                eps=self.options["eps"],
+                newton_iters=self.options["newton_iters"],
+                tmax=self.options["tmax"],
+                kind=self.kind,
+            )
+        return float(self.schedule[min(k - self.S - 1, self.T - 1)])

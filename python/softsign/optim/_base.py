@@ -1,0 +1,234 @@
+"""The one base of softsign's optimizers: options, param groups, checkpoints and the
+three-phase step (sign, fit, soft; docs/algorithms.md sections 2 and 3).
+
+A subclass is its update rule plus its option table (softsign/reference/options.py): it
+says how a group's statistic is measured (`_statistics`) and how a group is updated at a
+temperature (`_update`); the base decides everything else.
+
+Group state lives in the param group as JSON values: "step" (the group's step number k,
+counted on every step() call, like an LR scheduler) and "fit" ({"median", "mad"} once the
+temperature is fitted, else None). The rest of a group's schedule (a fit on its way, the
+schedule tensor) is a softsign._fit.GroupSchedule that the optimizer holds per group.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch.optim import Optimizer
+
+from .._fit import GroupSchedule
+from ..reference.options import OptionTable
+from . import _sharding
+from ._validate import check_transition_length
+
+
+def given(local_vars: dict) -> dict:
+    """The keyword options of a constructor call, from its locals()."""
+    return {k: v for k, v in local_vars.items() if k not in ("self", "params", "__class__")}
+
+
+@dataclass
+class Bucket:
+    """Params of one device (and, for buffered rules, whose buffers are all old or all
+    created now) with their gradients."""
+
+    device: torch.device
+    fresh: bool = False  # the buffers are created by this step
+    keys: list = field(default_factory=list)  # the parameters (state keys)
+    params: list = field(default_factory=list)  # what the ops update: local shards of DTensors
+    grads: list = field(default_factory=list)
+    sharded: bool = False  # holds DTensors
+
+
+@dataclass
+class Plan:
+    """What one step of one group touches: the params with gradients, in buckets."""
+
+    buckets: dict = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device | None:
+        return next(iter(self.buckets.values())).device if self.buckets else None
+
+    def keys(self) -> list:
+        return [k for b in self.buckets.values() for k in b.keys]
+
+    def has_grads(self) -> bool:
+        """Whether an element has a gradient: 0-element params give the fit nothing. Asked
+        of the parameters (a DTensor's global size), not of local shards: every rank of a
+        sharded group must answer alike, or the fit's collectives would not pair up."""
+        return any(k.numel() for k in self.keys())
+
+
+class ScheduledOptimizer(Optimizer):
+    """An Optimizer whose groups may switch to a fitted temperature schedule.
+
+    Subclasses set `_table` (their options), `_kind` ("tanh" or "algebraic": which
+    saturation constant the fit uses) and `_statistic`, and implement `_statistics` and
+    `_update`; `_bucket_of`, `_scheduled`, `_prepare_group` and `_check_group` are hooks."""
+
+    _table: OptionTable
+    _kind = "tanh"
+    _statistic = "the post-momentum directions"  # what the fit reads (for its errors)
+    _group_keys: dict = {}  # keys every group holds besides the options, "step" and "fit"
+
+    def __init__(self, params, options: dict):
+        defaults = self._table.collect(options)
+        super().__init__(params, {**defaults, **self._group_keys, "step": 0, "fit": None})
+        self._init_runtime()
+
+    def _init_runtime(self):
+        """Resets what the optimizer holds besides its state dict (a new one, a loaded one)."""
+        self._group_schedules: dict[int, GroupSchedule] = {}
+
+    # -- param groups -------------------------------------------------------------------
+    def add_param_group(self, param_group):
+        """torch's add_param_group between two hooks: `_prepare_group` on the user's dict
+        (aliases already resolved), `_check_group` on the group as added, which is taken out
+        again if the check fails: a refused group leaves the optimizer as it was."""
+        group = self._table.resolve_aliases(dict(param_group))
+        super().add_param_group(self._prepare_group(group))
+        try:
+            self._check_group(self.param_groups[-1])
+        except Exception:
+            self.param_groups.pop()
+            raise
+
+    def _prepare_group(self, group: dict) -> dict:
+        return group
+
+    def _check_group(self, group: dict) -> None:
+        """Raises for a group the optimizer cannot step (every group's options are checked,
+        not only the constructor's: a group dict may set any); warns for a transition too
+        short to soften."""
+        for p in group["params"]:
+            if torch.is_complex(p):
+                raise ValueError(f"{type(self).__name__} does not support complex parameters")
+        self._check_options(group)
+
+    def _check_options(self, group: dict) -> None:
+        self._table.check(group)
+        if "alpha_sign" in self._table and self._scheduled(group):
+            check_transition_length(group, type(self).__name__)
+
+    def _scheduled(self, group) -> bool:
+        """Whether the group has a temperature schedule at all (SoftMuon's AdamW groups do
+        not)."""
+        return True
+
+    def _group_schedule(self, index: int) -> GroupSchedule:
+        """The schedule of param group `index`, made when first asked (and again for a group
+        dict that load_state_dict replaced)."""
+        group = self.param_groups[index]
+        schedule = self._group_schedules.get(index)
+        if schedule is None or schedule.group is not group:
+            schedule = GroupSchedule(group, index, self._kind, type(self).__name__, self._statistic)
+            self._group_schedules[index] = schedule
+        return schedule
+
+    # -- checkpoints --------------------------------------------------------------------
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("step", 0)
+            group.setdefault("fit", None)
+        self._init_runtime()
+
+    def state_dict(self):
+        """torch.optim's state dict; a group's "fit" is always {"median", "mad"} (NaN before
+        the fit), so that the state dict of a fresh optimizer has the keys of a fitted one:
+        torch.distributed.checkpoint loads into such a template."""
+        for schedule in self._group_schedules.values():
+            schedule.settle(wait=True)
+        sd = super().state_dict()
+        for group in sd["param_groups"]:  # copies made by Optimizer.state_dict
+            if "fit" in group and group["fit"] is None:
+                group["fit"] = {"median": math.nan, "mad": math.nan}
+        return sd
+
+    def load_state_dict(self, state_dict):
+        """torch.optim's load_state_dict; a group saved without some of our keys (by another
+        optimizer with the same per-parameter state, say lion-pytorch's Lion) takes their
+        defaults."""
+        groups = []
+        for group in state_dict["param_groups"]:
+            group = dict(group)
+            for key, default in self.defaults.items():
+                group.setdefault(key, default)
+            fit = group["fit"]
+            if isinstance(fit, dict) and not math.isfinite(fit["median"]):
+                group["fit"] = None  # a fit is never stored non-finite
+            groups.append(group)
+        super().load_state_dict(dict(state_dict, param_groups=groups))
+        self._init_runtime()
+
+    def temperature(self, group: int = 0) -> float | None:
+        """The temperature tau used by the group's last step; None in the sign phase or
+        before the fit. Reads a device value: call it for logging, not in a hot loop."""
+        if not self._scheduled(self.param_groups[group]):
+            return None
+        return self._group_schedule(group).last_temperature()
+
+    # -- the step -----------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        # GradScaler passes these to optimizers that say they take them
+        # (_step_supports_amp_scaling) instead of unscaling and syncing.
+        grad_scale = getattr(self, "grad_scale", None)
+        found_inf = getattr(self, "found_inf", None)
+        plans = [self._plan(group) for group in self.param_groups]
+        # Checks and fits of every group come first: an error leaves all parameters as
+        # they were.
+        taus = [
+            self._temperature_of_step(gi, group, plan, grad_scale, found_inf)
+            for gi, (group, plan) in enumerate(zip(self.param_groups, plans))
+        ]
+        for group, plan, tau in zip(self.param_groups, plans, taus):
+            group["step"] += 1
+            self._update(group, plan, tau, grad_scale, found_inf)
+        return loss
+
+    def _plan(self, group) -> Plan:
+        """The group's params with gradients (checked), bucketed by `_bucket_of`."""
+        plan = Plan()
+        for p, param, grad, sharded in _sharding.with_grads(group["params"], type(self).__name__):
+            where = self._bucket_of(group, p)
+            bucket = plan.buckets.get(where)
+            if bucket is None:
+                bucket = plan.buckets[where] = Bucket(*where)
+            bucket.keys.append(p)
+            bucket.params.append(param)
+            bucket.grads.append(grad)
+            bucket.sharded |= sharded
+        return plan
+
+    def _bucket_of(self, group, p) -> tuple:
+        """(device, fresh) of the bucket that steps p."""
+        return (p.device, False)
+
+    def _temperature_of_step(self, gi, group, plan, grad_scale, found_inf):
+        if not group["params"] or not self._scheduled(group):
+            return None  # an empty group has nothing to fit or update
+        return self._group_schedule(gi).temperature(
+            group["step"] + 1,
+            plan.device or group["params"][0].device,
+            plan.has_grads,
+            lambda: self._statistics(group, plan, grad_scale),
+            found_inf,
+        )
+
+    def _statistics(self, group, plan, grad_scale) -> tuple[torch.Tensor, torch.Tensor]:
+        """Median and MAD (float64 0-dim tensors on one of the group's devices) of what the
+        group's fit reads."""
+        raise NotImplementedError
+
+    def _update(self, group, plan, tau, grad_scale, found_inf) -> None:
+        """Steps the group's params at temperature `tau` (None: the sign phase)."""
+        raise NotImplementedError

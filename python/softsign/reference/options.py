@@ -1,0 +1,400 @@
+"""Every option of every softsign optimizer in one table: its name, default, range and a
+one-line doc (docs/algorithms.md sections 4 and 5 explain them).
+
+The optimizers build their defaults dicts and run their checks from these tables, the float64
+reference takes its defaults from them, and tests/python/test_options.py holds the classes'
+signatures, the C++ bindings and the README's tables to them. The module lives in the
+reference package because that package must import without the compiled library
+(tests/cpp/make_golden.py loads it on its own); it needs nothing but torch.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["OPTIONS", "Option", "OptionTable", "check_number"]
+
+
+def check_number(
+    name, value, *, low=None, high=None, low_open=False, high_open=False, integer=False
+):
+    """Raises ValueError("Invalid <name>: ...") unless `value` is a finite number (an integer
+    when `integer`) within the bounds. A one-element tensor counts as its value; one on an
+    accelerator is not read (that would wait for the device) and passes."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"Invalid {name}: a tensor {name} must have one element")
+        if value.device.type != "cpu":
+            return
+        value = value.item()
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+        what = "an integer" if integer else "a finite number"
+        raise ValueError(f"Invalid {name}: {value!r} (expected {what})")
+    if low is not None and (value < low or (low_open and value == low)):
+        op = ">" if low_open else ">="
+        raise ValueError(f"Invalid {name}: {value} (expected {op} {low})")
+    if high is not None and (value > high or (high_open and value == high)):
+        op = "<" if high_open else "<="
+        raise ValueError(f"Invalid {name}: {value} (expected {op} {high})")
+
+
+@dataclass(frozen=True)
+class Range:
+    """A number within [low, high] (either end open, or absent)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+
+    def check(self, label: str, value) -> None:
+        check_number(
+            label,
+            value,
+            low=self.low,
+            high=self.high,
+            low_open=self.low_open,
+            high_open=self.high_open,
+            integer=self.integer,
+        )
+
+    def __str__(self) -> str:
+        kind = "integer " if self.integer else ""
+        if self.high is None:
+            return f"{kind}{'>' if self.low_open else '>='} {_number(self.low)}"
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"{kind}{left}{_number(self.low)}, {_number(self.high)}{right}"
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of a few values (compared with ==)."""
+
+    values: tuple
+
+    def check(self, label: str, value) -> None:
+        if not any(value is v or (type(value) is type(v) and value == v) for v in self.values):
+            raise ValueError(f"Invalid {label}: {value!r} (expected one of {self.values})")
+
+    def __str__(self) -> str:
+        return ", ".join(repr(v) for v in self.values)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two numbers, each within `item` (Adam's and Lion's betas)."""
+
+    item: Range
+    item_label: str
+
+    def check(self, label: str, value) -> None:
+        if isinstance(value, (str, bytes, torch.Tensor)) or not isinstance(value, Iterable):
+            raise ValueError(f"Invalid {label}: {value!r} (expected two numbers)")
+        items = tuple(value)
+        if len(items) != 2:
+            raise ValueError(f"Invalid {label}: {value!r} (expected two numbers)")
+        for item in items:
+            self.item.check(self.item_label, item)
+
+    def __str__(self) -> str:
+        return f"each {self.item}"
+
+
+def _number(x) -> str:
+    if x is None:
+        return ""
+    if float(x).is_integer() and abs(x) < 1e6:
+        return str(int(x))
+    return f"{x:g}".replace("e+", "e")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One keyword option: `check` is None for flags that take any value; `optional` lets
+    None through unchecked; `label` names the option in errors ("learning rate")."""
+
+    name: str
+    default: object
+    doc: str
+    check: Range | OneOf | Pair | None = None
+    optional: bool = False
+    label: str = ""
+    tensor: bool = True  # a one-element tensor is accepted as well
+
+    def validate(self, value) -> None:
+        label = self.label or self.name
+        if value is None and self.optional:
+            return
+        if isinstance(value, torch.Tensor) and not self.tensor:
+            raise ValueError(f"Invalid {label}: expected a float, not a tensor")
+        if self.check is not None:
+            self.check.check(label, value)
+
+    def normalize(self, value):
+        """The value as the param group keeps it: pairs as tuples (as torch's Adam does)."""
+        if isinstance(self.check, Pair) and isinstance(value, Iterable):
+            return tuple(value)
+        return value
+
+
+@dataclass(frozen=True)
+class OptionTable:
+    """The options of one optimizer, in the order its param groups hold them; `rules` check
+    what no single option can (Nesterov needs momentum); `aliases` maps the authors' names to
+    ours."""
+
+    owner: str
+    options: tuple[Option, ...]
+    rules: tuple[Callable[[Mapping], None], ...] = ()
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.options)
+
+    @property
+    def defaults(self) -> dict:
+        return {o.name: o.default for o in self.options}
+
+    def __getitem__(self, name: str) -> Option:
+        for option in self.options:
+            if option.name == name:
+                return option
+        raise KeyError(name)
+
+    def __contains__(self, name: str) -> bool:
+        return any(o.name == name for o in self.options)
+
+    def resolve_aliases(self, values: dict) -> dict:
+        """`values` (changed in place) with each alias folded into its option; an alias that
+        contradicts its option raises."""
+        for alias_name, name in self.aliases.items():
+            if alias_name not in values:
+                continue
+            alias_value = values.pop(alias_name)
+            if alias_value is None:
+                continue
+            value = values.get(name)
+            if value is not None and value != alias_value:
+                raise ValueError(f"Invalid {alias_name}: {alias_value} contradicts {name}={value}")
+            values[name] = alias_value
+        return values
+
+    def fill(self, given: Mapping) -> dict:
+        """The table's defaults overridden by `given` (aliases resolved), in table order; an
+        unknown name raises ValueError. Nothing is checked."""
+        given = self.resolve_aliases(dict(given))
+        unknown = set(given) - set(self.names)
+        if unknown:
+            raise ValueError(f"Invalid options for {self.owner}: unknown {sorted(unknown)}")
+        return {o.name: o.normalize(given.get(o.name, o.default)) for o in self.options}
+
+    def collect(self, given: Mapping) -> dict:
+        """`fill`, then every option and rule checked: a constructor's defaults dict."""
+        values = self.fill(given)
+        self.check(values)
+        return values
+
+    def check(self, values: Mapping) -> None:
+        """Checks the options present in `values` (a param group holds other keys as well),
+        then the rules."""
+        for option in self.options:
+            if option.name in values:
+                option.validate(values[option.name])
+        for rule in self.rules:
+            rule(values)
+
+
+# ---- the options --------------------------------------------------------------------------
+
+NONNEGATIVE = Range(low=0.0)
+UNIT = Range(low=0.0, high=1.0)
+
+
+def _lr(default: float, *, tensor: bool = True) -> Option:
+    doc = "step size" + (" (a float or a one-element tensor)" if tensor else " (a float)")
+    return Option("lr", default, doc, NONNEGATIVE, label="learning rate", tensor=tensor)
+
+
+def _weight_decay(doc="decoupled weight decay: p *= 1 - lr * weight_decay first") -> Option:
+    return Option("weight_decay", 0.0, doc, NONNEGATIVE)
+
+
+_MAXIMIZE = Option("maximize", False, "ascend the objective (step on -g) instead of descending")
+_FUSED = Option(
+    "fused",
+    None,
+    "None: the fused kernel where the device has one (CPU, CUDA); True: require it; "
+    "False: plain PyTorch ops",
+    OneOf((None, True, False)),
+)
+
+SCHEDULE = (
+    Option(
+        "total_steps",
+        None,
+        "planned number of step() calls; with alpha_sign it sets S and T",
+        Range(low=1, integer=True),
+        optional=True,
+    ),
+    Option(
+        "alpha_sign",
+        0.9,
+        "share of total_steps in the sign phase: S = round(alpha_sign * total_steps)",
+        Range(low=0.0, high=1.0, low_open=True),
+    ),
+    Option(
+        "sign_steps",
+        None,
+        "explicit S (alias sign_iters)",
+        Range(low=0, integer=True),
+        optional=True,
+    ),
+    Option(
+        "transition_steps",
+        None,
+        "explicit T (alias transition_iters; 2 or more to soften)",
+        Range(low=1, integer=True),
+        optional=True,
+    ),
+    Option(
+        "eps",
+        1e-4,
+        "saturation level: the soft map reaches 1 - eps at each quantile",
+        Range(low=0.0, high=1.0, low_open=True, high_open=True),
+    ),
+    Option("newton_iters", 10, "Newton steps per quantile", Range(low=0, integer=True)),
+    # tau reaches the kernels in float32: keep it finite there.
+    Option("tmax", 1e9, "upper clamp of tau", Range(low=1.0, high=1e38)),
+)
+SCHEDULE_ALIASES = {"sign_iters": "sign_steps", "transition_iters": "transition_steps"}
+
+
+def _needs_a_schedule(values: Mapping) -> None:
+    if values.get("total_steps") is None and (
+        values.get("sign_steps") is None or values.get("transition_steps") is None
+    ):
+        raise ValueError(
+            "Invalid schedule: pass total_steps (the transition starts at "
+            "round(alpha_sign * total_steps)), or both sign_steps and transition_steps"
+        )
+
+
+def _nesterov_needs_momentum(values: Mapping) -> None:
+    if values.get("nesterov") and (values["momentum"] <= 0 or values["dampening"] != 0):
+        raise ValueError(
+            "Invalid nesterov: Nesterov momentum requires momentum > 0 and dampening = 0"
+        )
+
+
+HEAVY_BALL = (
+    _lr(1e-3),
+    Option("momentum", 0.9, "heavy-ball momentum; 0 is signSGD with no buffer", UNIT),
+    Option("dampening", 0.0, "scales the gradient's share of the buffer by 1 - dampening", UNIT),
+    _weight_decay(),
+    Option("nesterov", False, "d = g + momentum * buf (needs momentum > 0, dampening = 0)"),
+    _MAXIMIZE,
+    _FUSED,
+)
+
+LION = (
+    _lr(1e-4),
+    Option(
+        "betas",
+        (0.9, 0.99),
+        "(beta1, beta2): c = beta1 * m + (1 - beta1) * g, m = beta2 * m + (1 - beta2) * g",
+        Pair(UNIT, "beta"),
+    ),
+    _weight_decay(),
+    _MAXIMIZE,
+    _FUSED,
+)
+
+_MUON_BELOW_ONE = Range(low=0.0, high=1.0, high_open=True)
+MUON = (
+    _lr(0.02, tensor=False),
+    Option("momentum", 0.95, "EMA momentum: buf = lerp(buf, g, 1 - momentum)", _MUON_BELOW_ONE),
+    Option("nesterov", True, "orthogonalize lerp(g, buf, momentum) instead of buf"),
+    _weight_decay("decoupled weight decay of the matrices"),
+    Option("ns_steps", 5, "Newton-Schulz steps of the sign phase", Range(low=0, integer=True)),
+)
+SOFT_MUON_MAPS = (
+    Option(
+        "soft_map",
+        "newton_schulz",
+        "how Phi_tau is computed",
+        OneOf(("newton_schulz", "accurate")),
+    ),
+    Option(
+        "soft_steps",
+        5,
+        "steps of the newton_schulz soft map",
+        Range(low=0, integer=True),
+    ),
+)
+ADJUST_LR = Option(
+    "adjust_lr",
+    "original",
+    "update scale: sqrt(max(1, rows / cols)), or 0.2 sqrt(max(rows, cols))",
+    OneOf(("original", "match_rms_adamw")),
+)
+_ADAMW_BETAS = Pair(_MUON_BELOW_ONE, "AdamW beta")
+ADAMW_DEFAULTS = (
+    Option(
+        "adamw_lr",
+        3e-4,
+        "learning rate of the AdamW groups",
+        NONNEGATIVE,
+        label="AdamW learning rate",
+    ),
+    Option("adamw_betas", (0.9, 0.95), "AdamW's moment decay rates", _ADAMW_BETAS),
+    Option("adamw_eps", 1e-10, "AdamW's denominator epsilon", NONNEGATIVE, label="AdamW eps"),
+    Option(
+        "adamw_weight_decay",
+        0.0,
+        "AdamW's decoupled weight decay",
+        NONNEGATIVE,
+        label="AdamW weight_decay",
+    ),
+)
+# What a use_muon=False group of SoftMuon/Muon holds under torch.optim.AdamW's names; each
+# defaults to its adamw_* option.
+ADAMW_GROUP = OptionTable(
+    "AdamW group",
+    (
+        Option("lr", None, "AdamW's lr", NONNEGATIVE, label="AdamW learning rate"),
+        Option("betas", None, "AdamW's betas", _ADAMW_BETAS),
+        Option("eps", None, "AdamW's eps", NONNEGATIVE, label="AdamW eps"),
+        Option(
+            "weight_decay", None, "AdamW's weight decay", NONNEGATIVE, label="AdamW weight_decay"
+        ),
+    ),
+)
+
+OPTIONS: dict[str, OptionTable] = {
+    "Signum": OptionTable("Signum", HEAVY_BALL, rules=(_nesterov_needs_momentum,)),
+    "SoftSignum": OptionTable(
+        "SoftSignum",
+        HEAVY_BALL + SCHEDULE,
+        rules=(_nesterov_needs_momentum, _needs_a_schedule),
+        aliases=SCHEDULE_ALIASES,
+    ),
+    "Lion": OptionTable("Lion", LION),
+    "SoftLion": OptionTable(
+        "SoftLion", LION + SCHEDULE, rules=(_needs_a_schedule,), aliases=SCHEDULE_ALIASES
+    ),
+    "Muon": OptionTable("Muon", MUON + (ADJUST_LR,) + ADAMW_DEFAULTS),
+    "SoftMuon": OptionTable(
+        "SoftMuon",
+        MUON + SCHEDULE + SOFT_MUON_MAPS + (ADJUST_LR,) + ADAMW_DEFAULTS,
+        rules=(_needs_a_schedule,),
+        aliases=SCHEDULE_ALIASES,
+    ),
+}
