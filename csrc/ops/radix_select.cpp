@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "cpu/radix_select_cpu.h"
+#include "op_signatures.h"
 #include "radix_select_check.h"
 #include "softsign/ops.h"
 
@@ -63,6 +64,24 @@ radix::PassSpec check_radix_select_histogram(at::TensorList grads, at::TensorLis
   return spec;
 }
 
+void check_radix_select_advance(const at::Tensor& state, const at::Tensor& histogram, int64_t stage,
+                                int64_t pass, int64_t digit_bits, int64_t key_bits) {
+  check_selection_state(state);
+  TORCH_CHECK(digit_bits > 0 && digit_bits <= 16 && 32 % digit_bits == 0,
+              "softsign: expected digit_bits dividing 32, at most 16, got ", digit_bits);
+  TORCH_CHECK(stage == 0 || stage == 1, "softsign: expected stage 0 or 1, got ", stage);
+  TORCH_CHECK(key_bits == 32 || key_bits == 64, "softsign: expected key_bits 32 or 64, got ",
+              key_bits);
+  const int64_t bins = int64_t{1} << digit_bits;
+  TORCH_CHECK(histogram.numel() == bins + 1 && histogram.scalar_type() == at::kLong,
+              "softsign: expected an int64 histogram of ", bins + 1, " counts, got ",
+              histogram.numel());
+  TORCH_CHECK(pass >= 0 && pass < (stage == 0 ? key_bits : 64) / digit_bits, "softsign: pass ",
+              pass, " out of range for stage ", stage);
+  TORCH_CHECK(histogram.device() == state.device(), "softsign: expected the histogram on ",
+              state.device(), ", got ", histogram.device());
+}
+
 namespace {
 
 // Digit width of the histograms: 16 bits on the CPU (few passes, per-thread histograms
@@ -85,11 +104,8 @@ int64_t passes(int64_t stage, int64_t key_bits, int64_t digit_bits) {
 
 void radix_select_advance_impl(const at::Tensor& state, const at::Tensor& histogram, int64_t stage,
                                int64_t pass, int64_t digit_bits, int64_t key_bits) {
-  check_selection_state(state);
+  check_radix_select_advance(state, histogram, stage, pass, digit_bits, key_bits);
   const int64_t bins = int64_t{1} << digit_bits;
-  TORCH_CHECK(histogram.numel() == bins + 1 && histogram.scalar_type() == at::kLong,
-              "softsign: expected an int64 histogram of ", bins + 1, " counts, got ",
-              histogram.numel());
   const at::Tensor counts = histogram.narrow(0, 0, bins);
   const at::Tensor cum = counts.cumsum(0);
   at::Tensor rank;
@@ -158,7 +174,7 @@ std::tuple<at::Tensor, at::Tensor> run_selection(const SelectionSource& src,
   const at::Tensor state = at::zeros({radix::kStateSize}, any.options().dtype(at::kLong));
   std::optional<at::Tensor> scale = src.grad_scale;
   if (scale.has_value()) scale = scale->to(any.device(), /*non_blocking=*/true);
-  const at::TensorList buffers = src.momentum == 0.0 ? at::TensorList() : src.momentum_buffers;
+  const at::TensorList buffers = reads_buffers(src) ? src.momentum_buffers : at::TensorList();
   for (int64_t stage = 0; stage < 2; ++stage) {
     for (int64_t pass = 0; pass < passes(stage, key_bits, digit_bits); ++pass) {
       at::Tensor hist = radix_select_histogram(src.grads, buffers, state, stage, pass, digit_bits,
@@ -182,7 +198,7 @@ std::tuple<at::Tensor, at::Tensor> run_selection(const SelectionSource& src,
 std::tuple<at::Tensor, at::Tensor> direction_median_mad_impl(
     at::TensorList grads, at::TensorList momentum_buffers, at::TensorList first_step_grads,
     double momentum, double dampening, bool nesterov, bool maximize,
-    const std::optional<at::Tensor>& grad_scale) {
+    const std::optional<at::Tensor>& grad_scale, std::optional<double> lion_beta1) {
   // The histograms read a grad and its buffer with one index (Note [step layouts]):
   // dense copies where a grad is a strided view or its buffer is laid out otherwise.
   std::vector<at::Tensor> gs(grads.begin(), grads.end());
@@ -197,7 +213,8 @@ std::tuple<at::Tensor, at::Tensor> direction_median_mad_impl(
   for (auto& f : fs) {
     if (!f.is_non_overlapping_and_dense()) f = f.contiguous();
   }
-  const SelectionSource src{gs, bs, fs, momentum, dampening, nesterov, maximize, grad_scale};
+  const SelectionSource src{gs,       bs,       fs,         momentum,  dampening,
+                            nesterov, maximize, grad_scale, lion_beta1};
   return run_selection(src, nullptr);
 }
 
@@ -220,11 +237,9 @@ std::tuple<at::Tensor, at::Tensor> direction_median_mad(const SelectionSource& s
   if (hook) return run_selection(src, hook);
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("softsign::direction_median_mad", "")
-                       .typed<std::tuple<at::Tensor, at::Tensor>(
-                           at::TensorList, at::TensorList, at::TensorList, double, double, bool,
-                           bool, const std::optional<at::Tensor>&)>();
+                       .typed<sig::DirectionMedianMad>();
   return op.call(src.grads, src.momentum_buffers, src.first_step_grads, src.momentum, src.dampening,
-                 src.nesterov, src.maximize, src.grad_scale);
+                 src.nesterov, src.maximize, src.grad_scale, src.lion_beta1);
 }
 
 std::tuple<at::Tensor, at::Tensor> median_mad(at::TensorList tensors, const HistogramHook& hook) {

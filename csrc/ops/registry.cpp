@@ -4,6 +4,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
+#include "op_signatures.h"
 #include "softsign/ops.h"
 
 TORCH_LIBRARY(softsign, m) {
@@ -11,20 +12,21 @@ TORCH_LIBRARY(softsign, m) {
       "soft_sign_step_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] momentum_buffers, *, "
       "float lr, Tensor? lr_tensor, float momentum, float dampening, float weight_decay, "
       "bool nesterov, bool maximize, bool first_step, Tensor? temperature, "
-      "Tensor? grad_scale, Tensor? found_inf) -> ()");
+      "Tensor? grad_scale, Tensor? found_inf, float? lion_beta1=None) -> ()");
   m.def(
       "soft_sign_direction(Tensor[] grads, Tensor[] momentum_buffers, *, float momentum, "
-      "float dampening, bool nesterov, bool maximize, bool first_step, Tensor? grad_scale) "
-      "-> Tensor[]");
+      "float dampening, bool nesterov, bool maximize, bool first_step, Tensor? grad_scale, "
+      "float? lion_beta1=None) -> Tensor[]");
   m.def("median_mad(Tensor[] tensors) -> (Tensor, Tensor)");
   m.def(
       "direction_median_mad(Tensor[] grads, Tensor[] momentum_buffers, "
       "Tensor[] first_step_grads, *, float momentum, float dampening, bool nesterov, "
-      "bool maximize, Tensor? grad_scale) -> (Tensor, Tensor)");
+      "bool maximize, Tensor? grad_scale, float? lion_beta1=None) -> (Tensor, Tensor)");
   m.def(
       "radix_select_histogram(Tensor[] grads, Tensor[] momentum_buffers, Tensor state, *, "
       "int stage, int pass_, int digit_bits, int key_bits, float momentum, float dampening, "
-      "bool nesterov, bool maximize, bool first_step, Tensor? grad_scale) -> Tensor");
+      "bool nesterov, bool maximize, bool first_step, Tensor? grad_scale, "
+      "float? lion_beta1=None) -> Tensor");
   m.def(
       "radix_select_advance_(Tensor(a!) state, Tensor histogram, *, int stage, int pass_, "
       "int digit_bits, int key_bits) -> ()");
@@ -61,26 +63,18 @@ void soft_sign_step_(at::TensorList params, at::TensorList grads, at::TensorList
                      const std::optional<at::Tensor>& temperature,
                      const std::optional<at::Tensor>& grad_scale,
                      const std::optional<at::Tensor>& found_inf) {
-  static auto op =
-      find_op("softsign::soft_sign_step_")
-          .typed<void(at::TensorList, at::TensorList, at::TensorList, double,
-                      const std::optional<at::Tensor>&, double, double, double, bool, bool, bool,
-                      const std::optional<at::Tensor>&, const std::optional<at::Tensor>&,
-                      const std::optional<at::Tensor>&)>();
+  static auto op = find_op("softsign::soft_sign_step_").typed<sig::SoftSignStep>();
   op.call(params, grads, momentum_buffers, args.lr, lr_tensor, args.momentum, args.dampening,
           args.weight_decay, args.nesterov, args.maximize, args.first_step, temperature, grad_scale,
-          found_inf);
+          found_inf, args.lion_beta1);
 }
 
 std::vector<at::Tensor> soft_sign_direction(at::TensorList grads, at::TensorList momentum_buffers,
                                             const SoftSignStepArgs& args,
                                             const std::optional<at::Tensor>& grad_scale) {
-  static auto op =
-      find_op("softsign::soft_sign_direction")
-          .typed<std::vector<at::Tensor>(at::TensorList, at::TensorList, double, double, bool, bool,
-                                         bool, const std::optional<at::Tensor>&)>();
+  static auto op = find_op("softsign::soft_sign_direction").typed<sig::SoftSignDirection>();
   return op.call(grads, momentum_buffers, args.momentum, args.dampening, args.nesterov,
-                 args.maximize, args.first_step, grad_scale);
+                 args.maximize, args.first_step, grad_scale, args.lion_beta1);
 }
 
 at::Tensor radix_select_histogram(at::TensorList grads, at::TensorList momentum_buffers,
@@ -88,20 +82,15 @@ at::Tensor radix_select_histogram(at::TensorList grads, at::TensorList momentum_
                                   int64_t digit_bits, int64_t key_bits,
                                   const SelectionSource& options, bool first_step,
                                   const std::optional<at::Tensor>& grad_scale) {
-  static auto op = find_op("softsign::radix_select_histogram")
-                       .typed<at::Tensor(at::TensorList, at::TensorList, const at::Tensor&, int64_t,
-                                         int64_t, int64_t, int64_t, double, double, bool, bool,
-                                         bool, const std::optional<at::Tensor>&)>();
+  static auto op = find_op("softsign::radix_select_histogram").typed<sig::RadixSelectHistogram>();
   return op.call(grads, momentum_buffers, state, stage, pass, digit_bits, key_bits,
                  options.momentum, options.dampening, options.nesterov, options.maximize,
-                 first_step, grad_scale);
+                 first_step, grad_scale, options.lion_beta1);
 }
 
 void radix_select_advance_(const at::Tensor& state, const at::Tensor& histogram, int64_t stage,
                            int64_t pass, int64_t digit_bits, int64_t key_bits) {
-  static auto op =
-      find_op("softsign::radix_select_advance_")
-          .typed<void(const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, int64_t)>();
+  static auto op = find_op("softsign::radix_select_advance_").typed<sig::RadixSelectAdvance>();
   op.call(state, histogram, stage, pass, digit_bits, key_bits);
 }
 

@@ -25,12 +25,30 @@ struct StepScalars {
   bool nesterov;
   bool maximize;
   bool first_step;
+  // Note [lion rule]: Lion's direction (lion_beta1 given) is interpolated from the buffer
+  // *before* its update, d = b1 * buf + (1 - b1) * g, and the buffer then moves as the
+  // heavy ball's with momentum = dampening = b2: buf = b2 * buf + (1 - b2) * g. The buffer
+  // starts at zero, so on the first step it is not read (taken as 0) rather than set to g.
+  // Lion always keeps a buffer, even when b2 = 0.
+  bool lion = false;
+  double lion_beta1 = 0.0;
+
+  // Whether the rule keeps a buffer per param (and the call passes one).
+  C10_HOST_DEVICE bool buffered() const { return lion || momentum != 0.0; }
 };
+
+// The kernels' scalars of a call; lion_beta1 selects Note [lion rule].
+inline StepScalars step_scalars(double momentum, double dampening, double weight_decay,
+                                bool nesterov, bool maximize, bool first_step,
+                                std::optional<double> lion_beta1) {
+  return StepScalars{momentum, dampening,  weight_decay,           nesterov,
+                     maximize, first_step, lion_beta1.has_value(), lion_beta1.value_or(0.0)};
+}
 
 // Validates a soft_sign_step_ call (lists, shapes, devices, dtypes, optional scalars).
 // Throws before anything is written.
 void check_soft_sign_step(at::TensorList params, at::TensorList grads,
-                          at::TensorList momentum_buffers, double momentum,
+                          at::TensorList momentum_buffers, const StepScalars& s,
                           const std::optional<at::Tensor>& lr_tensor,
                           const std::optional<at::Tensor>& temperature,
                           const std::optional<at::Tensor>& grad_scale,
@@ -91,10 +109,19 @@ C10_HOST_DEVICE inline T add_rn(T a, T b) {
 // sign-flipped for maximize.
 template <typename T>
 C10_HOST_DEVICE inline T momentum_direction(T g, T& buf, const StepScalars& s) {
-  if (s.momentum == 0.0) return g;
+  if (!s.buffered()) return g;
   const T m = static_cast<T>(s.momentum);
   const T undamped = T(1) - static_cast<T>(s.dampening);
-  buf = s.first_step ? g : add_rn(mul_rn(m, buf), mul_rn(undamped, g));
+  // One buffer formula for both rules keeps the kernels' registers few: the heavy ball's
+  // first step then discards it (its buffer starts at g), Lion's starts from a zero buffer.
+  const T old = s.first_step ? T(0) : buf;
+  const T moved = add_rn(mul_rn(m, old), mul_rn(undamped, g));
+  if (s.lion) {
+    const T b1 = static_cast<T>(s.lion_beta1);
+    buf = moved;
+    return add_rn(mul_rn(b1, old), mul_rn(T(1) - b1, g));
+  }
+  buf = s.first_step ? g : moved;
   return s.nesterov ? add_rn(g, mul_rn(m, buf)) : buf;
 }
 

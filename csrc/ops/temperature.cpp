@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 
+#include "op_signatures.h"
 #include "softsign/ops.h"
 
 namespace softsign::ops {
@@ -27,11 +28,19 @@ at::ScalarType opmath_of(const at::Tensor& t) {
 }
 
 // Mirrors Note [soft-sign element math] with ATen ops, without writing anything.
+sig::SoftSignDirection soft_sign_direction_impl;  // Note [one signature per op]
+
+// 1 - x as the kernels form it: in the opmath type (float32: 1 - float(x)).
+double one_minus(double x, at::ScalarType op) {
+  return op == at::kDouble ? 1.0 - x : static_cast<double>(1.0f - static_cast<float>(x));
+}
+
 std::vector<at::Tensor> soft_sign_direction_impl(at::TensorList grads,
                                                  at::TensorList momentum_buffers, double momentum,
                                                  double dampening, bool nesterov, bool maximize,
                                                  bool first_step,
-                                                 const std::optional<at::Tensor>& grad_scale) {
+                                                 const std::optional<at::Tensor>& grad_scale,
+                                                 std::optional<double> lion_beta1) {
   TORCH_CHECK(momentum_buffers.empty() || momentum_buffers.size() == grads.size(),
               "softsign: expected one momentum buffer per grad or none, got ",
               momentum_buffers.size(), " for ", grads.size());
@@ -42,14 +51,18 @@ std::vector<at::Tensor> soft_sign_direction_impl(at::TensorList grads,
     at::Tensor g = grads[i].to(op);
     if (grad_scale.has_value()) g = g / grad_scale->to(op);
     if (maximize) g = -g;
+    if (lion_beta1.has_value()) {  // Note [lion rule]: the buffer before its update
+      const at::Tensor mixed = one_minus(*lion_beta1, op) * g;
+      out.push_back(first_step || momentum_buffers.empty()
+                        ? *lion_beta1 * at::zeros_like(g) + mixed
+                        : *lion_beta1 * momentum_buffers[i].to(op) + mixed);
+      continue;
+    }
     if (momentum == 0.0) {
       out.push_back(g.clone());  // a fresh tensor even when g is the grad itself
       continue;
     }
-    // 1 - dampening as the kernels form it: in the opmath type (float32: 1 - float(d)).
-    const double undamped = op == at::kDouble
-                                ? 1.0 - dampening
-                                : static_cast<double>(1.0f - static_cast<float>(dampening));
+    const double undamped = one_minus(dampening, op);
     const at::Tensor buf = first_step ? g : momentum * momentum_buffers[i].to(op) + undamped * g;
     out.push_back(nesterov ? g + momentum * buf : buf.clone());
   }

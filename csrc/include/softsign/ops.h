@@ -24,6 +24,10 @@ struct SoftSignStepArgs {
   // The momentum buffers are being created on this step: buf <- g instead of
   // buf <- momentum * buf + (1 - dampening) * g (SGD's convention).
   bool first_step = false;
+  // Lion's rule instead of the heavy ball when set (b1; pass momentum = dampening = b2):
+  // d <- b1 * buf + (1 - b1) * g from the buffer before its update, then
+  // buf <- b2 * buf + (1 - b2) * g; the buffer starts at zero (first_step: not read).
+  std::optional<double> lion_beta1;
 };
 
 // In-place fused SoftSignum/Signum step over many tensors (docs/algorithms.md section 4):
@@ -72,6 +76,7 @@ struct SelectionSource {
   bool nesterov = false;
   bool maximize = false;
   std::optional<at::Tensor> grad_scale;
+  std::optional<double> lion_beta1;  // Lion's rule (see SoftSignStepArgs)
 };
 
 // median_mad of the directions of `src`, without materializing them.

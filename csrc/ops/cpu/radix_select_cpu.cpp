@@ -11,6 +11,7 @@
 
 #include "cpu/capability.h"
 #include "cpu/radix_select_kernel.h"
+#include "op_signatures.h"
 #include "radix_select_check.h"
 
 namespace softsign::ops {
@@ -29,12 +30,14 @@ double mu_of(const int64_t* state, int64_t key_bits) {
   return radix::median_of_prefix(static_cast<uint64_t>(state[0]), static_cast<int>(key_bits));
 }
 
+sig::RadixSelectHistogram radix_select_histogram_cpu;  // Note [one signature per op]
+
 at::Tensor radix_select_histogram_cpu(at::TensorList grads, at::TensorList momentum_buffers,
                                       const at::Tensor& state, int64_t stage, int64_t pass,
                                       int64_t digit_bits, int64_t key_bits, double momentum,
                                       double dampening, bool nesterov, bool maximize,
-                                      bool first_step,
-                                      const std::optional<at::Tensor>& grad_scale) {
+                                      bool first_step, const std::optional<at::Tensor>& grad_scale,
+                                      std::optional<double> lion_beta1) {
   const radix::PassSpec spec = check_radix_select_histogram(grads, momentum_buffers, state, stage,
                                                             pass, digit_bits, key_bits, grad_scale);
   TORCH_CHECK(digit_bits == 8 || digit_bits == 16,
@@ -42,7 +45,7 @@ at::Tensor radix_select_histogram_cpu(at::TensorList grads, at::TensorList momen
   const auto st = state.contiguous();
   const int64_t* s = st.const_data_ptr<int64_t>();
   const RadixContext c{
-      StepScalars{momentum, dampening, 0.0, nesterov, maximize, first_step},
+      step_scalars(momentum, dampening, 0.0, nesterov, maximize, first_step, lion_beta1),
       grad_scale.has_value() ? grad_scale->item<double>() : 1.0,  // a CPU tensor: no sync
       spec, static_cast<uint64_t>(s[2 * stage]), mu_of(s, key_bits)};
   at::Tensor out = at::zeros({(int64_t{1} << digit_bits) + 1}, state.options());
@@ -82,13 +85,11 @@ bool finish_among_candidates_cpu(const SelectionSource& src, const at::Tensor& s
   const KeySink sink{keys.data(), count, &cursor};
   // Grads with buffers, then those whose buffers start this step: one context each.
   auto context = [&](bool first_step) {
-    return RadixContext{
-        StepScalars{src.momentum, src.dampening, 0.0, src.nesterov, src.maximize, first_step},
-        scale, next, prefix, mu_of(s, key_bits)};
+    return RadixContext{scalars_of(src, first_step), scale, next, prefix, mu_of(s, key_bits)};
   };
   if (!src.grads.empty()) {
-    collect(src.grads, src.momentum == 0.0 ? at::TensorList() : src.momentum_buffers,
-            context(false), sink);
+    collect(src.grads, reads_buffers(src) ? src.momentum_buffers : at::TensorList(), context(false),
+            sink);
   }
   if (!src.first_step_grads.empty()) collect(src.first_step_grads, {}, context(true), sink);
   const int64_t rank = s[2 * stage + 1];

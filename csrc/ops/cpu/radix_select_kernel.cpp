@@ -45,10 +45,21 @@ std::vector<Chunk> chunks_of(at::TensorList tensors) {
 // How the direction is formed: momentum_direction of soft_sign_step.h, one case per
 // template instance so that the key loop has no branch. d = g; d = g + m g (first
 // Nesterov step); d = buf' or g + m buf' with buf' = m buf + (1 - dampening) g, where buf
-// is read, or 0 when a call passes no buffers (the same arithmetic, signed zeros included).
-enum class Mode { kDirect, kFirstNesterov, kBuffer, kBufferNesterov, kZero, kZeroNesterov };
+// is read, or 0 when a call passes no buffers (the same arithmetic, signed zeros included);
+// d = b1 buf + (1 - b1) g with buf read, or 0 on a first step (Note [lion rule]).
+enum class Mode {
+  kDirect,
+  kFirstNesterov,
+  kBuffer,
+  kBufferNesterov,
+  kZero,
+  kZeroNesterov,
+  kLion,
+  kLionZero
+};
 
 Mode mode_of(const StepScalars& s, bool has_buffers) {
+  if (s.lion) return has_buffers && !s.first_step ? Mode::kLion : Mode::kLionZero;
   if (s.momentum == 0.0) return Mode::kDirect;
   if (s.first_step) return s.nesterov ? Mode::kFirstNesterov : Mode::kDirect;
   if (!has_buffers) return s.nesterov ? Mode::kZeroNesterov : Mode::kZero;
@@ -65,6 +76,8 @@ void keys_of_block(const scalar_t* g, const scalar_t* b, int64_t len, const Radi
   const opmath_t sign = c.step.maximize ? opmath_t(-1) : opmath_t(1);
   const opmath_t m = static_cast<opmath_t>(c.step.momentum);
   const opmath_t keep = opmath_t(1) - static_cast<opmath_t>(c.step.dampening);
+  const opmath_t b1 = static_cast<opmath_t>(c.step.lion_beta1);
+  const opmath_t b1_keep = opmath_t(1) - b1;
   const double mu = c.mu;
   for (int64_t i = 0; i < len; ++i) {
     // Division by 1 and multiplication by +-1 are exact: no branch needed for either.
@@ -74,6 +87,9 @@ void keys_of_block(const scalar_t* g, const scalar_t* b, int64_t len, const Radi
       d = gi;
     } else if constexpr (kMode == Mode::kFirstNesterov) {
       d = gi + m * gi;
+    } else if constexpr (kMode == Mode::kLion || kMode == Mode::kLionZero) {
+      const opmath_t old = kMode == Mode::kLion ? static_cast<opmath_t>(b[i]) : opmath_t(0);
+      d = b1 * old + b1_keep * gi;
     } else {
       constexpr bool kRead = kMode == Mode::kBuffer || kMode == Mode::kBufferNesterov;
       const opmath_t old = kRead ? static_cast<opmath_t>(b[i]) : opmath_t(0);
@@ -151,6 +167,10 @@ void visit_chunk(const at::Tensor& g, const at::Tensor* b, int64_t begin, int64_
         case Mode::kZeroNesterov:
           return visit_typed<scalar_t, Key, kStage, Mode::kZeroNesterov>(gp, bp, len, c, visit,
                                                                          nan);
+        case Mode::kLion:
+          return visit_typed<scalar_t, Key, kStage, Mode::kLion>(gp, bp, len, c, visit, nan);
+        case Mode::kLionZero:
+          return visit_typed<scalar_t, Key, kStage, Mode::kLionZero>(gp, bp, len, c, visit, nan);
       }
     };
     if (c.spec.stage == 1) {

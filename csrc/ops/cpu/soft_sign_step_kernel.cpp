@@ -124,18 +124,21 @@ struct Chunk {
 // soft_sign_step.h, one case per loop, so that each loop is straight-line code. One loop
 // that branched on the options per vector kept its vectors on the stack, and ran at half
 // this speed on data in cache (0.40 against 0.20 ns per float32 element, one core).
-enum class Momentum { kNone, kFirst, kFirstNesterov, kHeavyBall, kNesterov };
+// kLion and kLionFirst: Note [lion rule] (the first step reads no buffer).
+enum class Momentum { kNone, kFirst, kFirstNesterov, kHeavyBall, kNesterov, kLion, kLionFirst };
 
 // The call's scalars as vectors, made once per parallel task rather than per element.
 template <typename opmath_t>
 struct Lanes {
   using Vec = at::vec::Vectorized<opmath_t>;
-  Vec momentum, undamped, lr, decay, tau, scale, flip;
+  Vec momentum, undamped, b1, b1_keep, lr, decay, tau, scale, flip;
   bool scaled, first_step;
 
   explicit Lanes(const CpuStepArgs& a)
       : momentum(static_cast<opmath_t>(a.step.momentum)),
         undamped(opmath_t(1) - static_cast<opmath_t>(a.step.dampening)),
+        b1(static_cast<opmath_t>(a.step.lion_beta1)),
+        b1_keep(opmath_t(1) - static_cast<opmath_t>(a.step.lion_beta1)),
         lr(static_cast<opmath_t>(a.lr)),
         decay(Vec(1) - lr * Vec(static_cast<opmath_t>(a.step.weight_decay))),
         tau(static_cast<opmath_t>(a.tau)),
@@ -157,7 +160,11 @@ inline at::vec::Vectorized<opmath_t> step_vec(at::vec::Vectorized<opmath_t> p,
   if (c.scaled) g = g / c.scale;
   g = g ^ c.flip;
   Vec d = g;
-  if constexpr (kMomentum == Momentum::kFirst || kMomentum == Momentum::kFirstNesterov) {
+  if constexpr (kMomentum == Momentum::kLion || kMomentum == Momentum::kLionFirst) {
+    const Vec old = kMomentum == Momentum::kLion ? buf : Vec(opmath_t(0));
+    d = product(c.b1, old) + product(c.b1_keep, g);
+    buf = product(c.momentum, old) + product(c.undamped, g);
+  } else if constexpr (kMomentum == Momentum::kFirst || kMomentum == Momentum::kFirstNesterov) {
     buf = g;
   } else if constexpr (kMomentum != Momentum::kNone) {
     buf = product(c.momentum, buf) + product(c.undamped, g);
@@ -188,7 +195,7 @@ void step_block(scalar_t* p, const scalar_t* g, scalar_t* b, int64_t len,
   using Vec = at::vec::Vectorized<opmath_t>;
   // On the first step the buffer may be uninitialized memory: never read it.
   constexpr bool kReadBuf = kMomentum == Momentum::kHeavyBall || kMomentum == Momentum::kNesterov ||
-                            kMomentum == Momentum::kNone;
+                            kMomentum == Momentum::kLion || kMomentum == Momentum::kNone;
   const bool read_buf = kReadBuf && b != nullptr && !c.first_step;
   if constexpr (std::is_same_v<scalar_t, opmath_t>) {
     // float32 and float64: whole vectors with plain loads and stores, then the tail with
@@ -260,7 +267,13 @@ template <bool kSoft, typename scalar_t>
 void step_bucket(const std::vector<size_t>& members, at::TensorList params, at::TensorList grads,
                  at::TensorList bufs, const CpuStepArgs& args) {
   const StepScalars& s = args.step;
-  if (s.momentum == 0.0) {
+  if (s.lion) {
+    if (s.first_step) {
+      step_bucket<kSoft, Momentum::kLionFirst, scalar_t>(members, params, grads, bufs, args);
+    } else {
+      step_bucket<kSoft, Momentum::kLion, scalar_t>(members, params, grads, bufs, args);
+    }
+  } else if (s.momentum == 0.0) {
     step_bucket<kSoft, Momentum::kNone, scalar_t>(members, params, grads, bufs, args);
   } else if (s.first_step) {
     if (s.nesterov) {

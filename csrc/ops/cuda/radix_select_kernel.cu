@@ -2,6 +2,9 @@
 // histogram and advance ops, and the device-side driver of radix_select.cpp.
 #include <torch/library.h>
 
+#include <type_traits>
+
+#include "op_signatures.h"
 #include "radix_select_kernel.cuh"
 
 namespace softsign::ops {
@@ -11,6 +14,12 @@ std::tuple<at::Tensor, at::Tensor> select_median_mad_cuda(const SelectionSource&
 }
 
 }  // namespace softsign::ops
+
+// Note [one signature per op].
+static_assert(std::is_same_v<decltype(softsign::ops::radix_select_histogram_launch<>),
+                             softsign::ops::sig::RadixSelectHistogram>);
+static_assert(std::is_same_v<decltype(softsign::ops::radix_select_advance_entry),
+                             softsign::ops::sig::RadixSelectAdvance>);
 
 TORCH_LIBRARY_IMPL(softsign, CUDA, m) {
   m.impl("radix_select_histogram", &softsign::ops::radix_select_histogram_launch<>);

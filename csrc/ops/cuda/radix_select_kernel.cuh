@@ -306,7 +306,7 @@ void over_directions(at::TensorList grads, at::TensorList buffers, const StepSca
                      const DeviceScalar& scale, const Make& make) {
   // As on the CPU, a buffer only counts when momentum_direction would read it; on the
   // first step it may be uninitialized memory, so it is not even loaded.
-  const bool read_buf = !buffers.empty() && s.momentum != 0.0 && !s.first_step;
+  const bool read_buf = !buffers.empty() && s.buffered() && !s.first_step;
   for (const auto& [dtype, members] : group_by_dtype(grads)) {
     std::array<std::vector<at::Tensor>, 2> lists;
     for (const size_t i : members) {
@@ -370,7 +370,8 @@ at::Tensor radix_select_histogram_launch(at::TensorList grads, at::TensorList mo
                                          int64_t digit_bits, int64_t key_bits, double momentum,
                                          double dampening, bool nesterov, bool maximize,
                                          bool first_step,
-                                         const std::optional<at::Tensor>& grad_scale) {
+                                         const std::optional<at::Tensor>& grad_scale,
+                                         std::optional<double> lion_beta1) {
   const radix::PassSpec spec = check_radix_select_histogram(grads, momentum_buffers, state, stage,
                                                             pass, digit_bits, key_bits, grad_scale);
   TORCH_CHECK(digit_bits == kDigitBits,
@@ -387,7 +388,8 @@ at::Tensor radix_select_histogram_launch(at::TensorList grads, at::TensorList mo
   std::vector<at::Tensor> keep;
   const DeviceScalar scale_s = device_scalar(grad_scale, keep);
   keep.push_back(state.contiguous());
-  const StepScalars s{momentum, dampening, 0.0, nesterov, maximize, first_step};
+  const StepScalars s =
+      step_scalars(momentum, dampening, 0.0, nesterov, maximize, first_step, lion_beta1);
   histogram_into<L>(hist, grads, momentum_buffers, keep.back(), spec, s, scale_s, nullptr);
   return hist;
 }
@@ -396,20 +398,7 @@ at::Tensor radix_select_histogram_launch(at::TensorList grads, at::TensorList mo
 inline void radix_select_advance_entry(const at::Tensor& state, const at::Tensor& histogram,
                                        int64_t stage, int64_t pass, int64_t digit_bits,
                                        int64_t key_bits) {
-  TORCH_CHECK(state.scalar_type() == at::kLong && state.numel() == radix::kStateSize,
-              "softsign: expected an int64 selection state of ", radix::kStateSize, " elements");
-  TORCH_CHECK(digit_bits > 0 && digit_bits <= 16 && 32 % digit_bits == 0,
-              "softsign: expected digit_bits dividing 32, at most 16, got ", digit_bits);
-  TORCH_CHECK(stage == 0 || stage == 1, "softsign: expected stage 0 or 1, got ", stage);
-  TORCH_CHECK(key_bits == 32 || key_bits == 64, "softsign: expected key_bits 32 or 64");
-  const int64_t bins = int64_t{1} << digit_bits;
-  TORCH_CHECK(histogram.numel() == bins + 1 && histogram.scalar_type() == at::kLong,
-              "softsign: expected an int64 histogram of ", bins + 1, " counts, got ",
-              histogram.numel());
-  TORCH_CHECK(pass >= 0 && pass < (stage == 0 ? key_bits : 64) / digit_bits, "softsign: pass ",
-              pass, " out of range for stage ", stage);
-  TORCH_CHECK(histogram.device() == state.device(), "softsign: expected the histogram on ",
-              state.device(), ", got ", histogram.device());
+  check_radix_select_advance(state, histogram, stage, pass, digit_bits, key_bits);
 #if defined(__CUDACC__)
   c10::cuda::CUDAGuard guard(state.device());
 #endif
@@ -451,10 +440,9 @@ std::tuple<at::Tensor, at::Tensor> select_median_mad_launch(const SelectionSourc
   std::optional<at::Tensor> scale = src.grad_scale;
   if (scale.has_value()) scale = scale->to(any.device(), /*non_blocking=*/true);
   const DeviceScalar scale_s = device_scalar(scale, keep);
-  const at::TensorList bufs = src.momentum == 0.0 ? at::TensorList() : src.momentum_buffers;
-  const StepScalars s{src.momentum, src.dampening, 0.0, src.nesterov, src.maximize, false};
-  StepScalars s_first = s;
-  s_first.first_step = true;
+  const at::TensorList bufs = reads_buffers(src) ? src.momentum_buffers : at::TensorList();
+  const StepScalars s = scalars_of(src, false);
+  const StepScalars s_first = scalars_of(src, true);
   int64_t* ctrl_ptr = ctrl.data_ptr<int64_t>();
   const int cand_grid =
       static_cast<int>(std::min<int64_t>((capacity + mt::kBlockSize - 1) / mt::kBlockSize, 1024));

@@ -140,16 +140,18 @@ void soft_sign_step_launch(at::TensorList params, at::TensorList grads,
                            double dampening, double weight_decay, bool nesterov, bool maximize,
                            bool first_step, const std::optional<at::Tensor>& temperature,
                            const std::optional<at::Tensor>& grad_scale,
-                           const std::optional<at::Tensor>& found_inf) {
-  check_soft_sign_step(params, grads, momentum_buffers, momentum, lr_tensor, temperature,
-                       grad_scale, found_inf);
+                           const std::optional<at::Tensor>& found_inf,
+                           std::optional<double> lion_beta1) {
+  const StepScalars s =
+      step_scalars(momentum, dampening, weight_decay, nesterov, maximize, first_step, lion_beta1);
+  check_soft_sign_step(params, grads, momentum_buffers, s, lr_tensor, temperature, grad_scale,
+                       found_inf);
   if (params.empty()) return;
 #if defined(__CUDACC__)
   c10::cuda::CUDAGuard guard(params[0].device());
 #endif
 
-  const StepScalars s{momentum, dampening, weight_decay, nesterov, maximize, first_step};
-  const bool use_buf = !momentum_buffers.empty() && momentum != 0.0;
+  const bool use_buf = !momentum_buffers.empty() && s.buffered();
   const StepLayout layout(params, grads, momentum_buffers);
 
   std::vector<at::Tensor> keep;

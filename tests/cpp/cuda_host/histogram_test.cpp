@@ -33,7 +33,8 @@ at::Tensor randn(int64_t n, at::ScalarType dtype) {
 void expect_same_histograms(const Source& s, int64_t key_bits, const std::string& what) {
   const at::Tensor state = at::zeros({softsign::ops::radix::kStateSize}, at::kLong);
   const ops::SelectionSource& src = s.src;
-  const at::TensorList bufs = src.momentum == 0.0 ? at::TensorList() : src.momentum_buffers;
+  const at::TensorList bufs =
+      src.momentum == 0.0 && !src.lion_beta1 ? at::TensorList() : src.momentum_buffers;
   for (int64_t stage = 0; stage < 2; ++stage) {
     const int64_t passes = (stage == 0 ? key_bits : 64) / 8;
     for (int64_t pass = 0; pass < passes; ++pass) {
@@ -43,13 +44,13 @@ void expect_same_histograms(const Source& s, int64_t key_bits, const std::string
                                                     key_bits, src, false, src.grad_scale);
       at::Tensor got = ops::radix_select_histogram_launch<Tiny>(
           src.grads, bufs, state, stage, pass, 8, key_bits, src.momentum, src.dampening,
-          src.nesterov, src.maximize, false, src.grad_scale);
+          src.nesterov, src.maximize, false, src.grad_scale, src.lion_beta1);
       if (!src.first_step_grads.empty()) {
         want.add_(ops::radix_select_histogram(src.first_step_grads, {}, state, stage, pass, 8,
                                               key_bits, src, true, src.grad_scale));
         got.add_(ops::radix_select_histogram_launch<Tiny>(
             src.first_step_grads, {}, state, stage, pass, 8, key_bits, src.momentum, src.dampening,
-            src.nesterov, src.maximize, true, src.grad_scale));
+            src.nesterov, src.maximize, true, src.grad_scale, src.lion_beta1));
       }
       ASSERT_TRUE(at::equal(got, want)) << where;
       ops::radix_select_advance_(state, want, stage, pass, 8, key_bits);
@@ -112,6 +113,21 @@ TEST(HistogramKernel, EveryPassMatchesTheCpuOp) {
   }
 }
 
+// Note [lion rule]: d from the buffer before its update (b2 = 0.99 as momentum and
+// dampening), and from a zero buffer for grads whose buffers start this step.
+TEST(HistogramKernel, LionRuleMatchesTheCpuOp) {
+  at::manual_seed(3);
+  for (const auto& dtypes : std::vector<std::vector<at::ScalarType>>{
+           {at::kFloat}, {at::kBFloat16, at::kHalf}, {at::kDouble}}) {
+    Source s = make_source(dtypes, 0.99, false, true, true, false);
+    s.src.dampening = 0.99;
+    s.src.lion_beta1 = 0.9;
+    s.src.maximize = true;
+    const int64_t key_bits = dtypes[0] == at::kDouble ? 64 : 32;
+    expect_same_histograms(s, key_bits, "lion " + std::string(at::toString(dtypes[0])));
+  }
+}
+
 TEST(HistogramKernel, NaNIsCountedOnTheFirstPassOnly) {
   at::manual_seed(1);
   const Source s = make_source({at::kFloat}, 0.9, false, false, false, true);
@@ -128,7 +144,8 @@ TEST(HistogramKernel, DefaultLimitsAcrossChunks) {
   const at::Tensor want =
       ops::radix_select_histogram(s.src.grads, {}, state, 0, 0, 8, 32, s.src, false, {});
   const at::Tensor got = ops::radix_select_histogram_launch<mt::DefaultLimits>(
-      s.src.grads, {}, state, 0, 0, 8, 32, 0.0, 0.0, false, false, false, std::nullopt);
+      s.src.grads, {}, state, 0, 0, 8, 32, 0.0, 0.0, false, false, false, std::nullopt,
+      std::nullopt);
   EXPECT_TRUE(at::equal(got, want));
 }
 
@@ -176,8 +193,10 @@ TEST(SelectionDriver, MatchesTheCpuMedianAndMad) {
   const std::vector<std::vector<at::ScalarType>> dtype_lists = {
       {at::kFloat}, {at::kBFloat16, at::kHalf}, {at::kDouble, at::kFloat}};
   for (const auto& dtypes : dtype_lists) {
-    for (const bool momentum : {false, true}) {
-      Source s = make_source(dtypes, momentum ? 0.9 : 0.0, momentum, momentum, momentum, false);
+    for (const int rule : {0, 1, 2}) {  // no momentum, Nesterov, Note [lion rule]
+      const bool momentum = rule != 0;
+      Source s = make_source(dtypes, momentum ? 0.9 : 0.0, rule == 1, momentum, momentum, false);
+      if (rule == 2) s.src.lion_beta1 = 0.8;
       const auto [mu, mad] = ops::direction_median_mad(s.src);
       for (const int64_t capacity : {int64_t{0}, int64_t{8}, int64_t{40}, int64_t{3000}}) {
         const auto [got_mu, got_mad] = ops::select_median_mad_launch<Tiny>(s.src, capacity);

@@ -103,7 +103,7 @@ void run_and_compare(const Inputs& in, const Case& c, Temp temp, const std::stri
   ops::soft_sign_step_(cpu.params, cpu.grads, cpu.bufs, a, lr_t, tau, scale, inf);
   ops::soft_sign_step_launch<L>(host.params, host.grads, host.bufs, a.lr, lr_t, a.momentum,
                                 a.dampening, a.weight_decay, a.nesterov, a.maximize, a.first_step,
-                                tau, scale, inf);
+                                tau, scale, inf, a.lion_beta1);
   const double lr = c.lr_tensor ? a.lr * 2 : a.lr;
   for (size_t i = 0; i < in.params.size(); ++i) {
     const std::string where = what + " tensor " + std::to_string(i) + " " +
@@ -139,6 +139,18 @@ std::vector<Case> cases() {
   m.args.maximize = true;
   m.args.weight_decay = 0.1;
   out.push_back(m);
+  // Note [lion rule]: b2 = 0.99 as momentum and dampening, b1 = 0.9; and b2 = 0, where a
+  // buffer is still kept.
+  for (const bool first : {false, true}) {
+    Case lion{first ? "lion_first_step" : "lion", args(0.99, 0.99, false, first)};
+    lion.args.lion_beta1 = 0.9;
+    lion.args.weight_decay = 0.1;
+    out.push_back(lion);
+  }
+  Case lion_zero{"lion_beta2_zero_maximize", args(0.0, 0.0, false, false)};
+  lion_zero.args.lion_beta1 = 0.5;
+  lion_zero.args.maximize = true;
+  out.push_back(lion_zero);
   Case amp{"grad_scale_lr_tensor_found_inf_zero", args(0.9, 0.0, false, false)};
   amp.lr_tensor = amp.grad_scale = true;
   amp.found_inf = 0.0;
@@ -163,7 +175,8 @@ TEST_P(StepKernel, MatchesTheCpuOp) {
   at::manual_seed(0);
   for (const Case& c : cases()) {
     for (const auto& dtypes : kDtypeLists) {
-      const Inputs in = make_inputs(dtypes, c.args.momentum != 0.0);
+      const Inputs in =
+          make_inputs(dtypes, c.args.momentum != 0.0 || c.args.lion_beta1.has_value());
       const std::string what = c.name + " [" + std::to_string(dtypes.size()) + " dtypes, " +
                                std::string(at::toString(dtypes[0])) + "]";
       run_and_compare<Tiny>(in, c, GetParam(), what);

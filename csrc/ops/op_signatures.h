@@ -1,0 +1,49 @@
+// Note [one signature per op]: the C++ function type of every op with more than one
+// implementation, matching its schema in registry.cpp argument for argument. Each kernel
+// entry is declared with its op's type (`sig::SoftSignStep soft_sign_step_cpu;`) and the
+// registry calls through `typed<sig::...>()`, so a kernel whose parameters drift from the
+// schema fails to compile instead of failing at the first call.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <optional>
+#include <tuple>
+#include <vector>
+
+namespace softsign::ops::sig {
+
+using SoftSignStep = void(at::TensorList params, at::TensorList grads,
+                          at::TensorList momentum_buffers, double lr,
+                          const std::optional<at::Tensor>& lr_tensor, double momentum,
+                          double dampening, double weight_decay, bool nesterov, bool maximize,
+                          bool first_step, const std::optional<at::Tensor>& temperature,
+                          const std::optional<at::Tensor>& grad_scale,
+                          const std::optional<at::Tensor>& found_inf,
+                          std::optional<double> lion_beta1);
+
+using SoftSignDirection = std::vector<at::Tensor>(at::TensorList grads,
+                                                  at::TensorList momentum_buffers, double momentum,
+                                                  double dampening, bool nesterov, bool maximize,
+                                                  bool first_step,
+                                                  const std::optional<at::Tensor>& grad_scale,
+                                                  std::optional<double> lion_beta1);
+
+using DirectionMedianMad = std::tuple<at::Tensor, at::Tensor>(
+    at::TensorList grads, at::TensorList momentum_buffers, at::TensorList first_step_grads,
+    double momentum, double dampening, bool nesterov, bool maximize,
+    const std::optional<at::Tensor>& grad_scale, std::optional<double> lion_beta1);
+
+using RadixSelectHistogram = at::Tensor(at::TensorList grads, at::TensorList momentum_buffers,
+                                        const at::Tensor& state, int64_t stage, int64_t pass,
+                                        int64_t digit_bits, int64_t key_bits, double momentum,
+                                        double dampening, bool nesterov, bool maximize,
+                                        bool first_step,
+                                        const std::optional<at::Tensor>& grad_scale,
+                                        std::optional<double> lion_beta1);
+
+using RadixSelectAdvance = void(const at::Tensor& state, const at::Tensor& histogram, int64_t stage,
+                                int64_t pass, int64_t digit_bits, int64_t key_bits);
+
+}  // namespace softsign::ops::sig
