@@ -18,8 +18,9 @@ An optimizer joins every contract by ONE entry in OPTIMIZERS. Its fields:
     reference   reference(groups, dtype, options) -> a Reference, float64; make it with
                 per_group(Cls, extra) for a class of one param list (SoftSignumReference's
                 interface: Cls(params, **options), .step(grads), .params, .tau (None in the
-                sign phase), the lr in .options["lr"] or .lr, .last_directions to forgive
-                sign flips in the sign phase), or grouped(Cls, extra) for one of group dicts
+                sign phase), its options in the dict .options (the LR-scheduler contract
+                sets .options["lr"]), .last_directions to forgive sign flips in the sign
+                phase), or grouped(Cls, extra) for one of group dicts
                 (SoftMuonReference's). extra(dtype) -> keywords the reference needs for that
                 dtype: storage(dtype), bf16_newton_schulz(dtype).
     compare     compare(opt, ref, k, dtype) holds the optimizer to the reference after step
@@ -142,8 +143,8 @@ class OptimInfo:
 
 
 def phases(options) -> tuple[float, int]:
-    sign_steps = options.get("sign_steps")
-    if sign_steps == math.inf or (options.get("total_steps") is None and sign_steps is None):
+    """(S, T) of a group with these options: S is inf without a schedule."""
+    if options.get("total_steps") is None and options.get("sign_steps") is None:
         return math.inf, 1
     return ref_lib.resolve_phases(
         options.get("total_steps"),
@@ -287,11 +288,7 @@ class _PerGroup(Reference):
         return self.refs[gi].tau
 
     def set_lr(self, gi, lr):
-        ref = self.refs[gi]
-        if isinstance(getattr(ref, "options", None), dict):
-            ref.options["lr"] = lr  # a reference that keeps its options in a dict
-        else:
-            ref.lr = lr
+        self.refs[gi].options["lr"] = lr
 
 
 class _Grouped(Reference):
@@ -474,16 +471,6 @@ SOFT_MUON_INVALID = (
 # ---- the registry ---------------------------------------------------------------------------
 
 
-def _signum_reference():
-    """SignumReference where the reference has one, else SoftSignumReference in the sign
-    phase forever (sign_steps=math.inf), as it was before."""
-    if hasattr(ref_lib, "SignumReference"):
-        return per_group(ref_lib.SignumReference, storage)
-    return per_group(
-        ref_lib.SoftSignumReference, lambda dtype: dict(storage(dtype), sign_steps=math.inf)
-    )
-
-
 SIGN_PARAMS = shaped(([(1,), (7,), (33, 5), (3, 4, 5), (70001,)], {}))
 # (out, in) matrices (square, wide, tall, one shape twice for batching) and a conv weight on
 # the matrix path; a vector and an embedding-like table in the AdamW group.
@@ -513,7 +500,7 @@ SIGNUM = OptimInfo(
     options=SIGN_OPTIONS,
     steps=8,
     params=SIGN_PARAMS,
-    reference=_signum_reference(),
+    reference=per_group(ref_lib.SignumReference, storage),
     compare=elementwise,
     schedule=False,
     fused=(None, True, False),
