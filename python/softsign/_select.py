@@ -50,8 +50,6 @@ def median_mad(
     tensors = [g for src in sources for g in src.grads]
     bits = 64 if hook is not None or any(t.dtype == torch.float64 for t in tensors) else 32
     state = torch.zeros(6, dtype=torch.int64, device=device)  # radix::kStateSize
-    # Passed only when given: a library without Lion's rule does not know the keyword.
-    rule = {} if lion_beta1 is None else {"lion_beta1": float(lion_beta1)}
     for stage in (0, 1):
         for pass_ in range((bits if stage == 0 else 64) // digit_bits):
             hist = None
@@ -72,7 +70,7 @@ def median_mad(
                     maximize=bool(maximize),
                     first_step=src.first_step,
                     grad_scale=grad_scale,
-                    **rule,
+                    lion_beta1=None if lion_beta1 is None else float(lion_beta1),
                 )
                 hist = part if hist is None else hist.add_(part)
             if hist is None:  # this rank holds no elements: its counts are zeros

@@ -488,3 +488,32 @@ def test_compiled_step_equals_eager(name):
         for p, q in zip(eager, compiled):
             torch.testing.assert_close(q, p, rtol=0, atol=0, msg=f"step {k}")
     assert b.temperature() == a.temperature()
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_the_sharded_statistic_selects_what_the_fused_one_does(maximize):
+    """The selection passes driven from Python (how a group of DTensors sums its histograms
+    over ranks) read Lion's c as the fused direction_median_mad does."""
+    from softsign import _select
+
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(s, generator=gen) for s in [(300,), (20, 7)]]
+    bufs = [torch.randn(g.shape, generator=gen) for g in grads]
+    fresh = [torch.randn(50, generator=gen)]
+    rule = dict(momentum=0.99, dampening=0.99, nesterov=False, lion_beta1=0.9)
+    want = torch.ops.softsign.direction_median_mad(
+        grads, bufs, fresh, maximize=maximize, grad_scale=None, **rule
+    )
+    got = _select.median_mad(
+        [_select.Source(grads, bufs), _select.Source(fresh, [], first_step=True)],
+        device=torch.device("cpu"),
+        hook=lambda hist: None,
+        maximize=maximize,
+        **rule,
+    )
+    assert [t.item() for t in got] == [t.item() for t in want]
+    one_minus = float(torch.tensor(1.0) - torch.tensor(0.9))
+    sign = -1.0 if maximize else 1.0  # maximize negates g, not the buffer
+    c = [0.9 * m + one_minus * (sign * g) for m, g in zip(bufs, grads)]
+    c += [one_minus * (sign * f) for f in fresh]
+    assert got[0].item() == torch.cat([x.reshape(-1) for x in c]).double().median().item()
