@@ -325,3 +325,43 @@ def test_the_docs_state_every_option(name):
     if missing and name in NEWER and not covered:
         pytest.skip(f"README.md and docs/algorithms.md have no table of {name}'s options yet")
     assert not missing, f"no docs table states {name}'s {sorted(missing)}"
+
+
+def _docstring_args(cls) -> dict[str, str]:
+    """{name: text} of the Args section of a class docstring."""
+    doc = inspect.getdoc(cls)
+    lines = doc[doc.index("Args:") :].splitlines()[1:]
+    args, name = {}, None
+    for line in lines:
+        if not line.strip():
+            break
+        match = re.match(r"    (\w+): (.*)", line)
+        if match:
+            name = match.group(1)
+            args[name] = match.group(2)
+        elif name is not None:
+            args[name] += " " + line.strip()
+    return args
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_docstrings_state_the_table_defaults(name):
+    args = _docstring_args(getattr(softsign, name))
+    table = OPTIONS[name]
+    assert set(table.names) | set(table.aliases) <= set(args), sorted(set(table.names) - set(args))
+    for option in table.options:
+        match = re.search(r"Default (.+?)\.(?:\s|$)", args[option.name])
+        stated = _literal(match.group(1)) if match else None  # no default: a required one
+        assert _same(stated, option.default), f"{name} docstring: {option.name}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_generated_markdown_reads_back(name, tmp_path):
+    """OptionTable.markdown() writes a table the docs check above accepts as this class's."""
+    path = tmp_path / "options.md"
+    path.write_text(OPTIONS[name].markdown() + "\n")
+    (rows,) = _doc_tables(path).values()
+    assert name in _optimizers_of(rows)
+    assert set(rows) == set(OPTIONS[name].names)
+    for option, (value, _) in rows.items():
+        assert _same(value, OPTIONS[name][option].default), option

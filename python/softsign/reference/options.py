@@ -115,6 +115,20 @@ def _number(x) -> str:
     return f"{x:g}".replace("e+", "e")
 
 
+def _show(value) -> str:
+    """A default as the docs write it: 1e-3 rather than 0.001."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e4:
+        return str(int(value))
+    if isinstance(value, float) and value != 0 and not 1e-2 <= abs(value) < 1e4:
+        mantissa, exponent = f"{value:e}".split("e")
+        return f"{float(mantissa):g}e{int(exponent)}"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_show(v) for v in value) + ")"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
 @dataclass(frozen=True)
 class Option:
     """One keyword option: `check` is None for flags that take any value; `optional` lets
@@ -210,6 +224,18 @@ class OptionTable:
                 option.validate(values[option.name])
         for rule in self.rules:
             rule(values)
+
+    def markdown(self) -> str:
+        """The table as markdown rows (argument | default | range | meaning), for the docs;
+        tests/python/test_options.py reads the docs' tables back against this table."""
+        aliases = {name: alias for alias, name in self.aliases.items()}
+        lines = ["| argument | default | range | meaning |", "|---|---|---|---|"]
+        for o in self.options:
+            name = f"`{o.name}`" + (f" (`{aliases[o.name]}`)" if o.name in aliases else "")
+            shown = "none" if o.default is None and o.optional else f"`{_show(o.default)}`"
+            limits = "" if o.check is None else f"`{o.check}`"
+            lines.append(f"| {name} | {shown} | {limits} | {o.doc} |")
+        return "\n".join(lines)
 
 
 # ---- the options --------------------------------------------------------------------------
