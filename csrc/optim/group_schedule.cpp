@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "softsign/optim/scheduled_optimizer.h"
+
 namespace softsign::optim {
 
 Phases resolve_phases(std::optional<int64_t> total_steps, double alpha_sign,
@@ -44,6 +46,35 @@ void warn_short_transition(const char* owner, std::optional<int64_t> total_steps
                "lower alpha_sign or sign_steps, or pass transition_steps >= ",
                kMinTransitionSteps, ".");
   }
+}
+
+void validate_schedule(const char* plain, bool transition, std::optional<int64_t> total_steps,
+                       double alpha_sign, std::optional<int64_t> sign_steps,
+                       std::optional<int64_t> transition_steps, double eps, int64_t newton_iters,
+                       double tmax) {
+  // The same checks, and bounds, as the Python option table (softsign/reference/options.py).
+  const std::string soft = std::string("Soft") + plain;
+  if (!transition) {
+    TORCH_CHECK(!total_steps && !sign_steps && !transition_steps, "Invalid ", plain,
+                " options: ", plain, " has no transition (use ", soft,
+                " for total_steps, sign_steps and transition_steps)");
+    return;
+  }
+  TORCH_CHECK(alpha_sign > 0 && alpha_sign <= 1, "Invalid alpha_sign value: ", alpha_sign,
+              " (expected 0 < alpha_sign <= 1)");
+  TORCH_CHECK(eps > 0 && eps < 1, "Invalid eps value: ", eps, " (expected 0 < eps < 1)");
+  TORCH_CHECK(newton_iters >= 0, "Invalid newton_iters value: ", newton_iters);
+  // The kernels use tau in float32: keep it finite there.
+  TORCH_CHECK(tmax >= 1 && tmax <= 1e38, "Invalid tmax value: ", tmax,
+              " (expected 1 <= tmax <= 1e38)");
+  TORCH_CHECK(!total_steps || *total_steps >= 1, "Invalid total_steps value: ", *total_steps);
+  TORCH_CHECK(!sign_steps || *sign_steps >= 0, "Invalid sign_steps value: ", *sign_steps);
+  TORCH_CHECK(!transition_steps || *transition_steps >= 1,
+              "Invalid transition_steps value: ", *transition_steps);
+  TORCH_CHECK(total_steps || (sign_steps && transition_steps), "Invalid ", soft,
+              " options: pass total_steps, or both sign_steps and transition_steps (", plain,
+              " is the optimizer without a transition)");
+  warn_short_transition(soft.c_str(), total_steps, alpha_sign, sign_steps, transition_steps);
 }
 
 namespace detail {

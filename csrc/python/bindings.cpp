@@ -2,20 +2,23 @@
 // users who want the exact C++ objects from Python. No logic lives here.
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "softsign/softsign.h"
 
 namespace py = pybind11;
+using softsign::optim::Lion;
 using softsign::optim::Muon;
 using softsign::optim::Signum;
-using softsign::optim::SignumOptions;
+using softsign::optim::SoftLion;
 using softsign::optim::SoftMuon;
 using softsign::optim::SoftMuonOptions;
 using softsign::optim::SoftSignum;
-using softsign::optim::SoftSignumOptions;
 
 namespace {
 
@@ -56,113 +59,100 @@ std::vector<torch::optim::OptimizerParamGroup> muon_groups(
   return out;
 }
 
+#define SOFTSIGN_OPTION_NAME(type, name, value) #name,
+// The schedule options, which the plain optimizers (Signum, Lion, Muon) do not take.
+const std::vector<std::string> kScheduleNames = {SOFTSIGN_SCHEDULE_OPTIONS(SOFTSIGN_OPTION_NAME)};
+#undef SOFTSIGN_OPTION_NAME
+
+bool is_schedule_option(const std::string& name) {
+  return std::find(kScheduleNames.begin(), kScheduleNames.end(), name) != kScheduleNames.end();
+}
+
+// Options from the keyword arguments of the Python class (Note [one option list]): every
+// field of the options list by its name, its default from Options(); an unknown keyword is
+// a TypeError, as for a Python function.
+template <typename Options>
+Options options_from(const char* owner, bool transition, const py::kwargs& kwargs) {
+  Options o;
+  size_t used = 0;
+  Options::for_each_field([&](const char* name, auto field) {
+    if (!kwargs.contains(name) || (!transition && is_schedule_option(name))) return;
+    using T = std::decay_t<decltype(o.*field)>;
+    o.*field = kwargs[name].template cast<T>();
+    ++used;
+  });
+  if (used != kwargs.size()) {
+    for (const auto& item : kwargs) {
+      const auto key = item.first.cast<std::string>();
+      bool known = false;
+      Options::for_each_field([&](const char* name, auto) { known = known || key == name; });
+      if (!known || (!transition && is_schedule_option(key))) {
+        throw py::type_error(std::string(owner) + "() got an unexpected keyword argument '" + key +
+                             "'");
+      }
+    }
+  }
+  return o;
+}
+
+// The defaults of the class's options, {name: value}: what tests/python/test_options.py
+// holds to the Python option table.
+template <typename Options>
+py::dict defaults_of(bool transition) {
+  const Options o;
+  py::dict out;
+  Options::for_each_field([&](const char* name, auto field) {
+    if (transition || !is_schedule_option(name)) out[name] = py::cast(o.*field);
+  });
+  return out;
+}
+
 template <typename Optimizer>
-void bind_muon(py::module_& m, const char* name, bool transition) {
-  auto cls = py::class_<Optimizer>(m, name);
-  cls.def(py::init([transition](
-                       const std::vector<std::pair<std::vector<torch::Tensor>, bool>>& groups,
-                       double lr, double momentum, bool nesterov, double weight_decay,
-                       int64_t ns_steps, std::optional<int64_t> total_steps, double alpha_sign,
-                       std::optional<int64_t> sign_steps, std::optional<int64_t> transition_steps,
-                       double eps, int64_t newton_iters, double tmax, std::string soft_map,
-                       int64_t soft_steps, std::string adjust_lr, double adamw_lr,
-                       std::tuple<double, double> adamw_betas, double adamw_eps,
-                       double adamw_weight_decay) {
-            auto options = SoftMuonOptions(lr)
-                               .momentum(momentum)
-                               .nesterov(nesterov)
-                               .weight_decay(weight_decay)
-                               .ns_steps(ns_steps)
-                               .alpha_sign(alpha_sign)
-                               .eps(eps)
-                               .newton_iters(newton_iters)
-                               .tmax(tmax)
-                               .soft_map(soft_map)
-                               .soft_steps(soft_steps)
-                               .adjust_lr(adjust_lr)
-                               .adamw_lr(adamw_lr)
-                               .adamw_betas(adamw_betas)
-                               .adamw_eps(adamw_eps)
-                               .adamw_weight_decay(adamw_weight_decay);
-            if (transition) {
-              options.total_steps(total_steps)
-                  .sign_steps(sign_steps)
-                  .transition_steps(transition_steps);
-            }
-            return Optimizer(muon_groups(groups, options), options);
-          }),
-          py::arg("groups"), py::kw_only(), py::arg("lr") = 0.02, py::arg("momentum") = 0.95,
-          py::arg("nesterov") = true, py::arg("weight_decay") = 0.0, py::arg("ns_steps") = 5,
-          py::arg("total_steps") = py::none(), py::arg("alpha_sign") = 0.9,
-          py::arg("sign_steps") = py::none(), py::arg("transition_steps") = py::none(),
-          py::arg("eps") = 1e-4, py::arg("newton_iters") = 10, py::arg("tmax") = 1e9,
-          py::arg("soft_map") = "newton_schulz", py::arg("soft_steps") = 5,
-          py::arg("adjust_lr") = "original", py::arg("adamw_lr") = 3e-4,
-          py::arg("adamw_betas") = std::make_tuple(0.9, 0.95), py::arg("adamw_eps") = 1e-10,
-          py::arg("adamw_weight_decay") = 0.0)
-      .def("step", &step<Optimizer>, py::arg("closure") = py::none())
+void bind_methods(py::class_<Optimizer>& cls, bool transition) {
+  using Options = typename Optimizer::Options;
+  cls.def("step", &step<Optimizer>, py::arg("closure") = py::none())
       .def("zero_grad", &Optimizer::zero_grad, py::arg("set_to_none") = true)
       .def("temperature", &Optimizer::temperature, py::arg("group") = 0)
       .def("save", &save<Optimizer>, py::arg("path"))
-      .def("load", &load<Optimizer>, py::arg("path"));
+      .def("load", &load<Optimizer>, py::arg("path"))
+      .def_static("defaults", [transition] { return defaults_of<Options>(transition); });
+}
+
+// An element-wise optimizer: Optimizer(params, **options).
+template <typename Optimizer>
+void bind_elementwise(py::module_& m, const char* name, bool transition) {
+  using Options = typename Optimizer::Options;
+  py::class_<Optimizer> cls(m, name);
+  cls.def(py::init([name, transition](std::vector<torch::Tensor> params, const py::kwargs& kw) {
+            return Optimizer(std::move(params), options_from<Options>(name, transition, kw));
+          }),
+          py::arg("params"));
+  bind_methods(cls, transition);
+}
+
+// SoftMuon/Muon: Optimizer(groups, **options) with (params, use_muon) groups; the options
+// apply to every group.
+template <typename Optimizer>
+void bind_muon(py::module_& m, const char* name, bool transition) {
+  py::class_<Optimizer> cls(m, name);
+  cls.def(py::init([name, transition](
+                       const std::vector<std::pair<std::vector<torch::Tensor>, bool>>& groups,
+                       const py::kwargs& kw) {
+            const auto options = options_from<SoftMuonOptions>(name, transition, kw);
+            return Optimizer(muon_groups(groups, options), options);
+          }),
+          py::arg("groups"));
+  bind_methods(cls, transition);
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "softsign's C++ optimizers (softsign::optim) bound for Python";
-
-  py::class_<SoftSignum>(m, "SoftSignum")
-      .def(py::init([](std::vector<torch::Tensor> params, double lr, double momentum,
-                       double dampening, double weight_decay, bool nesterov, bool maximize,
-                       std::optional<int64_t> total_steps, double alpha_sign,
-                       std::optional<int64_t> sign_steps, std::optional<int64_t> transition_steps,
-                       double eps, int64_t newton_iters, double tmax) {
-             return SoftSignum(std::move(params), SoftSignumOptions(lr)
-                                                      .momentum(momentum)
-                                                      .dampening(dampening)
-                                                      .weight_decay(weight_decay)
-                                                      .nesterov(nesterov)
-                                                      .maximize(maximize)
-                                                      .total_steps(total_steps)
-                                                      .alpha_sign(alpha_sign)
-                                                      .sign_steps(sign_steps)
-                                                      .transition_steps(transition_steps)
-                                                      .eps(eps)
-                                                      .newton_iters(newton_iters)
-                                                      .tmax(tmax));
-           }),
-           py::arg("params"), py::kw_only(), py::arg("lr") = 1e-3, py::arg("momentum") = 0.9,
-           py::arg("dampening") = 0.0, py::arg("weight_decay") = 0.0, py::arg("nesterov") = false,
-           py::arg("maximize") = false, py::arg("total_steps") = py::none(),
-           py::arg("alpha_sign") = 0.9, py::arg("sign_steps") = py::none(),
-           py::arg("transition_steps") = py::none(), py::arg("eps") = 1e-4,
-           py::arg("newton_iters") = 10, py::arg("tmax") = 1e9)
-      .def("step", &step<SoftSignum>, py::arg("closure") = py::none())
-      .def("zero_grad", &SoftSignum::zero_grad, py::arg("set_to_none") = true)
-      .def("temperature", &SoftSignum::temperature, py::arg("group") = 0)
-      .def("save", &save<SoftSignum>, py::arg("path"))
-      .def("load", &load<SoftSignum>, py::arg("path"));
-
-  py::class_<Signum>(m, "Signum")
-      .def(py::init([](std::vector<torch::Tensor> params, double lr, double momentum,
-                       double dampening, double weight_decay, bool nesterov, bool maximize) {
-             return Signum(std::move(params), SignumOptions(lr)
-                                                  .momentum(momentum)
-                                                  .dampening(dampening)
-                                                  .weight_decay(weight_decay)
-                                                  .nesterov(nesterov)
-                                                  .maximize(maximize));
-           }),
-           py::arg("params"), py::kw_only(), py::arg("lr") = 1e-3, py::arg("momentum") = 0.9,
-           py::arg("dampening") = 0.0, py::arg("weight_decay") = 0.0, py::arg("nesterov") = false,
-           py::arg("maximize") = false)
-      .def("step", &step<Signum>, py::arg("closure") = py::none())
-      .def("zero_grad", &Signum::zero_grad, py::arg("set_to_none") = true)
-      .def("save", &save<Signum>, py::arg("path"))
-      .def("load", &load<Signum>, py::arg("path"));
-
-  // (params, use_muon) groups; the options apply to every group.
+  bind_elementwise<SoftSignum>(m, "SoftSignum", /*transition=*/true);
+  bind_elementwise<Signum>(m, "Signum", /*transition=*/false);
+  bind_elementwise<SoftLion>(m, "SoftLion", /*transition=*/true);
+  bind_elementwise<Lion>(m, "Lion", /*transition=*/false);
   bind_muon<SoftMuon>(m, "SoftMuon", /*transition=*/true);
   bind_muon<Muon>(m, "Muon", /*transition=*/false);
 }

@@ -2,5 +2,6 @@
 #pragma once
 
 #include <softsign/ops.h>
+#include <softsign/optim/lion.h>
 #include <softsign/optim/soft_muon.h>
 #include <softsign/optim/soft_signum.h>

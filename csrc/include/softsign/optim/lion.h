@@ -1,0 +1,88 @@
+// softsign::optim::SoftLion and Lion: Lion (Chen et al. 2023, "Symbolic Discovery of
+// Optimization Algorithms") and its soft-sign version, over the same fused kernels as
+// SoftSignum (Note [lion rule] in csrc/ops/soft_sign_step.h). SoftLion is softsign's
+// extension of the paper, not the paper's: Lion's sign becomes tanh(tau_j * c) with
+// SoftSignum's schedule, fitted to the distribution of c.
+#pragma once
+
+#include <torch/optim/optimizer.h>
+#include <torch/types.h>
+
+#include <utility>
+#include <vector>
+
+#include "softsign/optim/elementwise.h"
+#include "softsign/optim/options.h"
+#include "softsign/optim/scheduled_optimizer.h"
+
+namespace softsign::optim {
+
+// Lion's options (Note [one option list]), as lion-pytorch's: c = b1 * m + (1 - b1) * g;
+// p <- p * (1 - lr * weight_decay) - lr * sign(c); m <- b2 * m + (1 - b2) * g.
+#define SOFTSIGN_LION_OPTIONS(X)                  \
+  X(double, lr, 1e-4)                             \
+  X(betas_t, betas, (std::make_tuple(0.9, 0.99))) \
+  X(double, weight_decay, 0.0)                    \
+  X(bool, maximize, false)
+#define SOFTSIGN_SOFT_LION_OPTIONS(X) SOFTSIGN_LION_OPTIONS(X) SOFTSIGN_SCHEDULE_OPTIONS(X)
+
+// Options of a SoftLion (and Lion) param group; Lion leaves the schedule options unset.
+struct SoftLionOptions : public torch::optim::OptimizerCloneableOptions<SoftLionOptions> {
+  using Self = SoftLionOptions;
+  SOFTSIGN_OPTIONS_LR(SoftLionOptions)
+  SOFTSIGN_OPTIONS_BODY(SoftLionOptions, SOFTSIGN_SOFT_LION_OPTIONS)
+};
+using LionOptions = SoftLionOptions;
+
+// Per-parameter state: Lion's moment m (lion-pytorch's name), zero before the first step.
+struct SoftLionParamState : public torch::optim::OptimizerCloneableParamState<SoftLionParamState> {
+  TORCH_ARG(torch::Tensor, exp_avg);
+
+ public:
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
+};
+using LionParamState = SoftLionParamState;
+
+struct LionTraits {
+  using Options = SoftLionOptions;
+  using ParamState = SoftLionParamState;
+  static constexpr const char* kName = "Lion";
+  static constexpr const char* kStatistic = "Lion's interpolation c";
+  static void validate_rule(const Options& o);
+  static ops::SoftSignStepArgs step_args(const Options& o);
+  static bool buffered(const Options&) { return true; }
+  static const torch::Tensor& buffer(const ParamState& s) { return s.exp_avg(); }
+  static void set_buffer(ParamState& s, torch::Tensor b) { s.exp_avg(std::move(b)); }
+};
+using LionRule = ElementwiseRule<LionTraits>;
+extern template class ScheduledOptimizer<LionRule>;
+
+// SoftLion: Lion for S steps, then tanh(tau_j * c), the schedule fitted once, at step S + 1,
+// to the median and MAD of c over the group. Group options, checks and save/load:
+// ScheduledOptimizer.
+class SoftLion : public ScheduledOptimizer<LionRule> {
+ public:
+  explicit SoftLion(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
+                    SoftLionOptions defaults = {})
+      : SoftLion(param_groups, std::move(defaults), /*transition=*/true) {}
+  explicit SoftLion(std::vector<torch::Tensor> params, SoftLionOptions defaults = {})
+      : SoftLion({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
+
+ protected:
+  SoftLion(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
+           SoftLionOptions defaults, bool transition)
+      : ScheduledOptimizer(param_groups, std::move(defaults), transition) {}
+};
+
+// Lion: SoftLion without a transition.
+class Lion : public SoftLion {
+ public:
+  explicit Lion(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
+                LionOptions defaults = {})
+      : SoftLion(param_groups, std::move(defaults), /*transition=*/false) {}
+  explicit Lion(std::vector<torch::Tensor> params, LionOptions defaults = {})
+      : Lion({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
+};
+
+}  // namespace softsign::optim
