@@ -47,22 +47,10 @@ An optimizer joins every contract by ONE entry in OPTIMIZERS. Its fields:
                 with why; those tests are skipped with that reason.
 
 A soft optimizer is its plain one's entry with a schedule: replace(PLAIN, name=..., cls=...,
-options=..., steps=..., reference=..., schedule=True, cpp=..., invalid=...). Lion, say:
-
-    LION = OptimInfo(
-        name="Lion", cls=softsign.Lion, options=dict(lr=1e-2, weight_decay=0.05), steps=8,
-        params=SIGN_PARAMS, reference=per_group(ref_lib.LionReference, storage),
-        compare=elementwise, schedule=False, fused=(None, True, False),
-        cpp=cpp_flat("Lion"), invalid=(Bad(dict(lr=-1.0), "learning rate"), ...),
-        group_options=(dict(lr=3e-3, betas=(0.8, 0.9)),),
-    )
-    SOFT_LION = replace(LION, name="SoftLion", cls=softsign.SoftLion, steps=14,
-        options=dict(LION.options, **SOFT_SIGN_SCHEDULE), schedule=True,
-        reference=per_group(ref_lib.SoftLionReference, storage), cpp=cpp_flat("SoftLion"),
-        invalid=LION.invalid + SCHEDULE_INVALID)
-
-and both go into OPTIMIZERS. Everything is small (the file runs in seconds on two cores): a
-few tensors, the largest of 70001 elements (several CPU chunks of the fused kernels).
+options=..., steps=..., reference=..., schedule=True, cpp=..., invalid=...), as SOFT_LION is
+LION's below. Both go into OPTIMIZERS. Everything is small (the file runs in seconds on two
+cores): a few tensors, the largest of 70001 elements (several CPU chunks of the fused
+kernels).
 """
 
 from __future__ import annotations
@@ -435,6 +423,15 @@ SGD_INVALID = (
     Bad(dict(weight_decay=-1.0), "weight_decay"),
     Bad(dict(nesterov=True, momentum=0.0), "nesterov"),
 )
+LION_INVALID = (
+    Bad(dict(lr=-1.0), "learning rate"),
+    Bad(dict(lr=torch.tensor(float("nan"))), "learning rate", cpp=False),
+    # The binding takes betas as a C++ pair: pybind11 refuses a one-tuple in its cast.
+    Bad(dict(betas=(0.9,)), "betas", cpp=False),
+    Bad(dict(betas=(1.5, 0.99)), "beta"),
+    Bad(dict(betas=(0.9, -0.1)), "beta"),
+    Bad(dict(weight_decay=-1.0), "weight_decay"),
+)
 SCHEDULE_INVALID = (
     Bad(dict(alpha_sign=0.0), "alpha_sign"),
     Bad(dict(alpha_sign=1.5), "alpha_sign"),
@@ -489,6 +486,12 @@ SIGN_VARIANTS = {
     "dampening_maximize": dict(momentum=0.8, dampening=0.5, nesterov=False, maximize=True),
 }
 SIGN_GROUP = dict(lr=3e-3, momentum=0.5, weight_decay=0.01, maximize=True)
+LION_OPTIONS = dict(lr=1e-2, betas=(0.9, 0.99), weight_decay=0.05)
+LION_VARIANTS = {
+    "no_interpolation": dict(betas=(0.0, 0.9)),  # c = g: signSGD with a buffer kept
+    "maximize": dict(betas=(0.95, 0.98), maximize=True),
+}
+LION_GROUP = dict(lr=3e-3, betas=(0.8, 0.95), weight_decay=0.01, maximize=True)
 MUON_GROUPS = (
     dict(lr=0.03, momentum=0.9, nesterov=False, weight_decay=0.1, adjust_lr="match_rms_adamw"),
     dict(lr=3e-3, betas=(0.8, 0.9), eps=1e-8, weight_decay=0.02),
@@ -549,4 +552,32 @@ SOFT_MUON = replace(
     variants={"accurate": dict(soft_map="accurate")},
 )
 
-OPTIMIZERS = (SIGNUM, SOFT_SIGNUM, MUON, SOFT_MUON)
+LION = OptimInfo(
+    name="Lion",
+    cls=softsign.Lion,
+    options=LION_OPTIONS,
+    steps=8,
+    params=SIGN_PARAMS,
+    reference=per_group(ref_lib.LionReference, storage),
+    compare=elementwise,
+    schedule=False,
+    fused=(None, True, False),
+    cpp=cpp_flat("Lion"),
+    invalid=LION_INVALID,
+    group_options=(LION_GROUP,),
+    variants=LION_VARIANTS,
+)
+SOFT_LION = replace(
+    LION,
+    name="SoftLion",
+    cls=softsign.SoftLion,
+    options=dict(LION_OPTIONS, **SOFT_SIGN_SCHEDULE),
+    steps=14,
+    reference=per_group(ref_lib.SoftLionReference, storage),
+    schedule=True,
+    cpp=cpp_flat("SoftLion"),
+    invalid=LION_INVALID + SCHEDULE_INVALID,
+    group_options=(dict(LION_GROUP, sign_steps=3, transition_steps=5),),
+)
+
+OPTIMIZERS = (SIGNUM, SOFT_SIGNUM, LION, SOFT_LION, MUON, SOFT_MUON)
