@@ -3,8 +3,9 @@ style of torch's OptimizerInfo (torch/testing/_internal/common_optimizers.py).
 
 An optimizer joins every contract by ONE entry in OPTIMIZERS. Its fields:
 
-    name        the test id ("SoftLion").
-    cls         the Python class (softsign.SoftLion).
+    name        the optimizer: the class softsign.<name>, the float64 reference
+                softsign.reference.<name>Reference and the C++ binding softsign._C.<name>;
+                the test id.
     options     constructor keywords of a short run that crosses every phase. With a
                 schedule: total_steps and alpha_sign (or sign_steps and transition_steps)
                 that put the fit at step S + 1 <= ~8 and give a transition of T >= 3 steps.
@@ -15,12 +16,12 @@ An optimizer joins every contract by ONE entry in OPTIMIZERS. Its fields:
     params      params(dtype, device, seed) -> param-group dicts ({"params": [small
                 leaf tensors], other group keys such as use_muon}); make it with shaped().
                 cpp_flat needs a single group.
-    reference   reference(groups, dtype, options) -> a Reference, float64; make it with
-                per_group(Cls, extra) for a class of one param list (SoftSignumReference's
-                interface: Cls(params, **options), .step(grads), .params, .tau (None in the
-                sign phase), its options in the dict .options (the LR-scheduler contract
-                sets .options["lr"]), .last_directions to forgive sign flips in the sign
-                phase), or grouped(Cls, extra) for one of group dicts
+    reference   how the reference runs, reference(cls, groups, dtype, options) -> a
+                Reference, float64: per_group(extra) for a class of one param list
+                (SoftSignumReference's interface: Cls(params, **options), .step(grads),
+                .params, .tau (None in the sign phase), its options in the dict .options (the
+                LR-scheduler contract sets .options["lr"]), .last_directions to forgive sign
+                flips in the sign phase), or grouped(extra) for one of group dicts
                 (SoftMuonReference's). extra(dtype) -> keywords the reference needs for that
                 dtype: storage(dtype), bf16_newton_schulz(dtype).
     compare     compare(opt, ref, k, dtype) holds the optimizer to the reference after step
@@ -28,13 +29,11 @@ An optimizer joins every contract by ONE entry in OPTIMIZERS. Its fields:
                 conftest.TOLERANCES) or `spectral` (of whole matrices, through bf16
                 Newton-Schulz).
     dtypes      the parameter dtypes it claims (default: float32, float64, bf16, fp16).
-    schedule    it fits a temperature at step S + 1 (opt.temperature(group) is compared
-                with the reference's); False for the plain optimizers.
     fused       the values its `fused=` option takes; () when it has none.
-    cpp         cpp(groups, options) -> the softsign._C optimizer over those tensors, or
-                None: cpp_flat("SoftLion") for a binding of one param list, cpp_groups(...)
-                for one of (params, use_muon) pairs. It must step bit for bit as the Python
-                class and resume bit for bit through save/load.
+    cpp         how the binding is called, cpp(binding, groups, options) -> the C++ optimizer
+                over those tensors, or None: cpp_flat for a binding of one param list,
+                cpp_groups for one of (params, use_muon) pairs. It must step bit for bit as
+                the Python class and resume bit for bit through save/load.
     invalid     Bad(options, match, group=0, cpp=True) cases: option values the constructor
                 refuses with ValueError("Invalid ...<match>..."), as does add_param_group for
                 params() group `group` (None: a constructor option only) and, with cpp, the
@@ -43,12 +42,17 @@ An optimizer joins every contract by ONE entry in OPTIMIZERS. Its fields:
                 param-groups contract): another lr, momentum, schedule...
     variants    {name: option overrides} run by the parity (float32, float64) and C++
                 contracts as well.
+    plain       a soft optimizer's plain entry (SOFT_LION's is LION): with its transition
+                beyond the run the soft one steps bit for bit as the plain one; None for
+                the plain optimizers.
     skips       {contract: reason}: contracts (names in CONTRACTS) known not to hold, each
                 with why; those tests are skipped with that reason.
 
-A soft optimizer is its plain one's entry with a schedule: replace(PLAIN, name=..., cls=...,
-options=..., steps=..., reference=..., schedule=True, cpp=..., invalid=...), as SOFT_LION is
-LION's below. Both go into OPTIMIZERS. Everything is small (the file runs in seconds on two
+An entry with a schedule (total_steps and alpha_sign, or sign_steps and transition_steps,
+in its options) fits a temperature at step S + 1: opt.temperature(group) is compared with
+the reference's. A soft optimizer is soft(PLAIN, schedule, steps=..., group_schedule=...):
+its plain one's entry with a schedule, as SOFT_LION is LION's below. All go into OPTIMIZERS.
+Everything is small (the file runs in seconds on two
 cores): a few tensors, the largest of 70001 elements (several CPU chunks of the fused
 kernels).
 """
@@ -80,6 +84,9 @@ CONTRACTS = (
     "dtypes",
     "fused",
     "cpp",
+    "plain",
+    "grad_scaler",
+    "lr_tensor",
 )
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 ALL_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
@@ -100,30 +107,45 @@ class Bad(NamedTuple):
 @dataclass(frozen=True)
 class OptimInfo:
     name: str
-    cls: type
     options: dict
     steps: int
     params: Callable
     reference: Callable
     compare: Callable
     dtypes: tuple = ALL_DTYPES
-    schedule: bool = True
     fused: tuple = ()
     cpp: Callable | None = None
     invalid: tuple = ()
     group_options: tuple = ()
     variants: dict = field(default_factory=dict)
+    plain: OptimInfo | None = None
     skips: dict = field(default_factory=dict)
 
     def __post_init__(self):
         unknown = set(self.skips) - set(CONTRACTS)
         assert not unknown, f"{self.name}: skips name unknown contracts {unknown}"
         S, T = self.phases()
-        assert self.schedule == (S != math.inf), f"{self.name}: schedule and options disagree"
         assert not self.schedule or S + T < self.steps, f"{self.name}: the run ends too soon"
 
     def __repr__(self) -> str:  # the test id
         return self.name
+
+    @property
+    def cls(self) -> type:
+        return getattr(softsign, self.name)
+
+    @property
+    def schedule(self) -> bool:
+        """Whether it fits a temperature (at step S + 1): its options hold a schedule."""
+        return self.phases()[0] != math.inf
+
+    def make_reference(self, groups, dtype, options) -> Reference:
+        return self.reference(getattr(ref_lib, f"{self.name}Reference"), groups, dtype, options)
+
+    def make_cpp(self, groups, options):
+        from softsign import _C
+
+        return self.cpp(getattr(_C, self.name), groups, options)
 
     def phases(self, options=None) -> tuple[float, int]:
         """(S, T) of a group with these options (the entry's): S is inf without a schedule."""
@@ -300,14 +322,14 @@ class _Grouped(Reference):
         (group if group["use_muon"] else group["adamw"])["lr"] = lr
 
 
-def per_group(cls, extra=lambda dtype: {}):
-    """A reference factory of one `cls` per param group (SoftSignumReference's interface)."""
-    return lambda groups, dtype, options: _PerGroup(cls, groups, dict(options, **extra(dtype)))
+def per_group(extra=lambda dtype: {}):
+    """One reference `cls` per param group (SoftSignumReference's interface)."""
+    return lambda cls, groups, dtype, options: _PerGroup(cls, groups, dict(options, **extra(dtype)))
 
 
-def grouped(cls, extra=lambda dtype: {}):
-    """A reference factory of one `cls` over all groups (SoftMuonReference's interface)."""
-    return lambda groups, dtype, options: _Grouped(cls, groups, dict(options, **extra(dtype)))
+def grouped(extra=lambda dtype: {}):
+    """One reference `cls` over all groups (SoftMuonReference's interface)."""
+    return lambda cls, groups, dtype, options: _Grouped(cls, groups, dict(options, **extra(dtype)))
 
 
 def storage(dtype) -> dict:
@@ -388,28 +410,15 @@ def spectral(opt, ref, k, dtype):
 # ---- C++ bindings ------------------------------------------------------------------------------
 
 
-def cpp_flat(name):
-    """softsign._C.<name>(params, **options): one param list, one group."""
-
-    def make(groups, options):
-        from softsign import _C
-
-        assert len(groups) == 1, f"_C.{name} takes one param group"
-        return getattr(_C, name)(groups[0]["params"], **options)
-
-    return make
+def cpp_flat(binding, groups, options):
+    """binding(params, **options): one param list, one group."""
+    assert len(groups) == 1, f"{binding.__name__} takes one param group"
+    return binding(groups[0]["params"], **options)
 
 
-def cpp_groups(name):
-    """softsign._C.<name>([(params, use_muon), ...], **options)."""
-
-    def make(groups, options):
-        from softsign import _C
-
-        pairs = [(g["params"], g.get("use_muon", True)) for g in groups]
-        return getattr(_C, name)(pairs, **options)
-
-    return make
+def cpp_groups(binding, groups, options):
+    """binding([(params, use_muon), ...], **options)."""
+    return binding([(g["params"], g.get("use_muon", True)) for g in groups], **options)
 
 
 # ---- bad options --------------------------------------------------------------------------------
@@ -468,7 +477,8 @@ SOFT_MUON_INVALID = (
 # ---- the registry ---------------------------------------------------------------------------
 
 
-SIGN_PARAMS = shaped(([(1,), (7,), (33, 5), (3, 4, 5), (70001,)], {}))
+SIGN_SHAPES = [(1,), (7,), (33, 5), (3, 4, 5), (70001,)]  # tiny to several CPU chunks
+SIGN_PARAMS = shaped((SIGN_SHAPES, {}))
 # (out, in) matrices (square, wide, tall, one shape twice for batching) and a conv weight on
 # the matrix path; a vector and an embedding-like table in the AdamW group.
 MUON_PARAMS = shaped(
@@ -481,6 +491,7 @@ MUON_OPTIONS = dict(lr=0.02, weight_decay=0.05, adamw_lr=1e-3, adamw_weight_deca
 # steps past the transition.
 SOFT_SIGN_SCHEDULE = dict(total_steps=12, alpha_sign=0.5)
 SOFT_MUON_SCHEDULE = dict(total_steps=10, alpha_sign=0.4)
+SIGN_GROUP_SCHEDULE = dict(sign_steps=3, transition_steps=5)
 SIGN_VARIANTS = {
     "no_momentum": dict(momentum=0.0, nesterov=False),
     "dampening_maximize": dict(momentum=0.8, dampening=0.5, nesterov=False, maximize=True),
@@ -499,85 +510,65 @@ MUON_GROUPS = (
 
 SIGNUM = OptimInfo(
     name="Signum",
-    cls=softsign.Signum,
     options=SIGN_OPTIONS,
     steps=8,
     params=SIGN_PARAMS,
-    reference=per_group(ref_lib.SignumReference, storage),
+    reference=per_group(storage),
     compare=elementwise,
-    schedule=False,
     fused=(None, True, False),
-    cpp=cpp_flat("Signum"),
+    cpp=cpp_flat,
     invalid=SGD_INVALID,
     group_options=(SIGN_GROUP,),
     variants=SIGN_VARIANTS,
 )
-# The soft optimizers: their plain one's entry with a schedule.
-SOFT_SIGNUM = replace(
+# Lion: Signum's entry with Lion's options.
+LION = replace(
     SIGNUM,
-    name="SoftSignum",
-    cls=softsign.SoftSignum,
-    options=dict(SIGN_OPTIONS, **SOFT_SIGN_SCHEDULE),
-    steps=14,
-    reference=per_group(ref_lib.SoftSignumReference, storage),
-    schedule=True,
-    cpp=cpp_flat("SoftSignum"),
-    invalid=SGD_INVALID + SCHEDULE_INVALID,
-    group_options=(dict(SIGN_GROUP, sign_steps=3, transition_steps=5),),
-)
-MUON = OptimInfo(
-    name="Muon",
-    cls=softsign.Muon,
-    options=MUON_OPTIONS,
-    steps=6,
-    params=MUON_PARAMS,
-    reference=grouped(ref_lib.MuonReference, bf16_newton_schulz),
-    compare=spectral,
-    schedule=False,
-    cpp=cpp_groups("Muon"),
-    invalid=MUON_INVALID,
-    group_options=MUON_GROUPS,
-)
-SOFT_MUON = replace(
-    MUON,
-    name="SoftMuon",
-    cls=softsign.SoftMuon,
-    options=dict(MUON_OPTIONS, **SOFT_MUON_SCHEDULE),
-    steps=12,
-    reference=grouped(ref_lib.SoftMuonReference, bf16_newton_schulz),
-    schedule=True,
-    cpp=cpp_groups("SoftMuon"),
-    invalid=MUON_INVALID + SCHEDULE_INVALID + SOFT_MUON_INVALID,
-    group_options=(dict(MUON_GROUPS[0], sign_steps=2, transition_steps=5), MUON_GROUPS[1]),
-    variants={"accurate": dict(soft_map="accurate")},
-)
-
-LION = OptimInfo(
     name="Lion",
-    cls=softsign.Lion,
     options=LION_OPTIONS,
-    steps=8,
-    params=SIGN_PARAMS,
-    reference=per_group(ref_lib.LionReference, storage),
-    compare=elementwise,
-    schedule=False,
-    fused=(None, True, False),
-    cpp=cpp_flat("Lion"),
     invalid=LION_INVALID,
     group_options=(LION_GROUP,),
     variants=LION_VARIANTS,
 )
-SOFT_LION = replace(
-    LION,
-    name="SoftLion",
-    cls=softsign.SoftLion,
-    options=dict(LION_OPTIONS, **SOFT_SIGN_SCHEDULE),
-    steps=14,
-    reference=per_group(ref_lib.SoftLionReference, storage),
-    schedule=True,
-    cpp=cpp_flat("SoftLion"),
-    invalid=LION_INVALID + SCHEDULE_INVALID,
-    group_options=(dict(LION_GROUP, sign_steps=3, transition_steps=5),),
+MUON = OptimInfo(
+    name="Muon",
+    options=MUON_OPTIONS,
+    steps=6,
+    params=MUON_PARAMS,
+    reference=grouped(bf16_newton_schulz),
+    compare=spectral,
+    cpp=cpp_groups,
+    invalid=MUON_INVALID,
+    group_options=MUON_GROUPS,
+)
+
+
+def soft(plain, schedule, *, steps, group_schedule, invalid=(), **over):
+    """The entry of plain's soft optimizer, Soft<plain.name>: plain's options with `schedule`,
+    plain's bad options with the schedule's (and `invalid`), and its first group of its own
+    options with a schedule of its own too (`group_schedule`)."""
+    first, *rest = plain.group_options
+    return replace(
+        plain,
+        name="Soft" + plain.name,
+        options=dict(plain.options, **schedule),
+        steps=steps,
+        invalid=plain.invalid + SCHEDULE_INVALID + invalid,
+        group_options=(dict(first, **group_schedule), *rest),
+        plain=plain,
+        **over,
+    )
+
+
+SOFT_SIGNUM = soft(SIGNUM, SOFT_SIGN_SCHEDULE, steps=14, group_schedule=SIGN_GROUP_SCHEDULE)
+SOFT_LION = soft(LION, SOFT_SIGN_SCHEDULE, steps=14, group_schedule=SIGN_GROUP_SCHEDULE)
+SOFT_MUON = soft(
+    MUON,
+    SOFT_MUON_SCHEDULE,
+    steps=12,
+    group_schedule=dict(sign_steps=2, transition_steps=5),
+    invalid=SOFT_MUON_INVALID,
+    variants={"accurate": dict(soft_map="accurate")},
 )
 
 OPTIMIZERS = (SIGNUM, SOFT_SIGNUM, LION, SOFT_LION, MUON, SOFT_MUON)

@@ -20,6 +20,8 @@ import softsign
 CASES = {
     "SoftSignum": (softsign.SoftSignum, dict(lr=1e-2, nesterov=True, weight_decay=0.1)),
     "Signum": (softsign.Signum, dict(lr=1e-2, momentum=0.9)),
+    "SoftLion": (softsign.SoftLion, dict(lr=1e-2, weight_decay=0.1)),
+    "Lion": (softsign.Lion, dict(lr=1e-2, betas=(0.0, 0.9))),
     "SoftMuon": (softsign.SoftMuon, dict(lr=0.02, weight_decay=0.01)),
     "Muon": (softsign.Muon, dict(lr=0.02)),
 }

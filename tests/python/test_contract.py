@@ -23,7 +23,14 @@
 * fused:         each `fused=` value against fused=False, every dtype: bit for bit through
                  the fit step on the CPU, conftest.TOLERANCES after;
 * cpp:           the softsign._C binding against the Python class bit for bit, in every phase,
-                 across a save/load in the transition.
+                 across a save/load in the transition;
+* plain:         a soft optimizer whose transition lies beyond the run is its plain one, bit
+                 for bit (Signum is SoftSignum's sign phase forever, Lion SoftLion's...);
+* grad_scaler:   under torch.amp.GradScaler a batch with an inf gradient (the first, one in
+                 the sign phase, the fit step's) changes no param and no buffer, and the run
+                 steps bit for bit as an unscaled one that skips those batches;
+* lr_tensor:     lr given as a one-element tensor steps as the float (where the option takes
+                 a tensor).
 
 Every run also checks that no step changes a gradient (optim_registry.train).
 """
@@ -33,6 +40,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import math
 import re
 from functools import partial
 
@@ -99,7 +107,7 @@ def assert_parity(info, groups, dtype, options, scheduler=None):
     """The run of info.steps against the reference, compared after every step; `scheduler`
     (a factory of the optimizer) moves the lr of the optimizer and of the reference."""
     opt = info.cls(groups, **options)
-    ref = info.reference(groups, dtype, options)
+    ref = info.make_reference(groups, dtype, options)
     sched = None if scheduler is None else scheduler(opt)
 
     def check(k):
@@ -230,7 +238,9 @@ def test_invalid_options_are_refused(info):
             refused(ValueError, match, partial(opt.add_param_group, added), f"group {bad}")
             assert len(opt.param_groups) == len(groups)  # a refused group is not kept
         if bad.cpp and info.cpp is not None:
-            refused(RuntimeError, "Invalid", partial(info.cpp, clone_groups(groups), options), bad)
+            refused(
+                RuntimeError, "Invalid", partial(info.make_cpp, clone_groups(groups), options), bad
+            )
     train([(opt, flat(groups))], 2)  # the optimizer still works
 
 
@@ -358,7 +368,7 @@ def test_cpp_matches_python_bit_for_bit(info, variant, device, tmp_path):
     options = dict(info.options, **info.variants.get(variant, {}))
     groups = info.params(torch.float32, device)
     twin = clone_groups(groups)
-    runs = [(info.cls(groups, **options), flat(groups)), (info.cpp(twin, options), flat(twin))]
+    runs = [(info.cls(groups, **options), flat(groups)), (info.make_cpp(twin, options), flat(twin))]
     stop = stop_in(info, "transition" if info.schedule else "mid")
 
     def check(k):
@@ -369,7 +379,78 @@ def test_cpp_matches_python_bit_for_bit(info, variant, device, tmp_path):
                 assert py.temperature(gi) == cpp.temperature(gi), (k, gi)
         if k == stop:  # save, and go on with a fresh optimizer that loads it
             cpp.save(str(tmp_path / "opt.pt"))
-            runs[1] = (info.cpp(twin, options), flat(twin))
+            runs[1] = (info.make_cpp(twin, options), flat(twin))
             runs[1][0].load(str(tmp_path / "opt.pt"))
 
     train(runs, info.steps, each=check)
+
+
+# ---- relations between optimizers and with torch ---------------------------------------------
+
+
+@pytest.mark.parametrize("info", cases(lambda i: i.plain, "plain"))
+def test_the_sign_phase_forever_is_the_plain_optimizer(info, device):
+    beyond = dict(info.plain.options, sign_steps=info.steps, transition_steps=5)
+    soft, plain = info.params(torch.float32, device), info.params(torch.float32, device)
+    opt = info.cls(soft, **beyond)
+
+    def still_plain(k):
+        assert all(opt.temperature(gi) is None for gi in range(len(soft))), k
+        assert all(torch.equal(a, b) for a, b in zip(flat(soft), flat(plain))), k
+
+    runs = [(opt, flat(soft)), (info.plain.cls(plain, **info.plain.options), flat(plain))]
+    train(runs, info.steps, each=still_plain)
+
+
+@pytest.mark.parametrize("info", cases(contract="grad_scaler"))
+def test_grad_scaler_skips_inf_batches_and_matches_unscaled_training(info, device):
+    """GradScaler hands an optimizer that takes them its scale and found_inf (the element-wise
+    ones): a skipped batch is then a step() call that moves nothing, as a step without
+    gradients; otherwise (Muon's) it unscales on the host and does not call step(). The
+    scaled run equals an unscaled twin that does the same where a batch is skipped."""
+    groups, twin_groups = info.params(torch.float32, device), info.params(torch.float32, device)
+    params = flat(groups)
+    opt, twin = info.cls(groups, **info.options), info.cls(twin_groups, **info.options)
+    counted = getattr(opt, "_step_supports_amp_scaling", False)
+    scaler = torch.amp.GradScaler(device.type, init_scale=1024.0, growth_interval=1000)
+    scaler.scale(torch.ones((), device=device))  # the scale starts as a loss's scaling does
+    S, _ = info.phases()
+    # The first step, one in the sign phase, and the fit step.
+    skipped = {1, 2, S + 1} if info.schedule else {1, 2}
+
+    def scaled_step(grads):
+        for p, g in zip(params, grads):
+            p.grad = g * scaler.get_scale()  # a power of two: unscaling is exact
+        scaler.step(opt)
+        scaler.update()
+
+    for k in range(1, info.steps + 1):
+        grads = grads_for(params, k)
+        if k in skipped:  # a batch that overflowed
+            before, scale = snapshot(opt, params), scaler.get_scale()
+            scaled_step(grads[:-1] + [torch.full_like(grads[-1], math.inf)])
+            assert all(torch.equal(p, q) for p, q in zip(params, before[0])), k
+            if k > 1:  # a first step may make its buffers, as zeros (README: a known limit)
+                assert_same_state(
+                    dict(opt.state_dict(), param_groups=[]), dict(before[1], param_groups=[])
+                )
+            assert scaler.get_scale() == scale / 2, k
+            if counted:
+                twin.zero_grad()
+                twin.step()
+        scaled_step(grads)
+        train([(twin, flat(twin_groups))], 1, start=k)
+    assert all(torch.equal(a, b) for a, b in zip(params, flat(twin_groups)))
+    assert_same_state(opt.state_dict(), twin.state_dict())
+    for gi in range(len(groups)):
+        assert opt.temperature(gi) == twin.temperature(gi), gi
+
+
+@pytest.mark.parametrize("info", cases(lambda i: i.cls._table["lr"].tensor, "lr_tensor"))
+def test_an_lr_tensor_steps_as_the_float(info, device):
+    groups, twin = info.params(torch.float32, device), info.params(torch.float32, device)
+    lr = torch.tensor(info.options["lr"], device=device)
+    runs = [(info.cls(groups, **info.options), flat(groups))]
+    runs.append((info.cls(twin, **dict(info.options, lr=lr)), flat(twin)))
+    train(runs, info.steps)
+    assert all(torch.equal(a, b) for a, b in zip(flat(groups), flat(twin)))

@@ -21,8 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMES = list(OPTIONS)
 # Options that only the Python classes have (the C++ optimizers always run their kernels).
 PYTHON_ONLY = {"fused"}
-# Lion and SoftLion were added to Python first; their C++ classes and rows in the docs follow.
-NEWER = {"Lion", "SoftLion"}
 
 
 def _params(name):
@@ -162,9 +160,7 @@ def test_cpp_binding_defaults_are_the_table(name):
         from softsign import _C
     except ImportError:
         pytest.skip("softsign._C (the C++ bindings) is not built")
-    if not hasattr(_C, name):
-        assert name in NEWER, f"softsign._C has no {name}"
-        pytest.skip(f"softsign._C.{name} is not bound yet")
+    assert hasattr(_C, name), f"softsign._C has no {name}"
     bound = _binding_defaults(getattr(_C, name))
     table = OPTIONS[name]
     missing = set(table.names) - PYTHON_ONLY - set(bound)
@@ -321,8 +317,6 @@ def test_the_docs_state_every_option(name):
                 if name in _optimizers_of(rows):
                     covered |= set(rows)
     missing = set(OPTIONS[name].names) - covered
-    if missing and name in NEWER and not covered:
-        pytest.skip(f"README.md and docs/algorithms.md have no table of {name}'s options yet")
     assert not missing, f"no docs table states {name}'s {sorted(missing)}"
 
 
