@@ -7,11 +7,13 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
+#include <array>
 #include <limits>
+#include <vector>
 
-#include "cpu/radix_select_cpu.h"
 #include "op_signatures.h"
-#include "radix_select_check.h"
+#include "radix_select_contract.h"
+#include "radix_select_driver.h"
 #include "softsign/ops.h"
 
 namespace softsign::ops {
@@ -25,6 +27,35 @@ void check_selection_state(const at::Tensor& state) {
 
 }  // namespace
 
+RadixPlan radix_plan(const c10::Device& device, bool wide_keys) {
+  return RadixPlan{device.is_cpu() ? radix::kCpuDigitBits : radix::kDeviceDigitBits,
+                   wide_keys ? 64 : 32};
+}
+
+namespace {
+
+using BackendTable =
+    std::array<SelectionBackend,
+               static_cast<size_t>(c10::DeviceType::COMPILE_TIME_MAX_DEVICE_TYPES)>;
+
+// Filled by the kernel files' initializers when the library loads, before any op runs; a
+// function-local table, so it exists whichever file initializes first.
+BackendTable& backends() {
+  static BackendTable table;
+  return table;
+}
+
+}  // namespace
+
+bool register_selection_backend(c10::DeviceType type, const SelectionBackend& backend) {
+  backends().at(static_cast<size_t>(type)) = backend;
+  return true;
+}
+
+const SelectionBackend& selection_backend(c10::DeviceType type) {
+  return backends().at(static_cast<size_t>(type));
+}
+
 radix::PassSpec check_radix_select_histogram(at::TensorList grads, at::TensorList momentum_buffers,
                                              const at::Tensor& state, int64_t stage, int64_t pass,
                                              int64_t digit_bits, int64_t key_bits,
@@ -36,7 +67,7 @@ radix::PassSpec check_radix_select_histogram(at::TensorList grads, at::TensorLis
               "softsign: expected digit_bits dividing 32, got ", digit_bits);
   const radix::PassSpec spec{static_cast<int>(stage), static_cast<int>(pass),
                              static_cast<int>(digit_bits), static_cast<int>(key_bits)};
-  TORCH_CHECK(pass >= 0 && pass < radix::stage_key_bits(spec) / digit_bits, "softsign: pass ", pass,
+  TORCH_CHECK(pass >= 0 && pass < radix::stage_passes(spec), "softsign: pass ", pass,
               " out of range for stage ", stage);
   check_selection_state(state);
   TORCH_CHECK(momentum_buffers.empty() || momentum_buffers.size() == grads.size(),
@@ -72,34 +103,33 @@ void check_radix_select_advance(const at::Tensor& state, const at::Tensor& histo
   TORCH_CHECK(stage == 0 || stage == 1, "softsign: expected stage 0 or 1, got ", stage);
   TORCH_CHECK(key_bits == 32 || key_bits == 64, "softsign: expected key_bits 32 or 64, got ",
               key_bits);
-  const int64_t bins = int64_t{1} << digit_bits;
-  TORCH_CHECK(histogram.numel() == bins + 1 && histogram.scalar_type() == at::kLong,
-              "softsign: expected an int64 histogram of ", bins + 1, " counts, got ",
+  const RadixPlan plan{digit_bits, key_bits};
+  TORCH_CHECK(histogram.numel() == plan.histogram_size() && histogram.scalar_type() == at::kLong,
+              "softsign: expected an int64 histogram of ", plan.histogram_size(), " counts, got ",
               histogram.numel());
-  TORCH_CHECK(pass >= 0 && pass < (stage == 0 ? key_bits : 64) / digit_bits, "softsign: pass ",
-              pass, " out of range for stage ", stage);
+  TORCH_CHECK(pass >= 0 && pass < plan.passes(stage), "softsign: pass ", pass,
+              " out of range for stage ", stage);
   TORCH_CHECK(histogram.device() == state.device(), "softsign: expected the histogram on ",
               state.device(), ", got ", histogram.device());
 }
 
 namespace {
 
-// Digit width of the histograms: 16 bits on the CPU (few passes, per-thread histograms
-// stay in L2), 8 on accelerators (the histogram fits in shared memory).
-int64_t digit_bits_for(const at::Device& device) { return device.is_cpu() ? 16 : 8; }
-
-int64_t key_bits_for(at::TensorList a, at::TensorList b) {
-  for (const auto& t : a) {
-    if (t.scalar_type() == at::kDouble) return 64;
+bool any_double(at::TensorList a, at::TensorList b) {
+  for (const at::TensorList list : {a, b}) {
+    for (const auto& t : list) {
+      if (t.scalar_type() == at::kDouble) return true;
+    }
   }
-  for (const auto& t : b) {
-    if (t.scalar_type() == at::kDouble) return 64;
-  }
-  return 32;
+  return false;
 }
 
-int64_t passes(int64_t stage, int64_t key_bits, int64_t digit_bits) {
-  return (stage == 0 ? key_bits : 64) / digit_bits;
+// [state_size, digit_bits, key_bits, passes of stage 0, passes of stage 1, histogram
+// size]: what a driver outside C++ (softsign/_select.py) runs.
+std::vector<int64_t> radix_select_plan_impl(c10::Device device, bool wide_keys) {
+  const RadixPlan plan = radix_plan(device, wide_keys);
+  return {radix::kStateSize, plan.digit_bits, plan.key_bits,
+          plan.passes(0),    plan.passes(1),  plan.histogram_size()};
 }
 
 void radix_select_advance_impl(const at::Tensor& state, const at::Tensor& histogram, int64_t stage,
@@ -163,20 +193,20 @@ std::tuple<at::Tensor, at::Tensor> run_selection(const SelectionSource& src,
               "softsign: median_mad needs at least one tensor");
   TORCH_CHECK(n > 0 || hook, "softsign: median_mad needs at least one element");
   const at::Tensor& any = src.grads.empty() ? src.first_step_grads[0] : src.grads[0];
-#if defined(SOFTSIGN_WITH_CUDA)
-  // On a GPU the driver runs on the device, finishing among candidates there.
-  if (!hook && any.is_cuda()) return select_median_mad_cuda(src);
-#endif
-  // Under a hook every rank must run the same passes, whatever dtypes its shards hold:
-  // 64-bit keys then (float32 values widen exactly).
-  const int64_t key_bits = hook ? 64 : key_bits_for(src.grads, src.first_step_grads);
-  const int64_t digit_bits = digit_bits_for(any.device());
+  // The device's own parts of the driver; a hook may sum other ranks' counts, whose
+  // elements are not here to collect, so it gets neither.
+  const SelectionBackend none;
+  const SelectionBackend& backend = hook ? none : selection_backend(any.device().type());
+  if (backend.select != nullptr) return backend.select(src);
+  const RadixPlan plan =
+      radix_plan(any.device(), hook || any_double(src.grads, src.first_step_grads));
+  const int64_t digit_bits = plan.digit_bits, key_bits = plan.key_bits;
   const at::Tensor state = at::zeros({radix::kStateSize}, any.options().dtype(at::kLong));
   std::optional<at::Tensor> scale = src.grad_scale;
   if (scale.has_value()) scale = scale->to(any.device(), /*non_blocking=*/true);
   const at::TensorList buffers = reads_buffers(src) ? src.momentum_buffers : at::TensorList();
   for (int64_t stage = 0; stage < 2; ++stage) {
-    for (int64_t pass = 0; pass < passes(stage, key_bits, digit_bits); ++pass) {
+    for (int64_t pass = 0; pass < plan.passes(stage); ++pass) {
       at::Tensor hist = radix_select_histogram(src.grads, buffers, state, stage, pass, digit_bits,
                                                key_bits, src, /*first_step=*/false, scale);
       if (!src.first_step_grads.empty()) {
@@ -185,9 +215,8 @@ std::tuple<at::Tensor, at::Tensor> run_selection(const SelectionSource& src,
       }
       if (hook) hook(hist);
       radix_select_advance_(state, hist, stage, pass, digit_bits, key_bits);
-      // A hook may sum other ranks' counts, whose elements are not here to collect.
-      if (!hook && state.is_cpu() &&
-          finish_among_candidates_cpu(src, state, hist, stage, pass, digit_bits, key_bits)) {
+      if (backend.finish != nullptr &&
+          backend.finish(src, state, hist, stage, pass, digit_bits, key_bits)) {
         break;
       }
     }
@@ -252,6 +281,7 @@ std::tuple<at::Tensor, at::Tensor> median_mad(at::TensorList tensors, const Hist
 }
 
 TORCH_LIBRARY_IMPL(softsign, CompositeExplicitAutograd, m) {
+  m.impl("radix_select_plan", &radix_select_plan_impl);
   m.impl("radix_select_advance_", &radix_select_advance_impl);
   m.impl("radix_select_result", &radix_select_result_impl);
   m.impl("direction_median_mad", &direction_median_mad_impl);

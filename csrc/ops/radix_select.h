@@ -29,6 +29,20 @@ namespace softsign::ops::radix {
 
 constexpr int kStateSize = 6;
 
+// Digit width of the histograms: 16 bits on the CPU (few passes, per-thread histograms
+// stay in L2), 8 on accelerators (the histogram fits in shared memory).
+constexpr int kCpuDigitBits = 16;
+constexpr int kDeviceDigitBits = 8;
+
+// Passes of a stage: its keys (32 or 64 bits wide for stage 0, 64 for stage 1) a digit at
+// a time.
+C10_HOST_DEVICE constexpr int stage_passes(int stage, int key_bits, int digit_bits) {
+  return (stage == 0 ? key_bits : 64) / digit_bits;
+}
+
+// Counts of one histogram: a bin per digit value, then the NaN count.
+C10_HOST_DEVICE constexpr int histogram_size(int digit_bits) { return (1 << digit_bits) + 1; }
+
 // Bit reinterpretation usable in host and device code (std::bit_cast is not, with nvcc).
 C10_HOST_DEVICE inline uint32_t bits_of(float v) {
 #if defined(__CUDA_ARCH__)
@@ -97,6 +111,11 @@ struct PassSpec {
 // Keys of the current stage are `bits` wide (32 or 64; stage 1 is always 64).
 C10_HOST_DEVICE inline int stage_key_bits(const PassSpec& s) {
   return s.stage == 0 ? s.key_bits : 64;
+}
+
+// Passes of the current stage.
+C10_HOST_DEVICE inline int stage_passes(const PassSpec& s) {
+  return stage_passes(s.stage, s.key_bits, s.digit_bits);
 }
 
 // The shift of this pass's digit.

@@ -1,16 +1,34 @@
-// Input contract of softsign::radix_select_histogram, shared by its CPU and CUDA kernels.
+// The host-side contract of the radix-selection ops (Note [radix selection] in
+// radix_select.h): the plan every driver follows (C++ or Python, through
+// softsign::radix_select_plan), and the input checks of radix_select_histogram and
+// radix_select_advance_ that their CPU and CUDA kernels share.
 #pragma once
 
 #include <ATen/ATen.h>
 
+#include <cstdint>
 #include <optional>
-#include <tuple>
 
 #include "radix_select.h"
-#include "soft_sign_step.h"
-#include "softsign/ops.h"
 
 namespace softsign::ops {
+
+// The widths and pass counts of one selection.
+struct RadixPlan {
+  int64_t digit_bits;
+  int64_t key_bits;  // of stage 0 (stage 1 is 64 bits wide)
+
+  int64_t passes(int64_t stage) const {
+    return radix::stage_passes(static_cast<int>(stage), static_cast<int>(key_bits),
+                               static_cast<int>(digit_bits));
+  }
+  int64_t histogram_size() const { return radix::histogram_size(static_cast<int>(digit_bits)); }
+};
+
+// The plan for tensors on `device`: 64-bit stage-0 keys when `wide_keys` (a float64
+// tensor, or a hook: every rank must run the same passes whatever dtypes its shards hold,
+// and float32 values widen exactly), else 32.
+RadixPlan radix_plan(const c10::Device& device, bool wide_keys);
 
 // Validates one histogram call and returns its pass description. Throws before any work.
 radix::PassSpec check_radix_select_histogram(at::TensorList grads, at::TensorList momentum_buffers,
@@ -21,20 +39,5 @@ radix::PassSpec check_radix_select_histogram(at::TensorList grads, at::TensorLis
 // Validates one radix_select_advance_ call (state, histogram, pass). Throws before any work.
 void check_radix_select_advance(const at::Tensor& state, const at::Tensor& histogram, int64_t stage,
                                 int64_t pass, int64_t digit_bits, int64_t key_bits);
-
-// Whether the directions of `src` read its momentum buffers (heavy ball or Lion's rule).
-inline bool reads_buffers(const SelectionSource& src) {
-  return src.momentum != 0.0 || src.lion_beta1.has_value();
-}
-
-// The kernels' scalars for the directions of `src`; first_step for its first_step_grads.
-inline StepScalars scalars_of(const SelectionSource& src, bool first_step) {
-  return step_scalars(src.momentum, src.dampening, 0.0, src.nesterov, src.maximize, first_step,
-                      src.lion_beta1);
-}
-
-// The CUDA driver of the selection, with the candidate finish on the device
-// (radix_select_kernel.cu); run_selection calls it for CUDA tensors without a hook.
-std::tuple<at::Tensor, at::Tensor> select_median_mad_cuda(const SelectionSource& src);
 
 }  // namespace softsign::ops

@@ -27,6 +27,7 @@ TORCH_LIBRARY(softsign, m) {
       "int stage, int pass_, int digit_bits, int key_bits, float momentum, float dampening, "
       "bool nesterov, bool maximize, bool first_step, Tensor? grad_scale, "
       "float? lion_beta1=None) -> Tensor");
+  m.def("radix_select_plan(Device device, *, bool wide_keys) -> int[]");
   m.def(
       "radix_select_advance_(Tensor(a!) state, Tensor histogram, *, int stage, int pass_, "
       "int digit_bits, int key_bits) -> ()");
@@ -86,6 +87,12 @@ at::Tensor radix_select_histogram(at::TensorList grads, at::TensorList momentum_
   return op.call(grads, momentum_buffers, state, stage, pass, digit_bits, key_bits,
                  options.momentum, options.dampening, options.nesterov, options.maximize,
                  first_step, grad_scale, options.lion_beta1);
+}
+
+std::vector<int64_t> radix_select_plan(c10::Device device, bool wide_keys) {
+  static auto op =
+      find_op("softsign::radix_select_plan").typed<std::vector<int64_t>(c10::Device, bool)>();
+  return op.call(device, wide_keys);
 }
 
 void radix_select_advance_(const at::Tensor& state, const at::Tensor& histogram, int64_t stage,

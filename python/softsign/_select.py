@@ -46,12 +46,14 @@ def median_mad(
     the same passes whatever dtypes its shards hold (float32 values widen exactly); without
     one, 32 bits unless a tensor is float64. The momentum rule's options are the step
     op's (`lion_beta1` selects Lion's, Note [lion rule])."""
-    digit_bits = 16 if device.type == "cpu" else 8  # as the C++ driver picks them
-    tensors = [g for src in sources for g in src.grads]
-    bits = 64 if hook is not None or any(t.dtype == torch.float64 for t in tensors) else 32
-    state = torch.zeros(6, dtype=torch.int64, device=device)  # radix::kStateSize
+    wide = hook is not None or any(g.dtype == torch.float64 for src in sources for g in src.grads)
+    # The library's plan, the one its C++ driver follows.
+    state_size, digit_bits, bits, *passes, histogram_size = ops.radix_select_plan(
+        device, wide_keys=wide
+    )
+    state = torch.zeros(state_size, dtype=torch.int64, device=device)
     for stage in (0, 1):
-        for pass_ in range((bits if stage == 0 else 64) // digit_bits):
+        for pass_ in range(passes[stage]):
             hist = None
             for src in sources:
                 if not src.grads:
@@ -74,7 +76,7 @@ def median_mad(
                 )
                 hist = part if hist is None else hist.add_(part)
             if hist is None:  # this rank holds no elements: its counts are zeros
-                hist = torch.zeros((1 << digit_bits) + 1, dtype=torch.int64, device=device)
+                hist = torch.zeros(histogram_size, dtype=torch.int64, device=device)
             if hook is not None:
                 hook(hist)
             ops.radix_select_advance_(

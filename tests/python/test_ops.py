@@ -203,6 +203,25 @@ def test_histogram_hook_sees_every_pass():
     assert seen[0] == 1000 and len(seen) == 4 + 4
 
 
+@pytest.mark.parametrize("dev", ["cpu", "cuda"], ids=["cpu", "accelerator"])
+@pytest.mark.parametrize("wide", [False, True])
+def test_radix_select_plan(dev, wide):
+    """The plan the Python driver reads (softsign/_select.py) is the C++ driver's: 16-bit
+    digits on the CPU, 8 on a device; 64-bit stage-0 keys when asked (float64 or a hook)."""
+    state, digit, key, p0, p1, size = ops.radix_select_plan(torch.device(dev), wide_keys=wide)
+    assert (state, digit, key) == (6, 16 if dev == "cpu" else 8, 64 if wide else 32)
+    assert (p0, p1, size) == (key // digit, 64 // digit, (1 << digit) + 1)
+
+
+def test_the_python_driver_runs_the_plan():
+    *_, p0, p1, size = ops.radix_select_plan(torch.device("cpu"), wide_keys=True)
+    x = torch.randn(300)
+    sizes = []
+    got = median_mad([x], histogram_hook=lambda h: sizes.append(h.numel()))
+    assert sizes == [size] * (p0 + p1)
+    assert got[0].item() == x.median().item()
+
+
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_an_infinite_median_is_not_nan(sign, device):
     """|x - mu| is inf - inf = NaN where x = mu = inf: the MAD is NaN, as for torch.median,

@@ -84,6 +84,11 @@ std::tuple<at::Tensor, at::Tensor> direction_median_mad(const SelectionSource& s
                                                         const HistogramHook& hook = nullptr);
 
 // The per-pass ops of the selection, for drivers with their own hook (e.g. Python).
+// radix_select_plan gives what such a driver runs for tensors on `device`: [state size,
+// digit_bits, key_bits, passes of stage 0, passes of stage 1, histogram size];
+// wide_keys asks for 64-bit stage-0 keys (a float64 tensor, or a hook: every rank must
+// run the same passes whatever dtypes its shards hold).
+std::vector<int64_t> radix_select_plan(c10::Device device, bool wide_keys);
 at::Tensor radix_select_histogram(at::TensorList grads, at::TensorList momentum_buffers,
                                   const at::Tensor& state, int64_t stage, int64_t pass,
                                   int64_t digit_bits, int64_t key_bits,

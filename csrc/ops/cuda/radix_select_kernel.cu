@@ -1,5 +1,6 @@
 // Registers the CUDA kernels of the radix selection (radix_select_kernel.cuh): the
-// histogram and advance ops, and the device-side driver of radix_select.cpp.
+// histogram and advance ops, and the device-side driver as CUDA's part of the driver in
+// radix_select.cpp (SelectionBackend).
 #include <torch/library.h>
 
 #include <type_traits>
@@ -8,11 +9,16 @@
 #include "radix_select_kernel.cuh"
 
 namespace softsign::ops {
+namespace {
 
 std::tuple<at::Tensor, at::Tensor> select_median_mad_cuda(const SelectionSource& src) {
   return select_median_mad_launch<>(src);
 }
 
+[[maybe_unused]] const bool registered =
+    register_selection_backend(c10::DeviceType::CUDA, {&select_median_mad_cuda, nullptr});
+
+}  // namespace
 }  // namespace softsign::ops
 
 // Note [one signature per op].

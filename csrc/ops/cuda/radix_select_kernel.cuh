@@ -21,7 +21,8 @@
 #include "dtype_buckets.h"
 #include "multi_tensor.cuh"
 #include "radix_select.h"
-#include "radix_select_check.h"
+#include "radix_select_contract.h"
+#include "radix_select_driver.h"
 #include "soft_sign_step.h"
 #include "softsign/ops.h"
 
@@ -34,8 +35,8 @@ namespace {
 
 namespace mt = multi_tensor;
 
-constexpr int kDigitBits = 8;
-constexpr int kBins = (1 << kDigitBits) + 1;  // the digit bins, then the NaN count
+constexpr int kDigitBits = radix::kDeviceDigitBits;
+constexpr int kBins = radix::histogram_size(kDigitBits);  // the digit bins, then the NaN count
 constexpr int kWarps = mt::kBlockSize / 32;
 constexpr int kAdvanceThreads = 256;
 static_assert(mt::kBlockSize >= kBins, "the merge gives each bin its own thread");
@@ -447,7 +448,7 @@ std::tuple<at::Tensor, at::Tensor> select_median_mad_launch(const SelectionSourc
   const int cand_grid =
       static_cast<int>(std::min<int64_t>((capacity + mt::kBlockSize - 1) / mt::kBlockSize, 1024));
   for (int stage = 0; stage < 2; ++stage) {
-    const int passes = static_cast<int>((stage == 0 ? key_bits : 64) / kDigitBits);
+    const int passes = radix::stage_passes(stage, static_cast<int>(key_bits), kDigitBits);
     if (stage == 1) count.zero_();
     const int64_t* collected = ctrl_ptr + 1 + stage;
     for (int pass = 0; pass < passes; ++pass) {
