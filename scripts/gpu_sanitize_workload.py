@@ -61,14 +61,8 @@ def run_soft_signum(device, large, gen):
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
         params = make_params(device, dtype, large and dtype == torch.float32, gen)
         # S = 2, T = 3: steps 1-2 sign, step 3 fits and takes tau_0, 4-5 soft, 6 after.
-        opt = softsign.SoftSignum(
-            params,
-            lr=1e-2,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=0.1,
-            sign_steps=2,
-            transition_steps=3,
+        opt = softsign.SoftSignum(  # momentum 0.9, the default
+            params, lr=1e-2, nesterov=True, weight_decay=0.1, sign_steps=2, transition_steps=3
         )
         phases = []
         for _ in range(6):

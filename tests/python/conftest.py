@@ -11,22 +11,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 def step_kwargs(**over):
-    """Keyword arguments of torch.ops.softsign.soft_sign_step_: these defaults, then `over`."""
-    kw = dict(
-        lr=0.1,
-        lr_tensor=None,
-        momentum=0.9,
-        dampening=0.0,
-        weight_decay=0.0,
-        nesterov=False,
-        maximize=False,
-        first_step=False,
-        temperature=None,
-        grad_scale=None,
-        found_inf=None,
-    )
-    kw.update(over)
-    return kw
+    """Keyword arguments of torch.ops.softsign.soft_sign_step_: a heavy-ball sign step (lr 0.1,
+    momentum 0.9) with every flag off and no optional tensor, then `over`."""
+    kw = dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0)
+    kw.update(dict.fromkeys(("nesterov", "maximize", "first_step"), False))
+    kw.update(dict.fromkeys(("lr_tensor", "temperature", "grad_scale", "found_inf")))
+    return dict(kw, **over)
 
 
 @pytest.fixture(params=DEVICES)
