@@ -12,6 +12,7 @@ from optim_registry import MUON_PARAMS, clone_params, grads_for, randn_params, t
 from torch import nn
 
 import softsign
+from softsign.reference.options import OPTIONS
 
 
 def matrices(dtype=torch.float32):
@@ -120,20 +121,11 @@ def test_bad_params_and_grads():
 
 
 def step_kwargs(**over):
-    """Keyword arguments of torch.ops.softsign.muon_step_: Muon's defaults, then `over`."""
-    kw = dict(
-        lr=0.02,
-        momentum=0.95,
-        nesterov=True,
-        weight_decay=0.1,
-        ns_steps=5,
-        adjust_lr="original",
-        temperature=None,
-        soft_map="newton_schulz",
-        soft_steps=5,
-    )
-    kw.update(over)
-    return kw
+    """Keyword arguments of torch.ops.softsign.muon_step_: SoftMuon's defaults (the option
+    table's) with weight decay 0.1 and no temperature, then `over`."""
+    defaults = OPTIONS["SoftMuon"].defaults
+    names = ("lr", "momentum", "nesterov", "ns_steps", "adjust_lr", "soft_map", "soft_steps")
+    return {**{n: defaults[n] for n in names}, "weight_decay": 0.1, "temperature": None, **over}
 
 
 def test_muon_step_op_passes_opcheck():
