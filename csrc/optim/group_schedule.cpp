@@ -60,8 +60,10 @@ void validate_schedule(const char* plain, bool transition, std::optional<int64_t
                 " for total_steps, sign_steps and transition_steps)");
     return;
   }
-  TORCH_CHECK(alpha_sign > 0 && alpha_sign <= 1, "Invalid alpha_sign value: ", alpha_sign,
-              " (expected 0 < alpha_sign <= 1)");
+  // alpha_sign = 0 (or sign_steps = 0): the fit runs at the first step, as in the paper's
+  // unigram experiment.
+  TORCH_CHECK(alpha_sign >= 0 && alpha_sign <= 1, "Invalid alpha_sign value: ", alpha_sign,
+              " (expected 0 <= alpha_sign <= 1)");
   TORCH_CHECK(eps > 0 && eps < 1, "Invalid eps value: ", eps, " (expected 0 < eps < 1)");
   TORCH_CHECK(newton_iters >= 0, "Invalid newton_iters value: ", newton_iters);
   // The kernels use tau in float32: keep it finite there.

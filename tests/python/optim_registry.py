@@ -442,7 +442,7 @@ LION_INVALID = (
     Bad(dict(weight_decay=-1.0), "weight_decay"),
 )
 SCHEDULE_INVALID = (
-    Bad(dict(alpha_sign=0.0), "alpha_sign"),
+    Bad(dict(alpha_sign=-0.1), "alpha_sign"),
     Bad(dict(alpha_sign=1.5), "alpha_sign"),
     Bad(dict(eps=0.0), "eps"),
     Bad(dict(eps=1.0), "eps"),
@@ -548,9 +548,14 @@ def soft(plain, schedule, *, steps, group_schedule, invalid=(), **over):
     plain's bad options with the schedule's (and `invalid`), and its first group of its own
     options with a schedule of its own too (`group_schedule`)."""
     first, *rest = plain.group_options
+    # alpha_sign = 0: the transition from the first step, the fit at step 1 (the paper's
+    # unigram experiment).
+    variants = dict(plain.variants or {}, fit_at_first_step=dict(alpha_sign=0.0))
+    variants.update(over.pop("variants", {}))
     return replace(
         plain,
         name="Soft" + plain.name,
+        variants=variants,
         options=dict(plain.options, **schedule),
         steps=steps,
         invalid=plain.invalid + SCHEDULE_INVALID + invalid,

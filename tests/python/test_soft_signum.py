@@ -22,6 +22,7 @@ from optim_registry import (
 )
 
 import softsign
+import softsign._C
 from softsign.reference import SoftSignumReference
 
 
@@ -64,16 +65,77 @@ def test_state_dict_layout():
 
 def test_state_dict_of_an_unfitted_group_has_the_keys_of_a_fitted_one():
     """torch.distributed.checkpoint loads into the state dict of a fresh optimizer, so its
-    keys must not change when the fit happens: "fit" holds NaNs until then."""
+    keys must not change when the fit happens: "fit" holds None until then, which strict
+    JSON (checkpoint tools, MLflow, Weights & Biases) writes, where NaN is refused."""
     params = randn_params([(10,)])
     opt = softsign.SoftSignum(params, total_steps=10, alpha_sign=0.5)
     fit = opt.state_dict()["param_groups"][0]["fit"]
-    assert set(fit) == {"median", "mad"} and math.isnan(fit["median"]) and math.isnan(fit["mad"])
+    assert fit == {"median": None, "mad": None}
+    json.dumps(opt.state_dict()["param_groups"], allow_nan=False)
     fresh = softsign.SoftSignum(params, total_steps=10, alpha_sign=0.5)
     fresh.load_state_dict(opt.state_dict())
     assert fresh.param_groups[0]["fit"] is None
     train([(fresh, params)], 10)
     assert fresh.param_groups[0]["fit"] is not None
+    json.dumps(fresh.state_dict()["param_groups"], allow_nan=False)
+
+
+def test_a_checkpoint_with_nan_for_the_unfitted_group_still_loads():
+    """Checkpoints of earlier versions stored NaN there."""
+    params = randn_params([(10,)])
+    opt = softsign.SoftSignum(params, total_steps=10, alpha_sign=0.5)
+    sd = opt.state_dict()
+    sd["param_groups"][0]["fit"] = {"median": math.nan, "mad": math.nan}
+    opt.load_state_dict(sd)
+    assert opt.param_groups[0]["fit"] is None
+
+
+@pytest.mark.parametrize("name", ["SoftSignum", "SoftLion"])
+def test_alpha_sign_zero_fits_at_the_first_step(name):
+    params = randn_params([(100,)])
+    twins = clone_params(params)
+    opt = getattr(softsign, name)(params, lr=1e-2, total_steps=10, alpha_sign=0.0)
+    cpp = getattr(softsign._C, name)(twins, lr=1e-2, total_steps=10, alpha_sign=0.0)
+    train([(opt, params), (cpp, twins)], 1)
+    assert opt.temperature() is not None
+    assert cpp.temperature() == opt.temperature()
+    assert torch.equal(params[0], twins[0])
+
+
+@pytest.mark.parametrize("fused", [None, False, True])
+def test_only_an_explicit_fused_true_claims_amp_unscaling(fused):
+    """torch's convention (GradScaler, Lightning's gradient clipping): an optimizer claims
+    the unscaling only where a fused kernel consumes grad_scale and found_inf."""
+    for cls in (softsign.SoftSignum, softsign.Signum, softsign.Lion, softsign.SoftLion):
+        kwargs = dict(total_steps=10) if cls.__name__.startswith("Soft") else {}
+        opt = cls(randn_params([(4,)]), fused=fused, **kwargs)
+        assert getattr(opt, "_step_supports_amp_scaling", False) is (fused is True)
+
+
+def test_grad_scaler_unscale_clip_step_with_the_default_fused():
+    """The usual AMP recipe: unscale_, clip, step. With fused=None the scaler unscales; the
+    steps equal those of the unscaled gradients, clipped alike."""
+    a = randn_params([(50,)])
+    b = clone_params(a)
+    scaled = softsign.SoftSignum(a, lr=1e-2, total_steps=6, alpha_sign=0.5)
+    plain = softsign.SoftSignum(b, lr=1e-2, total_steps=6, alpha_sign=0.5)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    for k in range(6):
+        g = grads_for(a, k)
+        for p in a:
+            p.grad = None
+        # d(loss)/dp = g, scaled by a power of two: exact.
+        scaler.scale(sum((p * gk).sum() for p, gk in zip(a, g))).backward()
+        scaler.unscale_(scaled)
+        torch.nn.utils.clip_grad_norm_(a, 1.0)
+        scaler.step(scaled)
+        scaler.update()
+        for p, gk in zip(b, g):
+            p.grad = gk.clone()
+        torch.nn.utils.clip_grad_norm_(b, 1.0)
+        plain.step()
+    torch.testing.assert_close(a[0], b[0], rtol=1e-6, atol=1e-6)
+    assert scaled.temperature() == plain.temperature()
 
 
 def test_closure_is_called_with_grad_enabled():

@@ -138,15 +138,16 @@ class ScheduledOptimizer(Optimizer):
         self._init_runtime()
 
     def state_dict(self):
-        """torch.optim's state dict; a group's "fit" is always {"median", "mad"} (NaN before
-        the fit), so that the state dict of a fresh optimizer has the keys of a fitted one:
+        """torch.optim's state dict; a group's "fit" is always {"median", "mad"} (None before
+        the fit: strict JSON, as checkpoint tools and loggers write it, has no NaN), so that
+        the state dict of a fresh optimizer has the keys of a fitted one:
         torch.distributed.checkpoint loads into such a template."""
         for schedule in self._group_schedules.values():
             schedule.settle(wait=True)
         sd = super().state_dict()
         for group in sd["param_groups"]:  # copies made by Optimizer.state_dict
             if "fit" in group and group["fit"] is None:
-                group["fit"] = {"median": math.nan, "mad": math.nan}
+                group["fit"] = {"median": None, "mad": None}
         return sd
 
     def load_state_dict(self, state_dict):
@@ -159,8 +160,12 @@ class ScheduledOptimizer(Optimizer):
             for key, default in self.defaults.items():
                 group.setdefault(key, default)
             fit = group["fit"]
-            if isinstance(fit, dict) and not math.isfinite(fit["median"]):
-                group["fit"] = None  # a fit is never stored non-finite
+            # Unfitted: None (NaN in checkpoints of earlier versions); a fit is never stored
+            # non-finite.
+            if isinstance(fit, dict) and (
+                fit["median"] is None or not math.isfinite(fit["median"])
+            ):
+                group["fit"] = None
             groups.append(group)
         super().load_state_dict(dict(state_dict, param_groups=groups))
         self._init_runtime()

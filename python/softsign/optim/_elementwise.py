@@ -28,8 +28,11 @@ class ElementwiseOptimizer(ScheduledOptimizer):
 
     def __init__(self, params, options):
         super().__init__(params, options)
-        # GradScaler passes grad_scale/found_inf instead of unscaling and syncing.
-        self._step_supports_amp_scaling = True
+        # torch's convention: only an explicit fused=True claims AMP's unscaling, and then
+        # GradScaler passes grad_scale/found_inf to the kernels instead of unscaling and
+        # syncing. Otherwise it unscales as usual, so gradient clipping (which unscales first:
+        # Lightning refuses it for an optimizer that claims the unscaling) works.
+        self._step_supports_amp_scaling = options.get("fused") is True
 
     def _rule(self, group) -> dict:
         raise NotImplementedError

@@ -94,7 +94,7 @@ class SoftLion(_LionRule):
         weight_decay: decoupled weight decay, >= 0. Default 0.
         total_steps: planned number of step() calls, an integer >= 1; with alpha_sign it
             sets S and T. Required unless both sign_steps and transition_steps are given.
-        alpha_sign: fraction of total_steps spent in the sign (Lion) phase, in (0, 1].
+        alpha_sign: fraction of total_steps spent in the sign (Lion) phase, in [0, 1].
             Default 0.9.
         sign_steps: explicit S, an integer >= 0. Alias: sign_iters. Default None.
         transition_steps: explicit T, an integer >= 1. Alias: transition_iters.

@@ -273,8 +273,9 @@ SCHEDULE = (
     Option(
         "alpha_sign",
         0.9,
-        "share of total_steps in the sign phase: S = round(alpha_sign * total_steps)",
-        Range(low=0.0, high=1.0, low_open=True),
+        "share of total_steps in the sign phase: S = round(alpha_sign * total_steps); 0 fits "
+        "at the first step",
+        Range(low=0.0, high=1.0),
     ),
     Option(
         "sign_steps",
