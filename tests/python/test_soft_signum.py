@@ -159,9 +159,12 @@ def test_aliases_of_the_public_code():
     assert (opt.param_groups[0]["sign_steps"], opt.param_groups[0]["transition_steps"]) == (4, 6)
 
 
-def test_fused_on_a_device_without_kernels_is_rejected():
+def test_fused_on_a_device_without_kernels_is_rejected_at_step():
+    w = torch.zeros(2, device="meta", requires_grad=True)
+    opt = softsign.Signum([w], fused=True)  # meta passes: it may become a real device
+    w.grad = torch.zeros(2, device="meta")
     with pytest.raises(ValueError, match="fused"):
-        softsign.Signum([torch.zeros(2, device="meta")], fused=True)
+        opt.step()
 
 
 def test_zero_mad_warns_and_stays_finite():
@@ -317,3 +320,47 @@ def test_a_one_step_transition_never_leaves_the_sign_regime():
         opt.step()
         assert opt.temperature() in (None, 1e9)
     assert opt.temperature() == 1e9
+
+
+# ---- torch.optim's contract (the breaks found by torch's generic optimizer tests) ------------
+
+ELEMENTWISE_SOFT = ["SoftSignum", "SoftLion"]
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE_SOFT)
+def test_a_schedule_given_in_the_param_groups_alone_is_taken(name):
+    """torch checks a required option per group: the groups may carry it."""
+    w = torch.randn(100, requires_grad=True)
+    opt = getattr(softsign, name)([{"params": [w], "total_steps": 8, "alpha_sign": 0.5}])
+    train([(opt, [w])], 8)
+    assert opt.temperature() is not None
+    with pytest.raises(ValueError, match="Invalid schedule"):
+        getattr(softsign, name)([{"params": [torch.randn(3, requires_grad=True)]}])
+
+
+@pytest.mark.parametrize("name", ["Signum", "Lion", *ELEMENTWISE_SOFT])
+def test_a_tensor_lr_of_more_than_one_element_has_torchs_message(name):
+    kwargs = dict(total_steps=10) if name.startswith("Soft") else {}
+    with pytest.raises(ValueError, match="Tensor lr must be 1-element"):
+        getattr(softsign, name)(randn_params([(3,)]), lr=torch.tensor([1e-3, 1e-3]), **kwargs)
+
+
+@pytest.mark.parametrize("name", ["Signum", "Lion", *ELEMENTWISE_SOFT])
+def test_fused_params_built_on_meta_then_materialized(name):
+    """fused=True is refused for a device without kernels at step time, not for meta
+    params at construction: build on meta, to_empty(), step."""
+    kwargs = dict(total_steps=4, alpha_sign=0.5) if name.startswith("Soft") else {}
+    model = torch.nn.Linear(4, 3, device="meta")
+    opt = getattr(softsign, name)(model.parameters(), lr=1e-2, fused=True, **kwargs)
+    model.to_empty(device="cpu")
+    torch.nn.init.normal_(model.weight)
+    torch.nn.init.zeros_(model.bias)
+    params = list(model.parameters())
+    train([(opt, params)], 4)
+    assert all(torch.isfinite(p).all() for p in params)
+
+
+@pytest.mark.parametrize("name", ["Signum", "Lion"])
+def test_a_bare_tensor_as_params_is_a_type_error(name):
+    with pytest.raises(TypeError):
+        getattr(softsign, name)(torch.randn(4, 3))

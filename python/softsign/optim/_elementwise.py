@@ -42,7 +42,10 @@ class ElementwiseOptimizer(ScheduledOptimizer):
 
     def _check_group(self, group):
         fused = group.get("fused")
-        if fused and any(p.device.type not in _FUSED_DEVICES for p in group["params"]):
+        # Params on the meta device pass (torch's rule): a model built on meta and then
+        # materialized with to_empty() keeps its optimizer.
+        devices = {p.device.type for p in group["params"]} - {"meta"}
+        if fused and any(d not in _FUSED_DEVICES for d in devices):
             raise ValueError(f"Invalid fused=True: fused kernels exist for {_FUSED_DEVICES} only")
         super()._check_group(group)
 
@@ -54,6 +57,12 @@ class ElementwiseOptimizer(ScheduledOptimizer):
     @staticmethod
     def _fused(group, device) -> bool:
         fused = group["fused"]
+        if fused and device.type not in _FUSED_DEVICES:
+            # Reached for meta params, which the constructor lets through (to_empty()).
+            raise ValueError(
+                f"Invalid fused=True: fused kernels exist for {_FUSED_DEVICES} only, got "
+                f"params on {device.type}"
+            )
         return device.type in _FUSED_DEVICES if fused is None else bool(fused)
 
     def _buffers(self, group, bucket: Bucket) -> list:

@@ -28,7 +28,13 @@ def check_number(
     accelerator is not read (that would wait for the device) and passes."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise ValueError(f"Invalid {name}: a tensor {name} must have one element")
+            # torch.optim's own text for the learning rate, which users and tests match.
+            what = (
+                "Tensor lr must be 1-element"
+                if "learning rate" in name
+                else (f"a tensor {name} must have one element")
+            )
+            raise ValueError(f"Invalid {name}: {what}")
         if value.device.type != "cpu":
             return
         value = value.item()
@@ -211,19 +217,22 @@ class OptionTable:
         return {o.name: o.normalize(given.get(o.name, o.default)) for o in self.options}
 
     def collect(self, given: Mapping) -> dict:
-        """`fill`, then every option and rule checked: a constructor's defaults dict."""
+        """`fill`, then every option and rule checked: a constructor's defaults dict. Rules
+        marked per_group (a required option, such as the schedule) are left to the groups,
+        as torch.optim does for its required options: the param group dicts may give them."""
         values = self.fill(given)
-        self.check(values)
+        self.check(values, per_group=False)
         return values
 
-    def check(self, values: Mapping) -> None:
+    def check(self, values: Mapping, per_group: bool = True) -> None:
         """Checks the options present in `values` (a param group holds other keys as well),
-        then the rules."""
+        then the rules (without those marked per_group unless `per_group`)."""
         for option in self.options:
             if option.name in values:
                 option.validate(values[option.name])
         for rule in self.rules:
-            rule(values)
+            if per_group or not getattr(rule, "per_group", False):
+                rule(values)
 
     def markdown(self) -> str:
         """The table as markdown rows (argument | default | range | meaning), for the docs;
@@ -305,6 +314,7 @@ SCHEDULE_ALIASES = {"sign_iters": "sign_steps", "transition_iters": "transition_
 
 
 def _needs_a_schedule(values: Mapping) -> None:
+    """Checked per param group: the schedule may be given in the group dicts alone."""
     if values.get("total_steps") is None and (
         values.get("sign_steps") is None or values.get("transition_steps") is None
     ):
@@ -312,6 +322,9 @@ def _needs_a_schedule(values: Mapping) -> None:
             "Invalid schedule: pass total_steps (the transition starts at "
             "round(alpha_sign * total_steps)), or both sign_steps and transition_steps"
         )
+
+
+_needs_a_schedule.per_group = True
 
 
 def _nesterov_needs_momentum(values: Mapping) -> None:
