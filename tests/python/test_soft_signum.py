@@ -364,3 +364,73 @@ def test_fused_params_built_on_meta_then_materialized(name):
 def test_a_bare_tensor_as_params_is_a_type_error(name):
     with pytest.raises(TypeError):
         getattr(softsign, name)(torch.randn(4, 3))
+
+
+# ---- warm starts: train with Signum (Lion), finish with SoftSignum (SoftLion) -------------------
+
+WARM = [
+    ("Signum", "SoftSignum", dict(lr=1e-2, momentum=0.9, weight_decay=0.05)),
+    ("Lion", "SoftLion", dict(lr=1e-2, betas=(0.9, 0.99), weight_decay=0.05)),
+]
+
+
+@pytest.mark.parametrize("plain,soft,options", WARM)
+def test_warm_start_steps_as_the_plain_optimizer_until_the_transition(plain, soft, options):
+    a = randn_params([(100,), (7, 9)])
+    b = clone_params(a)
+    first = getattr(softsign, plain)(a, **options)
+    train([(first, a)], 5)
+    # A checkpoint of the plain run, loaded into a fresh plain optimizer, is the source.
+    source = getattr(softsign, plain)(b, **options)
+    source.load_state_dict(first.state_dict())
+    with torch.no_grad():
+        for p, q in zip(b, a):
+            p.copy_(q)
+    opt = getattr(softsign, soft)(b, total_steps=12, alpha_sign=0.75, **options)
+    opt.warm_start_from(source)
+    assert opt.param_groups[0]["step"] == 5
+    train([(first, a), (opt, b)], 4, start=6)  # steps 6..9 = S: the sign phase
+    for p, q in zip(a, b):
+        assert torch.equal(p, q)
+    train([(opt, b)], 1, start=10)  # the transition starts on time
+    assert opt.temperature() is not None
+
+
+def test_warm_start_from_torch_sgd_needs_the_step_and_the_same_rule():
+    a = randn_params([(50,)])
+    sgd = torch.optim.SGD(a, lr=1e-2, momentum=0.9)
+    train([(sgd, a)], 3)
+    opt = softsign.SoftSignum(a, lr=1e-3, momentum=0.9, total_steps=10, alpha_sign=0.5)
+    with pytest.raises(ValueError, match="step="):
+        opt.warm_start_from(sgd)
+    opt.warm_start_from(sgd, step=3)
+    assert torch.equal(opt.state[a[0]]["momentum_buffer"], sgd.state[a[0]]["momentum_buffer"])
+    damped = torch.optim.SGD(a, lr=1e-2, momentum=0.9, dampening=0.5)
+    with pytest.raises(ValueError, match="do not mean the same thing"):
+        opt.warm_start_from(damped, step=3)
+
+
+def test_warm_start_refuses_params_it_was_not_given():
+    a, b = randn_params([(5,)]), randn_params([(5,)], seed=1)
+    with pytest.raises(ValueError, match="in none of the given optimizers"):
+        softsign.SoftSignum(a + b, total_steps=20).warm_start_from(softsign.Signum(a))
+
+
+@pytest.mark.parametrize("plain,soft,options", WARM)
+def test_loading_a_plain_state_into_the_soft_optimizer_names_warm_start_from(plain, soft, options):
+    a = randn_params([(10,)])
+    first = getattr(softsign, plain)(a, **options)
+    train([(first, a)], 2)
+    opt = getattr(softsign, soft)(a, total_steps=20, **options)
+    with pytest.raises(ValueError, match="warm_start_from"):
+        opt.load_state_dict(first.state_dict())
+
+
+def test_warm_start_from_lion_pytorch():
+    lion_pytorch = pytest.importorskip("lion_pytorch", reason="lion-pytorch is not installed")
+    a = randn_params([(64,)])
+    theirs = lion_pytorch.Lion(a, lr=1e-3, betas=(0.9, 0.99))
+    train([(theirs, a)], 3)
+    opt = softsign.SoftLion(a, lr=1e-3, betas=(0.9, 0.99), total_steps=10, alpha_sign=0.5)
+    opt.warm_start_from(theirs, step=3)
+    assert torch.equal(opt.state[a[0]]["exp_avg"], theirs.state[a[0]]["exp_avg"])

@@ -157,6 +157,15 @@ class ScheduledOptimizer(Optimizer):
         groups = []
         for group in state_dict["param_groups"]:
             group = dict(group)
+            if "alpha_sign" in self._table and "alpha_sign" not in group:
+                # A plain optimizer's state (Signum's into SoftSignum): taking it would keep
+                # this optimizer in the sign phase forever, without a word.
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: the state has no schedule "
+                    "options; it comes from an optimizer without a transition (Signum, Lion, "
+                    "Muon, ...). To continue its training with a transition, load it into "
+                    f"that optimizer and call {type(self).__name__}.warm_start_from(it)"
+                )
             for key, default in self.defaults.items():
                 group.setdefault(key, default)
             fit = group["fit"]

@@ -13,7 +13,7 @@ import torch
 
 from .. import _python_step, _select
 from .._library import ops
-from . import _sharding
+from . import _sharding, _warm_start
 from ._base import Bucket, ScheduledOptimizer
 
 _FUSED_DEVICES = ("cpu", "cuda")
@@ -36,6 +36,21 @@ class ElementwiseOptimizer(ScheduledOptimizer):
 
     def _rule(self, group) -> dict:
         raise NotImplementedError
+
+    def warm_start_from(self, *optimizers, step: int | None = None) -> None:
+        """Continues the training of `optimizers` (live, or after loading their checkpoints):
+        the usual recipe is Signum (or Lion) for most of the run, then SoftSignum (SoftLion)
+        from that checkpoint. Params are matched by identity; each one's buffer is copied
+        from its source, whose momentum rule (momentum, dampening, nesterov, betas,
+        maximize) must equal this optimizer's, or ValueError names the difference. The
+        group step count continues from the sources' (`step=` when they record none, as
+        torch.optim.SGD and lion-pytorch), so the transition falls where total_steps says;
+        this optimizer keeps its own options. A param with no buffer in its source starts
+        its buffer at its next gradient (a warning says how many). Sources: softsign's
+        Signum, SoftSignum, Lion and SoftLion, torch.optim.SGD, lion_pytorch.Lion. After a
+        warm start from Signum at step k, SoftSignum steps bit for bit as Signum until its
+        transition."""
+        _warm_start.warm_start(self, optimizers, step)
 
     def _buffered(self, group) -> bool:
         raise NotImplementedError
