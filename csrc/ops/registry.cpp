@@ -48,6 +48,15 @@ TORCH_LIBRARY(softsign, m) {
       "float lr, float momentum, bool nesterov, float weight_decay, int ns_steps, "
       "str adjust_lr, Tensor? temperature, str soft_map, int soft_steps, "
       "Tensor? found_inf=None) -> ()");
+  m.def(
+      "muon_momentum_(Tensor[] grads, Tensor(a!)[] momentum_buffers, Tensor(b!)[] directions, "
+      "*, float momentum, bool nesterov, Tensor? found_inf=None) -> ()");
+  m.def(
+      "muon_orthogonalize(Tensor[] directions, *, int ns_steps, Tensor? temperature, "
+      "str soft_map, int soft_steps) -> Tensor[]");
+  m.def(
+      "muon_apply_(Tensor(a!)[] params, Tensor[] updates, *, float lr, float weight_decay, "
+      "str adjust_lr, int[]? matrix_dims=None, Tensor? found_inf=None) -> ()");
 }
 
 namespace softsign::ops {
@@ -157,6 +166,32 @@ void muon_step_(at::TensorList params, at::TensorList grads, at::TensorList mome
                       int64_t, const std::optional<at::Tensor>&)>();
   op.call(params, grads, momentum_buffers, args.lr, args.momentum, args.nesterov, args.weight_decay,
           args.ns_steps, args.adjust_lr, temperature, args.soft_map, args.soft_steps, found_inf);
+}
+
+void muon_momentum_(at::TensorList grads, at::TensorList momentum_buffers,
+                    at::TensorList directions, const MuonStepArgs& args,
+                    const std::optional<at::Tensor>& found_inf) {
+  static auto op = find_op("softsign::muon_momentum_")
+                       .typed<void(at::TensorList, at::TensorList, at::TensorList, double, bool,
+                                   const std::optional<at::Tensor>&)>();
+  op.call(grads, momentum_buffers, directions, args.momentum, args.nesterov, found_inf);
+}
+
+std::vector<at::Tensor> muon_orthogonalize(at::TensorList directions, const MuonStepArgs& args,
+                                           const std::optional<at::Tensor>& temperature) {
+  static auto op =
+      find_op("softsign::muon_orthogonalize")
+          .typed<std::vector<at::Tensor>(at::TensorList, int64_t, const std::optional<at::Tensor>&,
+                                         c10::string_view, int64_t)>();
+  return op.call(directions, args.ns_steps, temperature, args.soft_map, args.soft_steps);
+}
+
+void muon_apply_(at::TensorList params, at::TensorList updates, const MuonStepArgs& args,
+                 at::OptionalIntArrayRef matrix_dims, const std::optional<at::Tensor>& found_inf) {
+  static auto op = find_op("softsign::muon_apply_")
+                       .typed<void(at::TensorList, at::TensorList, double, double, c10::string_view,
+                                   at::OptionalIntArrayRef, const std::optional<at::Tensor>&)>();
+  op.call(params, updates, args.lr, args.weight_decay, args.adjust_lr, matrix_dims, found_inf);
 }
 
 }  // namespace softsign::ops

@@ -116,3 +116,18 @@ def _singular_values_fake(tensors):
 @torch.library.register_fake("softsign::muon_step_")
 def _muon_step_fake(params, grads, momentum_buffers, **kwargs):
     return None
+
+
+@torch.library.register_fake("softsign::muon_momentum_")
+def _muon_momentum_fake(grads, momentum_buffers, directions, **kwargs):
+    return None
+
+
+@torch.library.register_fake("softsign::muon_orthogonalize")
+def _muon_orthogonalize_fake(directions, **kwargs):
+    return [torch.empty_like(d, memory_format=torch.contiguous_format) for d in directions]
+
+
+@torch.library.register_fake("softsign::muon_apply_")
+def _muon_apply_fake(params, updates, **kwargs):
+    return None

@@ -287,7 +287,7 @@ TEST(SoftSignum, InvalidOptionsThrow) {
       {"weight_decay < 0", SoftSignumOptions(base).weight_decay(-1)},
       {"nesterov without momentum", SoftSignumOptions(base).momentum(0).nesterov(true)},
       {"nesterov with dampening", SoftSignumOptions(base).dampening(0.5).nesterov(true)},
-      {"alpha_sign 0", SoftSignumOptions(base).alpha_sign(0)},
+      {"alpha_sign < 0", SoftSignumOptions(base).alpha_sign(-0.1)},
       {"alpha_sign > 1", SoftSignumOptions(base).alpha_sign(1.5)},
       {"eps 0", SoftSignumOptions(base).eps(0)},
       {"eps 1", SoftSignumOptions(base).eps(1)},

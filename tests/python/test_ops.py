@@ -524,3 +524,142 @@ def test_params_whose_elements_overlap_are_refused_before_any_change():
             **step_kwargs(),
         )
     assert torch.equal(a, torch.ones(3)) and torch.equal(buf, torch.zeros(3))
+
+
+# ---- Muon's stages -----------------------------------------------------------------------
+
+MUON_SHAPES = [(6, 4), (6, 4), (4, 9), (3, 2, 5), (0, 3), (7, 7)]
+
+
+def _muon_lists(dtype, device, shapes=MUON_SHAPES, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [[torch.randn(s, generator=gen).to(device, dtype) for s in shapes] for _ in range(3)]
+
+
+def _muon_kwargs(temperature, found_inf, soft_map, device, **over):
+    tau = None if temperature is None else torch.tensor(temperature, dtype=torch.float64)
+    found = None if found_inf is None else torch.tensor(found_inf)
+    kw = dict(lr=0.02, momentum=0.95, nesterov=True, weight_decay=0.1, ns_steps=5)
+    kw.update(adjust_lr="original", soft_map=soft_map, soft_steps=5)
+    kw.update(temperature=tau and tau.to(device), found_inf=found and found.to(device))
+    return dict(kw, **over)
+
+
+def _muon_stages(params, grads, bufs, kw, matrix_dims=None, gather=None):
+    """muon_step_ by its stage ops; `gather` (shards -> whole matrices -> shards) stands
+    between the momentum and the map as the sharded path's exchange does."""
+    # muon_step_ guards its stages with found_inf and, when given, a failed fit too.
+    guard = kw["found_inf"]
+    if guard is not None and kw["temperature"] is not None:
+        guard = ((guard != 0) | ~torch.isfinite(kw["temperature"])).float()
+    dirs = [torch.empty_like(g) for g in grads]
+    ops.muon_momentum_(
+        grads, bufs, dirs, momentum=kw["momentum"], nesterov=kw["nesterov"], found_inf=guard
+    )
+    whole, back = gather(dirs) if gather else (dirs, lambda x: x)
+    mapped = ops.muon_orthogonalize(
+        whole,
+        ns_steps=kw["ns_steps"],
+        temperature=kw["temperature"],
+        soft_map=kw["soft_map"],
+        soft_steps=kw["soft_steps"],
+    )
+    ops.muon_apply_(
+        params,
+        back(mapped),
+        lr=kw["lr"],
+        weight_decay=kw["weight_decay"],
+        adjust_lr=kw["adjust_lr"],
+        matrix_dims=matrix_dims,
+        found_inf=guard,
+    )
+
+
+def _bits_equal(a, b):
+    return all(
+        x.dtype == y.dtype and torch.equal(x.view(torch.int8), y.view(torch.int8))
+        for x, y in zip(a, b)
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize(
+    "temperature, found_inf, soft_map",
+    [
+        (None, None, "newton_schulz"),
+        (None, 1.0, "newton_schulz"),
+        (30.0, None, "newton_schulz"),
+        (30.0, 0.0, "accurate"),
+        (math.nan, None, "accurate"),
+        (math.nan, 0.0, "newton_schulz"),
+        (math.inf, 1.0, "accurate"),
+    ],
+)
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_muon_stages_compose_to_muon_step(
+    dtype, temperature, found_inf, soft_map, nesterov, device
+):
+    """muon_momentum_, muon_orthogonalize and muon_apply_ in turn step bit for bit as
+    muon_step_ (which runs them per same-shape bucket), buffers included, through the
+    no-op rules: a failed fit or a nonzero found_inf."""
+    kw = _muon_kwargs(temperature, found_inf, soft_map, device, nesterov=nesterov)
+    fused = _muon_lists(dtype, device)
+    staged = [[t.clone() for t in ts] for ts in fused]
+    for adjust_lr in ("original", "match_rms_adamw"):
+        kw["adjust_lr"] = adjust_lr
+        ops.muon_step_(*fused, **kw)
+        _muon_stages(*staged, kw)
+        assert _bits_equal(fused[0] + fused[2], staged[0] + staged[2])
+
+
+@pytest.mark.parametrize("temperature", [None, 30.0])
+def test_muon_stages_on_shards_step_as_the_whole(temperature, device):
+    """The sharded path's order: the momentum and the apply on row shards, the map of the
+    gathered whole matrices, the update scale of the whole (matrix_dims). Shards of whole
+    SIMD vectors step bit for bit as the whole matrix does in muon_step_."""
+    shapes = [(128, 64), (64, 128), (32, 4, 16)]
+    whole = _muon_lists(torch.float32, device, shapes)
+    shards = [[s for t in ts for s in t.chunk(2)] for ts in [[t.clone() for t in x] for x in whole]]
+    kw = _muon_kwargs(temperature, None, "accurate", device)
+    ops.muon_step_(*whole, **kw)
+
+    def gather(dirs):
+        mats = [torch.cat(dirs[i : i + 2]) for i in range(0, len(dirs), 2)]
+        return mats, lambda out: [s for m in out for s in m.chunk(2)]
+
+    dims = [n for s in shapes for _ in range(2) for n in (s[0], math.prod(s[1:]))]
+    _muon_stages(*shards, kw, matrix_dims=dims, gather=gather)
+    for got, want in zip((shards[0], shards[2]), (whole[0], whole[2])):
+        assert _bits_equal([torch.cat(got[i : i + 2]) for i in range(0, len(got), 2)], want)
+
+
+def test_muon_stage_ops_check_their_inputs():
+    p = torch.zeros(4, 4)
+    with pytest.raises(RuntimeError, match="shape"):
+        ops.muon_momentum_([p], [torch.zeros(4, 5)], [p.clone()], momentum=0.9, nesterov=True)
+    with pytest.raises(RuntimeError, match="momentum"):
+        ops.muon_momentum_([p], [torch.zeros(4, 4)], [p.clone()], momentum=1.0, nesterov=True)
+    with pytest.raises(RuntimeError, match="matrix"):
+        ops.muon_orthogonalize(
+            [torch.zeros(4)], ns_steps=5, temperature=None, soft_map="newton_schulz", soft_steps=5
+        )
+    apply_kw = dict(lr=0.1, weight_decay=0.0, adjust_lr="original")
+    with pytest.raises(RuntimeError, match="matrix_dims"):
+        ops.muon_apply_([p], [torch.ones(4, 4)], **apply_kw, matrix_dims=[4])
+    with pytest.raises(RuntimeError, match="adjust_lr"):
+        ops.muon_apply_([p], [torch.ones(4, 4)], **dict(apply_kw, adjust_lr="rms"))
+    assert torch.equal(p, torch.zeros(4, 4))
+
+
+def test_opcheck_muon_stages(device):
+    ps, gs, bs = _muon_lists(torch.float32, device, [(6, 4), (3, 2, 5)])
+    tau = torch.tensor(30.0, dtype=torch.float64, device=device)
+    torch.library.opcheck(
+        ops.muon_momentum_.default,
+        (gs, bs, [torch.empty_like(g) for g in gs]),
+        dict(momentum=0.9, nesterov=False, found_inf=None),
+    )
+    map_kw = dict(ns_steps=5, temperature=tau, soft_map="accurate", soft_steps=5)
+    torch.library.opcheck(ops.muon_orthogonalize.default, (gs,), map_kw)
+    apply_kw = dict(lr=0.1, weight_decay=0.1, adjust_lr="original", matrix_dims=None)
+    torch.library.opcheck(ops.muon_apply_.default, (ps, gs), dict(apply_kw, found_inf=None))

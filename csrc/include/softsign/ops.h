@@ -160,15 +160,49 @@ struct MuonStepArgs {
 // In-place Muon step (docs/algorithms.md section 5) over matrix params (dim >= 2, conv weights as
 // (size0, -1)) of one device: buf <- lerp(buf, g, 1 - momentum); d <- lerp(g, buf,
 // momentum) or buf; O <- NS5(d) without a temperature, Phi_tau(d) with one; p <- p(1 - lr
-// wd) - lr scale O. Same-shape params are batched. A non-finite temperature zeroes the
-// update (decided on the device); the weight decay and the momentum still apply. A nonzero
-// `found_inf` (a one-element device tensor) makes the whole call a no-op, buffers
-// included, also decided on the device: the optimizers pass it while a fit's status is
-// unread, since a failed fit's gradients hold inf or NaN. It costs a copy of each
+// wd) - lr scale O. Same-shape params are batched. It is the composition of the three stage
+// ops below, one call of each per same-shape bucket, and steps bit for bit as they do.
+// A non-finite temperature zeroes the update (decided on the device); without found_inf,
+// the weight decay and the momentum still apply. With `found_inf` (a one-element device
+// tensor) the call is a no-op, buffers included, unless found_inf == 0 and the temperature
+// (if any) is finite, also decided on the device: the optimizers pass it while a fit's
+// status is unread, since a failed fit's gradients hold inf or NaN. It costs a copy of each
 // bucket's buffers and params, so it is for the rare step that needs it.
 void muon_step_(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers,
                 const MuonStepArgs& args,
                 const std::optional<at::Tensor>& temperature = std::nullopt,
                 const std::optional<at::Tensor>& found_inf = std::nullopt);
+
+// The stages of muon_step_, for callers that move matrices between them (a sharded model:
+// the momentum and the apply on each rank's shards, the orthogonalization of whole
+// matrices at one rank). Each is what muon_step_ runs, so the stages composed step bit for
+// bit as muon_step_, given found_inf as muon_step_ forms it for them (nonzero also where
+// the temperature is not finite).
+//
+// Stage 1: buf <- lerp(buf, g, 1 - args.momentum); writes the directions d = lerp(g, buf,
+// momentum) with args.nesterov, else buf, into `directions` (same shapes, any floating
+// dtype). Any same-shaped grads and buffers (shards too). A nonzero `found_inf` (a
+// one-element device tensor) leaves the buffers unchanged (the directions are still
+// written).
+void muon_momentum_(at::TensorList grads, at::TensorList momentum_buffers,
+                    at::TensorList directions, const MuonStepArgs& args,
+                    const std::optional<at::Tensor>& found_inf = std::nullopt);
+
+// Stage 2: NS5 (args.ns_steps) of each direction's (size0, -1) matrix without a
+// temperature, Phi_tau (args.soft_map, args.soft_steps) with one, zero where the
+// temperature is not finite; same-shape, same-dtype matrices in one batch. Results in each
+// direction's shape and dtype.
+std::vector<at::Tensor> muon_orthogonalize(
+    at::TensorList directions, const MuonStepArgs& args,
+    const std::optional<at::Tensor>& temperature = std::nullopt);
+
+// Stage 3: p <- p (1 - args.lr args.weight_decay) - args.lr scale u, with u rounded to the
+// param's dtype and scale of args.adjust_lr for each param's whole matrix: `matrix_dims`
+// holds its rows and cols ([rows0, cols0, rows1, cols1, ...]; a shard's whole matrix is
+// not its own), by default the param's own (size0, -1). A nonzero `found_inf` makes the
+// call a no-op, decided on the device.
+void muon_apply_(at::TensorList params, at::TensorList updates, const MuonStepArgs& args,
+                 at::OptionalIntArrayRef matrix_dims = std::nullopt,
+                 const std::optional<at::Tensor>& found_inf = std::nullopt);
 
 }  // namespace softsign::ops

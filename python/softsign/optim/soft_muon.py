@@ -10,7 +10,6 @@ for the rest.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
@@ -302,44 +301,47 @@ class _MuonBase(ScheduledOptimizer):
         )
 
     def _muon_sharded(self, group, keys, params, grads, tau, failed):
-        """muon_step_'s math with the matrix maps at each matrix's owner rank
-        (Note [sharded parameters]): momentum, weight decay and the update on local shards."""
+        """muon_step_'s stages with the matrix map at each matrix's owner rank
+        (Note [sharded parameters]): the momentum and the apply on local shards, the same
+        ops muon_step_ composes, so a shard steps as the whole matrix would; only the gather
+        and the scatter are this path's own."""
         exchange = self._exchange(keys)
         if not exchange.sharded:  # every matrix is whole here: the one-process step
             return self._muon(group, keys, params, grads, tau, failed)
-        bufs = self._buffers(keys)
-        momentum = float(group["momentum"])
-        # As muon_step_ with found_inf: a failed fit keeps the old momentum and weights.
-        ok = None if failed is None else (failed == 0) & torch.isfinite(tau.reshape(()))
-        moved = torch._foreach_lerp(bufs, grads, 1.0 - momentum) if ok is not None else bufs
-        if ok is None:
-            torch._foreach_lerp_(bufs, grads, 1.0 - momentum)
-        dirs = torch._foreach_lerp(grads, moved, momentum) if group["nesterov"] else moved
+        # `failed` is nonzero where the fit failed (tau not finite), so it guards the stages
+        # as muon_step_'s found_inf does: the old momentum and weights are kept.
+        dirs = [torch.empty_like(g) for g in grads]
+        ops.muon_momentum_(
+            grads,
+            self._buffers(keys),
+            dirs,
+            momentum=float(group["momentum"]),
+            nesterov=bool(group["nesterov"]),
+            found_inf=failed,
+        )
         whole = exchange.gather(dirs)
         whole.update({i: dirs[i] for i in exchange.plain})
-        if ok is not None:
-            _keep_where(ok, bufs, moved)
-        results = _orthogonalize(group, whole, tau)
+        order = sorted(whole)
+        mapped = ops.muon_orthogonalize(
+            [whole[i] for i in order],
+            ns_steps=int(group["ns_steps"]),
+            temperature=tau,
+            soft_map=group.get("soft_map", "newton_schulz"),
+            soft_steps=int(group.get("soft_steps", 5)),
+        )
+        results = dict(zip(order, mapped))
         updates = exchange.scatter(results, params)
         updates.update({i: results[i] for i in exchange.plain})
-        # The same foreach ops as muon_step_, per update scale, so a shard steps exactly as
-        # the whole matrix would.
-        lr, wd = float(group["lr"]), float(group["weight_decay"])
-        by_scale: dict = {}
-        for i, (key, p) in enumerate(zip(keys, params)):
-            rows, cols = _sharding.matrix_dims(key)
-            if rows * cols:
-                scale = _update_scale(group["adjust_lr"], rows, cols)
-                ps, us = by_scale.setdefault(scale, ([], []))
-                ps.append(p)
-                us.append(updates[i].view(p.shape))
-        for scale, (ps, us) in by_scale.items():
-            if wd != 0:  # as muon_step_ decays: p + (-lr wd) p in the params' opmath
-                if ok is None:
-                    torch._foreach_add_(ps, ps, alpha=-lr * wd)
-                else:  # no decay either when the fit failed
-                    _keep_where(ok, ps, torch._foreach_add(ps, ps, alpha=-lr * wd))
-            torch._foreach_add_(ps, us, alpha=-lr * scale)
+        ops.muon_apply_(
+            params,
+            [updates[i] for i in range(len(params))],
+            lr=float(group["lr"]),
+            weight_decay=float(group["weight_decay"]),
+            adjust_lr=group["adjust_lr"],
+            # The scale is the whole matrix's, not the shard's.
+            matrix_dims=[n for key in keys for n in _sharding.matrix_dims(key)],
+            found_inf=failed,
+        )
 
     def _adamw(self, group, keys, params, grads):
         exp_avgs, exp_avg_sqs, steps = [], [], []
@@ -378,46 +380,9 @@ class _MuonBase(ScheduledOptimizer):
         )
 
 
-def _keep_where(ok, targets, updated) -> None:
-    """targets[j] <- where(ok, updated[j], targets[j]), as muon_step_'s keep_where."""
-    for t, u in zip(targets, updated):
-        torch.where(ok, u, t, out=t)
-
-
 def _tensor(p) -> torch.Tensor:
     """The tensor of a parameter given alone or as a (name, tensor) pair."""
     return p[1] if isinstance(p, tuple) else p
-
-
-def _update_scale(adjust_lr: str, rows: int, cols: int) -> float:
-    """As muon_step_ (csrc/ops/muon_step.cpp) scales a rows x cols update."""
-    if adjust_lr == "original":
-        return math.sqrt(max(1.0, rows / cols))
-    return 0.2 * math.sqrt(max(rows, cols))
-
-
-def _orthogonalize(group, whole: dict, tau) -> dict:
-    """{index: NS5 or Phi_tau of each whole matrix, in its dtype}, same-shape matrices in one
-    batch, as muon_step_ runs them (a non-finite tau zeroes the result)."""
-    buckets: dict = {}
-    for i, m in whole.items():
-        rows, cols = _sharding.matrix_dims(m)
-        if rows * cols:
-            buckets.setdefault((rows, cols, m.dtype), []).append(i)
-    out = {}
-    for (rows, cols, dtype), members in buckets.items():
-        X = torch.stack([whole[i].reshape(rows, cols) for i in members])
-        if tau is None:
-            mapped = ops.newton_schulz5(X, steps=int(group["ns_steps"]))
-        else:
-            mapped = ops.soft_spectral_map(
-                X, tau, method=group["soft_map"], steps=int(group["soft_steps"])
-            )
-            mapped = torch.where(torch.isfinite(tau.reshape(())), mapped, 0)
-        mapped = mapped.to(dtype)
-        for j, i in enumerate(members):
-            out[i] = mapped[j].view(whole[i].shape)
-    return out
 
 
 class SoftMuon(_MuonBase):
