@@ -187,6 +187,40 @@ def methods(device) -> list[Method]:
             5,
         ),
     ]
+    if hasattr(softsign, "Lion"):
+        out += [
+            Method("lion", "Lion", "elementwise", lambda ps: softsign.Lion(ps), 5),
+            Method(
+                "lion-py",
+                "Lion (pure PyTorch)",
+                "elementwise",
+                lambda ps: softsign.Lion(ps, fused=False),
+                5,
+            ),
+        ]
+    # The community's implementations of the same updates (pytorch-optimizer), when
+    # installed: what a user would otherwise pick.
+    try:
+        import pytorch_optimizer as pyopt
+    except ImportError:
+        pyopt = None
+    if pyopt is not None:
+        out += [
+            Method(
+                "pyopt-signsgd",
+                "pytorch-optimizer SignSGD (momentum, foreach)",
+                "elementwise",
+                lambda ps: pyopt.SignSGD(ps, lr=1e-3, momentum=0.9, foreach=True),
+                5,
+            ),
+            Method(
+                "pyopt-lion",
+                "pytorch-optimizer Lion (foreach)",
+                "elementwise",
+                lambda ps: pyopt.Lion(ps, lr=1e-4, foreach=True),
+                5,
+            ),
+        ]
     for impl in ("fused", "foreach") if fused_ok else ("foreach",):
         flag = {impl: True}
         out += [

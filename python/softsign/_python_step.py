@@ -1,11 +1,16 @@
 """The soft-sign step in plain PyTorch ops: the fallback for devices without a fused
 kernel (fused=False) and the pure-PyTorch baseline of the benchmarks. Same math and
 same no-op rule as the kernels (Note [soft-sign element math] in csrc/ops): each product
-and sum rounded on its own in the opmath type, float32 (float64 for float64 params)."""
+and sum rounded on its own in the opmath type, float32 (float64 for float64 params).
+
+Each (device, dtype) bucket is stepped by torch's _foreach ops, a handful of multi-tensor
+kernels per step rather than a few small ops per tensor (bench_step.py times it against
+the fused step)."""
 
 from __future__ import annotations
 
 import struct
+from collections import defaultdict
 
 import torch
 
@@ -27,10 +32,23 @@ def _float32(x: float) -> float:
     return struct.unpack("f", struct.pack("f", x))[0]
 
 
+def _buckets(tensors) -> dict:
+    """Indices of `tensors` by (device, dtype): what one _foreach call takes."""
+    out = defaultdict(list)
+    for i, t in enumerate(tensors):
+        out[(t.device, t.dtype)].append(i)
+    return out
+
+
+def _in_opmath(tensors, op):
+    """The tensors in the opmath type: themselves when they are in it already (read only)."""
+    return list(tensors) if not tensors or tensors[0].dtype == op else [t.to(op) for t in tensors]
+
+
 def _directions(
     grads,
     buffers,
-    opmaths,
+    op,
     grad_scale,
     *,
     momentum,
@@ -40,38 +58,157 @@ def _directions(
     first_step,
     lion_beta1=None,
 ):
-    """(d, the buffer's new value or None) of each gradient, in its opmath type. Heavy ball:
-    buf = g on the first step, else momentum * buf + (1 - dampening) * g; d = buf (g +
-    momentum * buf with Nesterov). Lion (lion_beta1 given, momentum = dampening = beta2):
-    d = b1 * buf + (1 - b1) * g from the buffer before its update, the buffer read as 0 on
-    the first step (Note [lion rule])."""
+    """(d, the buffers' new values or None) of one bucket of gradients, in opmath `op`, as
+    lists. Heavy ball: buf = g on the first step, else momentum * buf + (1 - dampening) * g;
+    d = buf (g + momentum * buf with Nesterov). Lion (lion_beta1 given, momentum = dampening
+    = beta2): d = b1 * buf + (1 - b1) * g from the buffer before its update, the buffer read
+    as 0 on the first step (Note [lion rule])."""
+    g = _in_opmath(grads, op)
+    if grad_scale is not None:
+        g = torch._foreach_div(g, grad_scale.to(op))
+    if maximize:
+        g = torch._foreach_neg(g)
     buffered = lion_beta1 is not None or momentum != 0
-    for i, (g, op) in enumerate(zip(grads, opmaths)):
-        g = g.to(op)
-        if grad_scale is not None:
-            g = g / grad_scale.to(op)
-        if maximize:
-            g = -g
-        old = buffers[i].to(op) if buffered and not first_step else None
-        if lion_beta1 is not None:
-            mixed = _one_minus(lion_beta1, op) * g
-            moved = _one_minus(dampening, op) * g
-            if old is None:  # `+ 0.0` as the kernels add b * 0: a -0 becomes +0
-                yield mixed + 0.0, moved + 0.0
-            else:
-                yield lion_beta1 * old + mixed, momentum * old + moved
-        elif momentum == 0:
-            yield g, None
-        else:
-            buf = g if first_step else momentum * old + _one_minus(dampening, op) * g
-            yield (g + momentum * buf if nesterov else buf), buf
+    old = _in_opmath(buffers, op) if buffered and not first_step else None
+    if lion_beta1 is not None:
+        mixed = torch._foreach_mul(g, _one_minus(lion_beta1, op))
+        moved = torch._foreach_mul(g, _one_minus(dampening, op))
+        if old is None:  # `+ 0.0` as the kernels add b * 0: a -0 becomes +0
+            return torch._foreach_add(mixed, 0.0), torch._foreach_add(moved, 0.0)
+        d = torch._foreach_mul(old, lion_beta1)
+        torch._foreach_add_(d, mixed)
+        buf = torch._foreach_mul(old, momentum)
+        torch._foreach_add_(buf, moved)
+        return d, buf
+    if momentum == 0:
+        return g, None
+    if first_step:
+        buf = g
+    else:
+        buf = torch._foreach_mul(old, momentum)
+        torch._foreach_add_(buf, torch._foreach_mul(g, _one_minus(dampening, op)))
+    if nesterov:
+        return torch._foreach_add(g, torch._foreach_mul(buf, momentum)), buf
+    return buf, buf
 
 
 def soft_sign_direction(grads, momentum_buffers, *, grad_scale, **rule):
     """The directions d (in the opmath type) of torch.ops.softsign.soft_sign_direction,
     which takes the same keywords; the buffers are read, not written."""
-    opmaths = [_opmath(g) for g in grads]
-    return [d for d, _ in _directions(grads, momentum_buffers, opmaths, grad_scale, **rule)]
+    out = [None] * len(grads)
+    for (_, dtype), idx in _buckets(grads).items():
+        bufs = [momentum_buffers[i] for i in idx] if momentum_buffers else []
+        op = torch.float64 if dtype == torch.float64 else torch.float32
+        d, _ = _directions([grads[i] for i in idx], bufs, op, grad_scale, **rule)
+        for i, di in zip(idx, d):
+            # A fresh tensor even where d is the grad itself (the op's contract).
+            out[i] = di.clone() if di is grads[i] else di
+    return out
+
+
+def _skip(params, temperature, found_inf):
+    """The call's no-op flag (a 0-dim bool tensor), or None when nothing can skip it: AMP
+    found an inf, or the temperature is not finite in the narrowest math type among the
+    call's tensors (Note [temperature range] in csrc/ops/soft_sign_step.h)."""
+    skip = None
+    if found_inf is not None:
+        skip = found_inf.reshape(()) != 0
+    if temperature is not None:
+        narrow = any(p.dtype != torch.float64 and p.numel() > 0 for p in params)
+        tau = temperature.reshape(()).to(torch.float32 if narrow else torch.float64)
+        bad = ~torch.isfinite(tau)
+        skip = bad if skip is None else skip | bad.to(skip.device)
+    return skip
+
+
+def _step_bucket(
+    ps,
+    gs,
+    bufs,
+    op,
+    *,
+    lr,
+    weight_decay,
+    temperature,
+    grad_scale,
+    momentum,
+    dampening,
+    nesterov,
+    maximize,
+    first_step,
+    lion_beta1=None,
+):
+    """One (device, dtype) bucket, in place on `ps` and `bufs` (in opmath `op`). Few passes,
+    and at most two fresh lists per step: a fresh tensor costs as much as a few passes
+    (its pages are new), so the scratch list is reused from one stage to the next. Every
+    product and sum is rounded on its own, as in the kernels."""
+    g = gs
+    if grad_scale is not None:
+        g = torch._foreach_div(g, grad_scale.to(op))
+        if maximize:
+            torch._foreach_neg_(g)
+    elif maximize:
+        g = torch._foreach_neg(g)
+    owned = None  # a scratch list of this step's, free to overwrite
+    if lion_beta1 is not None:
+        owned = torch._foreach_mul(g, _one_minus(lion_beta1, op))  # (1 - b1) g
+        if first_step:  # b1 * 0 + (1 - b1) g, as the kernels add it: a -0 becomes +0
+            d = owned
+            torch._foreach_add_(d, 0.0)
+            moved = torch._foreach_mul(g, _one_minus(dampening, op))
+            torch._foreach_add_(moved, 0.0)
+            torch._foreach_copy_(bufs, moved)
+        else:
+            d = torch._foreach_mul(bufs, lion_beta1)
+            torch._foreach_add_(d, owned)
+            moved = owned  # reused: (1 - b2) g
+            torch._foreach_copy_(moved, g)
+            torch._foreach_mul_(moved, _one_minus(dampening, op))
+            torch._foreach_mul_(bufs, momentum)
+            torch._foreach_add_(bufs, moved)
+            owned = d
+    elif momentum == 0:
+        d = g
+    else:
+        if first_step:
+            torch._foreach_copy_(bufs, g)
+        else:
+            owned = torch._foreach_mul(g, _one_minus(dampening, op))
+            torch._foreach_mul_(bufs, momentum)
+            torch._foreach_add_(bufs, owned)
+        d = bufs
+        if nesterov:
+            if owned is None:
+                owned = torch._foreach_mul(bufs, momentum)
+            else:
+                torch._foreach_copy_(owned, bufs)
+                torch._foreach_mul_(owned, momentum)
+            torch._foreach_add_(owned, g)
+            d = owned
+    if owned is not None and d is not owned:
+        # d is the buffer: a copy into the scratch list costs less than a fresh list.
+        torch._foreach_copy_(owned, d)
+        d = owned
+    # u = sign(d) or tanh(tau * d), in the scratch list when d is one.
+    if temperature is None:
+        if d is owned:
+            u = d
+            torch._foreach_sign_(u)
+        else:
+            u = torch._foreach_sign(d)
+    else:
+        tau = temperature.reshape(()).to(op)
+        if d is owned:
+            u = d
+            torch._foreach_mul_(u, tau)
+        else:
+            u = torch._foreach_mul(d, tau)
+        torch._foreach_tanh_(u)
+    # p * (1 - lr * wd) - lr * u
+    if isinstance(lr, torch.Tensor) or weight_decay != 0:
+        torch._foreach_mul_(ps, 1 - lr * weight_decay)
+    torch._foreach_mul_(u, lr)
+    torch._foreach_sub_(ps, u)
 
 
 def soft_sign_step_(
@@ -89,33 +226,39 @@ def soft_sign_step_(
 ):
     """torch.ops.softsign.soft_sign_step_ with the same keywords; `rule` holds those of the
     direction (momentum, dampening, nesterov, maximize, first_step, lion_beta1)."""
-    # One outcome per call (Note [temperature range] in csrc/ops/soft_sign_step.h): the
-    # temperature must be finite in the narrowest math type among the call's tensors.
-    bad_temperature = None
-    if temperature is not None:
-        narrow = any(p.dtype != torch.float64 and p.numel() > 0 for p in params)
-        tau = temperature.reshape(()).to(torch.float32 if narrow else torch.float64)
-        bad_temperature = ~torch.isfinite(tau)
-    opmaths = [_opmath(p) for p in params]
-    directions = _directions(grads, momentum_buffers, opmaths, grad_scale, **rule)
-    for i, (p, op, (d, new_buf)) in enumerate(zip(params, opmaths, directions)):
-        if temperature is None:
-            u = torch.sign(d)
-        else:
-            u = torch.tanh(temperature.to(op) * d)
-        rate = lr_tensor.to(op) if lr_tensor is not None else lr
-        new_p = p.to(op) * (1 - rate * weight_decay) - rate * u
-        # The no-op rule, decided on the device: nothing is written when AMP found an
-        # inf or the temperature is not finite.
+    if not params:
+        return
+    skip = _skip(params, temperature, found_inf)
+    if skip is not None and skip.device.type == "cpu":
+        # Reading a CPU flag waits for nothing: the whole call is a no-op, or nothing skips.
+        if bool(skip):
+            return
         skip = None
-        if found_inf is not None:
-            skip = found_inf.reshape(()) != 0
-        if bad_temperature is not None:
-            skip = bad_temperature if skip is None else skip | bad_temperature
+    for (_, dtype), idx in _buckets(params).items():
+        op = torch.float64 if dtype == torch.float64 else torch.float32
+        ps = [params[i] for i in idx]
+        bufs = [momentum_buffers[i] for i in idx] if momentum_buffers else []
+        # Stepped in place, or on opmath copies: for reduced precision, and on an
+        # accelerator whose no-op flag is read on the device (torch.where at the end).
+        copies = dtype != op or skip is not None
+        work_ps = [p.to(op, copy=True) for p in ps] if copies else ps
+        work_bufs = [b.to(op, copy=True) for b in bufs] if copies else bufs
+        rate = lr_tensor.reshape(()).to(op) if lr_tensor is not None else lr
+        _step_bucket(
+            work_ps,
+            _in_opmath([grads[i] for i in idx], op),
+            work_bufs,
+            op,
+            lr=rate,
+            weight_decay=weight_decay,
+            temperature=temperature,
+            grad_scale=grad_scale,
+            **rule,
+        )
         if skip is not None:
-            new_p = torch.where(skip, p.to(op), new_p)
-            if new_buf is not None:
-                new_buf = torch.where(skip, momentum_buffers[i].to(op), new_buf)
-        p.copy_(new_p)
-        if new_buf is not None:
-            momentum_buffers[i].copy_(new_buf)
+            work_ps = [torch.where(skip, p.to(op), n) for p, n in zip(ps, work_ps)]
+            work_bufs = [torch.where(skip, b.to(op), n) for b, n in zip(bufs, work_bufs)]
+        if copies:
+            torch._foreach_copy_(ps, work_ps)
+            if work_bufs:
+                torch._foreach_copy_(bufs, work_bufs)

@@ -107,7 +107,7 @@ def test_only_an_explicit_fused_true_claims_amp_unscaling(fused):
     """torch's convention (GradScaler, Lightning's gradient clipping): an optimizer claims
     the unscaling only where a fused kernel consumes grad_scale and found_inf."""
     for cls in (softsign.SoftSignum, softsign.Signum, softsign.Lion, softsign.SoftLion):
-        kwargs = dict(total_steps=10) if cls.__name__.startswith("Soft") else {}
+        kwargs = dict(total_steps=20) if cls.__name__.startswith("Soft") else {}
         opt = cls(randn_params([(4,)]), fused=fused, **kwargs)
         assert getattr(opt, "_step_supports_amp_scaling", False) is (fused is True)
 
