@@ -178,26 +178,22 @@ def methods(device) -> list[Method]:
             lambda ps: softsign.SoftSignum(ps, fused=False, **soft),
             5,
         ),
-        Method("signum", "Signum", "elementwise", lambda ps: softsign.Signum(ps), 5),
-        Method(
-            "signum-py",
-            "Signum (pure PyTorch)",
-            "elementwise",
-            lambda ps: softsign.Signum(ps, fused=False),
-            5,
-        ),
     ]
-    if hasattr(softsign, "Lion"):
-        out += [
-            Method("lion", "Lion", "elementwise", lambda ps: softsign.Lion(ps), 5),
-            Method(
-                "lion-py",
-                "Lion (pure PyTorch)",
-                "elementwise",
-                lambda ps: softsign.Lion(ps, fused=False),
-                5,
-            ),
-        ]
+    # The plain sign optimizers, fused and in plain PyTorch ops (fused=False).
+    for name in ("Signum", "Lion"):
+        cls = getattr(softsign, name, None)
+        if cls is None:  # a softsign older than the optimizer
+            continue
+        for fused, key, label in ((None, "", ""), (False, "-py", " (pure PyTorch)")):
+            out.append(
+                Method(
+                    name.lower() + key,
+                    name + label,
+                    "elementwise",
+                    lambda ps, cls=cls, fused=fused: cls(ps, fused=fused),
+                    5,
+                )
+            )
     # The community's implementations of the same updates (pytorch-optimizer), when
     # installed: what a user would otherwise pick.
     try:

@@ -45,64 +45,21 @@ def _in_opmath(tensors, op):
     return list(tensors) if not tensors or tensors[0].dtype == op else [t.to(op) for t in tensors]
 
 
-def _directions(
-    grads,
-    buffers,
-    op,
-    grad_scale,
-    *,
-    momentum,
-    dampening,
-    nesterov,
-    maximize,
-    first_step,
-    lion_beta1=None,
-):
-    """(d, the buffers' new values or None) of one bucket of gradients, in opmath `op`, as
-    lists. Heavy ball: buf = g on the first step, else momentum * buf + (1 - dampening) * g;
-    d = buf (g + momentum * buf with Nesterov). Lion (lion_beta1 given, momentum = dampening
-    = beta2): d = b1 * buf + (1 - b1) * g from the buffer before its update, the buffer read
-    as 0 on the first step (Note [lion rule])."""
-    g = _in_opmath(grads, op)
-    if grad_scale is not None:
-        g = torch._foreach_div(g, grad_scale.to(op))
-    if maximize:
-        g = torch._foreach_neg(g)
-    buffered = lion_beta1 is not None or momentum != 0
-    old = _in_opmath(buffers, op) if buffered and not first_step else None
-    if lion_beta1 is not None:
-        mixed = torch._foreach_mul(g, _one_minus(lion_beta1, op))
-        moved = torch._foreach_mul(g, _one_minus(dampening, op))
-        if old is None:  # `+ 0.0` as the kernels add b * 0: a -0 becomes +0
-            return torch._foreach_add(mixed, 0.0), torch._foreach_add(moved, 0.0)
-        d = torch._foreach_mul(old, lion_beta1)
-        torch._foreach_add_(d, mixed)
-        buf = torch._foreach_mul(old, momentum)
-        torch._foreach_add_(buf, moved)
-        return d, buf
-    if momentum == 0:
-        return g, None
-    if first_step:
-        buf = g
-    else:
-        buf = torch._foreach_mul(old, momentum)
-        torch._foreach_add_(buf, torch._foreach_mul(g, _one_minus(dampening, op)))
-    if nesterov:
-        return torch._foreach_add(g, torch._foreach_mul(buf, momentum)), buf
-    return buf, buf
-
-
 def soft_sign_direction(grads, momentum_buffers, *, grad_scale, **rule):
     """The directions d (in the opmath type) of torch.ops.softsign.soft_sign_direction,
-    which takes the same keywords; the buffers are read, not written."""
+    which takes the same keywords; the buffers are read, not written (the rule runs on
+    copies of them)."""
     out = [None] * len(grads)
     for (_, dtype), idx in _buckets(grads).items():
-        bufs = [momentum_buffers[i] for i in idx] if momentum_buffers else []
         op = torch.float64 if dtype == torch.float64 else torch.float32
-        d, _ = _directions([grads[i] for i in idx], bufs, op, grad_scale, **rule)
-        for i, di in zip(idx, d):
+        bufs = [momentum_buffers[i].to(op, copy=True) for i in idx] if momentum_buffers else []
+        if not bufs and (rule.get("lion_beta1") is not None or rule["momentum"] != 0):
+            bufs = [torch.zeros_like(grads[i], dtype=op) for i in idx]  # read as 0 (first step)
+        gs = _in_opmath([grads[i] for i in idx], op)
+        d, _ = _direction(gs, bufs, op, grad_scale, **rule)
+        for i, g, di in zip(idx, gs, d):
             # A fresh tensor even where d is the grad itself (the op's contract).
-            out[i] = di.clone() if di is grads[i] else di
+            out[i] = di.clone() if di is g else di
     return out
 
 
@@ -121,28 +78,18 @@ def _skip(params, temperature, found_inf):
     return skip
 
 
-def _step_bucket(
-    ps,
-    gs,
-    bufs,
-    op,
-    *,
-    lr,
-    weight_decay,
-    temperature,
-    grad_scale,
-    momentum,
-    dampening,
-    nesterov,
-    maximize,
-    first_step,
-    lion_beta1=None,
+def _direction(
+    g, bufs, op, grad_scale, *, momentum, dampening, nesterov, maximize, first_step, lion_beta1=None
 ):
-    """One (device, dtype) bucket, in place on `ps` and `bufs` (in opmath `op`). Few passes,
-    and at most two fresh lists per step: a fresh tensor costs as much as a few passes
-    (its pages are new), so the scratch list is reused from one stage to the next. Every
-    product and sum is rounded on its own, as in the kernels."""
-    g = gs
+    """(d, the scratch list or None) of one (device, dtype) bucket in opmath `op`, the
+    buffers updated in place. Heavy ball: buf = g on the first step, else momentum * buf +
+    (1 - dampening) * g; d = buf (g + momentum * buf with Nesterov). Lion (lion_beta1 given,
+    momentum = dampening = beta2): d = b1 * buf + (1 - b1) * g from the buffer before its
+    update, the buffer read as 0 on the first step (Note [lion rule]). d is the scratch list
+    when there is one (free to overwrite), else the gradients themselves. At most two fresh
+    lists: a fresh tensor costs as much as a few passes (its pages are new), so the scratch
+    list is reused from one stage to the next. Every product and sum is rounded on its own,
+    as in the kernels."""
     if grad_scale is not None:
         g = torch._foreach_div(g, grad_scale.to(op))
         if maximize:
@@ -189,6 +136,12 @@ def _step_bucket(
         # d is the buffer: a copy into the scratch list costs less than a fresh list.
         torch._foreach_copy_(owned, d)
         d = owned
+    return d, owned
+
+
+def _step_bucket(ps, gs, bufs, op, *, lr, weight_decay, temperature, grad_scale, **rule):
+    """One (device, dtype) bucket, in place on `ps` and `bufs` (in opmath `op`)."""
+    d, owned = _direction(gs, bufs, op, grad_scale, **rule)
     # u = sign(d) or tanh(tau * d), in the scratch list when d is one.
     if temperature is None:
         if d is owned:

@@ -46,15 +46,14 @@ OPTIMIZERS = {
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_bf16_mixed_with_gradient_clipping_trains_through_the_transition(name):
     model = _Tiny(OPTIMIZERS[name])
+    quiet = {f"enable_{what}": False for what in ("checkpointing", "progress_bar", "model_summary")}
     trainer = L.Trainer(
         accelerator="cpu",
         precision="bf16-mixed",
         gradient_clip_val=1.0,
         max_steps=8,
         logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+        **quiet,
     )
     before = [p.detach().clone() for p in model.parameters()]
     trainer.fit(model, _loader())
