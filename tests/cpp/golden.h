@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <cstdint>
 #include <fstream>
@@ -79,4 +80,76 @@ inline GoldenFile read_golden_file(const std::string& name) {
     }
   }
   return g;
+}
+
+// ---- running a golden file -------------------------------------------------------------
+
+// A golden option's text as the field's type (make_golden.py writes flags as 0/1).
+inline void parse_option(const std::string& text, double& out) { out = std::stod(text); }
+inline void parse_option(const std::string& text, bool& out) { out = std::stoi(text) != 0; }
+inline void parse_option(const std::string& text, int64_t& out) { out = std::stoll(text); }
+inline void parse_option(const std::string& text, std::optional<int64_t>& out) {
+  out = std::stoll(text);
+}
+inline void parse_option(const std::string& text, std::string& out) { out = text; }
+template <typename T>
+void parse_option(const std::string& text, T&) {
+  ADD_FAILURE() << "golden files hold no option of this type (value " << text << ")";
+}
+
+// The file's options over Options' defaults, each found by its name in the option list
+// (Note [one option list] in softsign/optim/options.h).
+template <typename Options>
+Options golden_options(const GoldenFile& g) {
+  Options options;
+  for (const auto& [name, value] : g.raw_options) {
+    bool known = false;
+    Options::for_each_field([&](const char* field_name, auto field) {
+      if (name == field_name) {
+        parse_option(value, options.*field);
+        known = true;
+      }
+    });
+    if (!known) ADD_FAILURE() << "unknown option in golden file: " << name;
+  }
+  return options;
+}
+
+// Golden values (written as float64) in `dtype`, shaped.
+inline torch::Tensor golden_tensor(const std::vector<double>& values,
+                                   const std::vector<int64_t>& shape, torch::Dtype dtype) {
+  return torch::tensor(values, torch::kFloat64).to(dtype).reshape(shape);
+}
+
+// The initial params, leaves that require grad.
+inline std::vector<torch::Tensor> golden_params(const GoldenFile& g, torch::Dtype dtype) {
+  std::vector<torch::Tensor> params;
+  for (size_t i = 0; i < g.init.size(); ++i) {
+    params.push_back(golden_tensor(g.init[i], g.shapes[i], dtype).requires_grad_(true));
+  }
+  return params;
+}
+
+// Sets step k's gradients (none where the file has no grad line), steps, and checks the
+// temperature against the reference's within `rtol`; `check(k)` then compares the params.
+template <typename Optimizer, typename Check>
+void run_golden(const GoldenFile& g, Optimizer& optimizer, std::vector<torch::Tensor>& params,
+                double rtol, const Check& check) {
+  ASSERT_GT(g.steps, 0);
+  for (int64_t k = 1; k <= g.steps; ++k) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      const auto grad = g.grads.find({k, static_cast<int64_t>(i)});
+      params[i].mutable_grad() =
+          grad == g.grads.end() ? torch::Tensor()
+                                : golden_tensor(grad->second, g.shapes[i], params[i].scalar_type());
+    }
+    optimizer.step();
+    check(k);
+    const std::optional<double> expected_tau = g.tau.at(k);
+    const std::optional<double> tau = optimizer.temperature();
+    ASSERT_EQ(tau.has_value(), expected_tau.has_value()) << "step " << k;
+    if (tau) {
+      EXPECT_NEAR(*tau, *expected_tau, rtol * *expected_tau) << "step " << k;
+    }
+  }
 }

@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 #include <softsign/softsign.h>
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -13,47 +12,9 @@
 #include <vector>
 
 #include "golden.h"
-#include "warnings.h"
+#include "helpers.h"
 
 namespace {
-
-using softsign::optim::Muon;
-using softsign::optim::MuonOptions;
-using softsign::optim::SoftMuon;
-using softsign::optim::SoftMuonOptions;
-using torch::optim::OptimizerParamGroup;
-
-void set_option(SoftMuonOptions& o, const std::string& name, const std::string& value) {
-  if (name == "lr") {
-    o.lr(std::stod(value));
-  } else if (name == "weight_decay") {
-    o.weight_decay(std::stod(value));
-  } else if (name == "nesterov") {
-    o.nesterov(std::stoi(value) != 0);
-  } else if (name == "total_steps") {
-    o.total_steps(std::stoll(value));
-  } else if (name == "alpha_sign") {
-    o.alpha_sign(std::stod(value));
-  } else if (name == "sign_steps") {
-    o.sign_steps(std::stoll(value));
-  } else if (name == "transition_steps") {
-    o.transition_steps(std::stoll(value));
-  } else if (name == "soft_map") {
-    o.soft_map(value);
-  } else if (name == "adjust_lr") {
-    o.adjust_lr(value);
-  } else if (name == "adamw_lr") {
-    o.adamw_lr(std::stod(value));
-  } else if (name == "adamw_weight_decay") {
-    o.adamw_weight_decay(std::stod(value));
-  } else {
-    ADD_FAILURE() << "unknown option in golden file: " << name;
-  }
-}
-
-torch::Tensor tensor_of(const std::vector<double>& values, const std::vector<int64_t>& shape) {
-  return torch::tensor(values, torch::kFloat64).reshape(shape);
-}
 
 // Matrices in a use_muon group, the rest in an AdamW group (as make_golden.py builds them).
 std::vector<OptimizerParamGroup> groups_of(const GoldenFile& g,
@@ -70,12 +31,6 @@ std::vector<OptimizerParamGroup> groups_of(const GoldenFile& g,
   return groups;
 }
 
-void set_grads(const GoldenFile& g, std::vector<torch::Tensor>& params, int64_t k) {
-  for (size_t i = 0; i < params.size(); ++i) {
-    params[i].mutable_grad() = tensor_of(g.grads.at({k, static_cast<int64_t>(i)}), g.shapes[i]);
-  }
-}
-
 class MuonGolden : public testing::TestWithParam<std::string> {};
 
 // Why these tolerances: in float64 the Newton-Schulz family is the reference's iteration op
@@ -85,34 +40,24 @@ class MuonGolden : public testing::TestWithParam<std::string> {};
 // soft_map="accurate" promises 1e-2 of Phi_tau per update (the reference is the exact
 // SVD map): 2e-2 * lr per transition step.
 TEST_P(MuonGolden, MatchesReferenceAtEveryStep) {
-  GoldenFile g = read_golden_file(GetParam());
-  ASSERT_GT(g.steps, 0);
-  SoftMuonOptions options;
-  for (const auto& [name, value] : g.raw_options) set_option(options, name, value);
+  const GoldenFile g = read_golden_file(GetParam());
+  const auto options = golden_options<SoftMuonOptions>(g);
   const auto phases = softsign::optim::resolve_phases(options);
-  std::vector<torch::Tensor> params;
-  for (size_t i = 0; i < g.init.size(); ++i) {
-    params.push_back(tensor_of(g.init[i], g.shapes[i]).requires_grad_(true));
-  }
+  std::vector<torch::Tensor> params = golden_params(g, torch::kFloat64);
   SoftMuon optimizer(groups_of(g, params, options), options);
-  for (int64_t k = 1; k <= g.steps; ++k) {
-    set_grads(g, params, k);
-    optimizer.step();
+  run_golden(g, optimizer, params, /*rtol=*/1e-6, [&](int64_t k) {
     const int64_t soft_steps = std::max<int64_t>(0, k - phases.sign_steps);
     const double tolerance = soft_steps == 0                    ? 1e-10
                              : options.soft_map() == "accurate" ? 2e-2 * options.lr() * soft_steps
                                                                 : 1e-6;
     for (size_t i = 0; i < params.size(); ++i) {
-      const auto want = tensor_of(g.expect.at({k, static_cast<int64_t>(i)}), g.shapes[i]);
+      const auto want =
+          golden_tensor(g.expect.at({k, static_cast<int64_t>(i)}), g.shapes[i], torch::kFloat64);
       const double err = (params[i].detach() - want).abs().max().item<double>();
       EXPECT_LE(err, tolerance) << "param " << i << " after step " << k;
     }
-    const std::optional<double> expected_tau = g.tau.at(k);
-    const std::optional<double> tau = optimizer.temperature();
-    ASSERT_EQ(tau.has_value(), expected_tau.has_value()) << "step " << k;
-    if (tau) EXPECT_NEAR(*tau, *expected_tau, 1e-6 * *expected_tau) << "step " << k;
     EXPECT_FALSE(optimizer.temperature(1).has_value());
-  }
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Reference, MuonGolden,
@@ -155,7 +100,7 @@ TEST(SoftMuon, ResumeInTheTransitionIsBitIdentical) {
   auto resumed = make_matrices(2);
   auto first = std::make_unique<SoftMuon>(resumed, options);
   for (int64_t k = 1; k <= 6; ++k) step_with_seeded_grads(*first, resumed, k);
-  const std::string path = "/tmp/softsign_muon_" + std::to_string(::getpid()) + ".pt";
+  const std::string path = temp_path("muon");
   torch::save(*first, path);
   first.reset();
   SoftMuon second(resumed, options);
@@ -207,11 +152,10 @@ TEST(SoftMuon, NonFiniteFitThrowsBeforeAnyParamChanges) {
   auto params = make_matrices(5);
   SoftMuon opt(params, SoftMuonOptions().sign_steps(1).transition_steps(3));
   step_with_seeded_grads(opt, params, 1);
-  std::vector<torch::Tensor> before;
-  for (const auto& p : params) before.push_back(p.detach().clone());
+  const auto before = snapshot(params);
   for (auto& p : params) p.mutable_grad() = torch::full(p.sizes(), NAN);
   EXPECT_THROW(opt.step(), c10::Error);
-  for (size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(torch::equal(params[i], before[i]));
+  expect_unchanged(params, before);
 }
 
 // ---- param groups ---------------------------------------------------------------------------
