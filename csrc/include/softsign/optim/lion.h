@@ -61,28 +61,15 @@ extern template class ScheduledOptimizer<LionRule>;
 // SoftLion: Lion for S steps, then tanh(tau_j * c), the schedule fitted once, at step S + 1,
 // to the median and MAD of c over the group. Group options, checks and save/load:
 // ScheduledOptimizer.
-class SoftLion : public ScheduledOptimizer<LionRule> {
+class SoftLion : public SoftOptimizer<LionRule> {
  public:
-  explicit SoftLion(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
-                    SoftLionOptions defaults = {})
-      : SoftLion(param_groups, std::move(defaults), /*transition=*/true) {}
-  explicit SoftLion(std::vector<torch::Tensor> params, SoftLionOptions defaults = {})
-      : SoftLion({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
-
- protected:
-  SoftLion(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
-           SoftLionOptions defaults, bool transition)
-      : ScheduledOptimizer(param_groups, std::move(defaults), transition) {}
+  using SoftOptimizer::SoftOptimizer;
 };
 
 // Lion: SoftLion without a transition.
-class Lion : public SoftLion {
+class Lion : public PlainOptimizer<SoftLion> {
  public:
-  explicit Lion(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
-                LionOptions defaults = {})
-      : SoftLion(param_groups, std::move(defaults), /*transition=*/false) {}
-  explicit Lion(std::vector<torch::Tensor> params, LionOptions defaults = {})
-      : Lion({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
+  using PlainOptimizer::PlainOptimizer;
 };
 
 }  // namespace softsign::optim

@@ -30,6 +30,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "softsign/optim/group_schedule.h"
@@ -88,6 +89,41 @@ class ScheduledOptimizer : public torch::optim::Optimizer {
   c10::Device home_device(size_t group) const;
 
   bool transition_;
+};
+
+// The constructors of a soft optimizer (Soft<X>: the transition on): from param groups
+// or a plain parameter list, with the defaults for every group. A soft optimizer class is
+// `class SoftX : public SoftOptimizer<XRule> { using SoftOptimizer::SoftOptimizer; };`.
+template <typename Rule>
+class SoftOptimizer : public ScheduledOptimizer<Rule> {
+ public:
+  using Options = typename Rule::Options;
+  explicit SoftOptimizer(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
+                         Options defaults = {})
+      : SoftOptimizer(param_groups, std::move(defaults), /*transition=*/true) {}
+  explicit SoftOptimizer(std::vector<torch::Tensor> params, Options defaults = {})
+      : SoftOptimizer({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults)) {
+  }
+
+ protected:
+  SoftOptimizer(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
+                Options defaults, bool transition)
+      : ScheduledOptimizer<Rule>(param_groups, std::move(defaults), transition) {}
+};
+
+// The plain optimizer of a soft one (X of SoftX): the same class with the transition off,
+// the sign phase forever. `class X : public PlainOptimizer<SoftX> { using
+// PlainOptimizer::PlainOptimizer; };`.
+template <typename Soft>
+class PlainOptimizer : public Soft {
+ public:
+  using Options = typename Soft::Options;
+  explicit PlainOptimizer(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
+                          Options defaults = {})
+      : Soft(param_groups, std::move(defaults), /*transition=*/false) {}
+  explicit PlainOptimizer(std::vector<torch::Tensor> params, Options defaults = {})
+      : PlainOptimizer({torch::optim::OptimizerParamGroup(std::move(params))},
+                       std::move(defaults)) {}
 };
 
 // Validates the shared schedule options of `o` (docs/algorithms.md section 2) of optimizer

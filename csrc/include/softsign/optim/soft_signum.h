@@ -69,29 +69,16 @@ extern template class ScheduledOptimizer<SignumRule>;
 // momentum directions d. Any param layout works (the op steps dense stand-ins, Note [step
 // layouts]); a buffer of other strides than its param is re-laid out like it once.
 // Group options, checks and save/load: ScheduledOptimizer.
-class SoftSignum : public ScheduledOptimizer<SignumRule> {
+class SoftSignum : public SoftOptimizer<SignumRule> {
  public:
-  explicit SoftSignum(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
-                      SoftSignumOptions defaults = {})
-      : SoftSignum(param_groups, std::move(defaults), /*transition=*/true) {}
-  explicit SoftSignum(std::vector<torch::Tensor> params, SoftSignumOptions defaults = {})
-      : SoftSignum({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
-
- protected:
-  SoftSignum(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
-             SoftSignumOptions defaults, bool transition)
-      : ScheduledOptimizer(param_groups, std::move(defaults), transition) {}
+  using SoftOptimizer::SoftOptimizer;
 };
 
 // Signum: SoftSignum without a transition (SoftSignum with S >= the number of steps
 // computes exactly the same parameters).
-class Signum : public SoftSignum {
+class Signum : public PlainOptimizer<SoftSignum> {
  public:
-  explicit Signum(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
-                  SignumOptions defaults = {})
-      : SoftSignum(param_groups, std::move(defaults), /*transition=*/false) {}
-  explicit Signum(std::vector<torch::Tensor> params, SignumOptions defaults = {})
-      : Signum({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
+  using PlainOptimizer::PlainOptimizer;
 };
 
 }  // namespace softsign::optim
