@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace softsign::ops::radix {
 
@@ -43,41 +44,31 @@ C10_HOST_DEVICE constexpr int stage_passes(int stage, int key_bits, int digit_bi
 // Counts of one histogram: a bin per digit value, then the NaN count.
 C10_HOST_DEVICE constexpr int histogram_size(int digit_bits) { return (1 << digit_bits) + 1; }
 
-// Bit reinterpretation usable in host and device code (std::bit_cast is not, with nvcc).
-C10_HOST_DEVICE inline uint32_t bits_of(float v) {
+// The unsigned key type of a float type (float or double), and back.
+template <typename F>
+using key_type = std::conditional_t<sizeof(F) == 4, uint32_t, uint64_t>;
+template <typename U>
+using value_type = std::conditional_t<sizeof(U) == 4, float, double>;
+
+// Bit reinterpretation between float and double and their keys, usable in host and device
+// code (std::bit_cast is not, with nvcc; the device uses the reinterpreting intrinsics).
+template <typename To, typename From>
+C10_HOST_DEVICE inline To bit_cast(From v) {
+  static_assert(sizeof(To) == sizeof(From), "bit_cast between types of one width");
 #if defined(__CUDA_ARCH__)
-  return __float_as_uint(v);
+  if constexpr (std::is_same_v<From, float>) {
+    return __float_as_uint(v);
+  } else if constexpr (std::is_same_v<From, double>) {
+    return static_cast<uint64_t>(__double_as_longlong(v));
+  } else if constexpr (std::is_same_v<To, float>) {
+    return __uint_as_float(v);
+  } else {
+    return __longlong_as_double(static_cast<long long>(v));
+  }
 #else
-  uint32_t u;
-  std::memcpy(&u, &v, sizeof(u));
-  return u;
-#endif
-}
-C10_HOST_DEVICE inline uint64_t bits_of(double v) {
-#if defined(__CUDA_ARCH__)
-  return static_cast<uint64_t>(__double_as_longlong(v));
-#else
-  uint64_t u;
-  std::memcpy(&u, &v, sizeof(u));
-  return u;
-#endif
-}
-C10_HOST_DEVICE inline float float_of(uint32_t u) {
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(u);
-#else
-  float v;
-  std::memcpy(&v, &u, sizeof(v));
-  return v;
-#endif
-}
-C10_HOST_DEVICE inline double double_of(uint64_t u) {
-#if defined(__CUDA_ARCH__)
-  return __longlong_as_double(static_cast<long long>(u));
-#else
-  double v;
-  std::memcpy(&v, &u, sizeof(v));
-  return v;
+  To out;
+  std::memcpy(&out, &v, sizeof(out));
+  return out;
 #endif
 }
 
@@ -85,19 +76,17 @@ C10_HOST_DEVICE inline double double_of(uint64_t u) {
 // negative values have all bits flipped, the others only the sign bit. Written without a
 // branch: the sign of the statistic is a coin flip, and a mispredicted branch per element
 // costs more than the whole key.
-C10_HOST_DEVICE inline uint32_t key_of(float v) {
-  const uint32_t u = bits_of(v);
-  return u ^ ((0u - (u >> 31)) | 0x80000000u);
+template <typename F>
+C10_HOST_DEVICE inline key_type<F> key_of(F v) {
+  using U = key_type<F>;
+  constexpr int top = 8 * sizeof(U) - 1;
+  const U u = bit_cast<U>(v);
+  return u ^ ((U{0} - (u >> top)) | (U{1} << top));
 }
-C10_HOST_DEVICE inline uint64_t key_of(double v) {
-  const uint64_t u = bits_of(v);
-  return u ^ ((uint64_t{0} - (u >> 63)) | 0x8000000000000000ull);
-}
-C10_HOST_DEVICE inline float value_of(uint32_t key) {
-  return float_of((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key);
-}
-C10_HOST_DEVICE inline double value_of(uint64_t key) {
-  return double_of((key & 0x8000000000000000ull) ? (key & 0x7fffffffffffffffull) : ~key);
+template <typename U>
+C10_HOST_DEVICE inline value_type<U> value_of(U key) {
+  constexpr U sign = U{1} << (8 * sizeof(U) - 1);
+  return bit_cast<value_type<U>>((key & sign) ? (key & ~sign) : U(~key));
 }
 
 // What one histogram pass needs to know, read from the state on the device by the kernel.

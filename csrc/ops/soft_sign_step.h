@@ -54,6 +54,37 @@ void check_soft_sign_step(at::TensorList params, at::TensorList grads,
                           const std::optional<at::Tensor>& grad_scale,
                           const std::optional<at::Tensor>& found_inf);
 
+// One soft_sign_step_ call, its scalars formed and its inputs checked: what each device's
+// entry steps.
+struct SoftSignStepCall {
+  at::TensorList params, grads, momentum_buffers;
+  StepScalars s;
+  double lr;
+  const std::optional<at::Tensor>& lr_tensor;
+  const std::optional<at::Tensor>& temperature;
+  const std::optional<at::Tensor>& grad_scale;
+  const std::optional<at::Tensor>& found_inf;
+};
+
+// The op's function (Note [one signature per op] in op_signatures.h) over a device's
+// entry `run`: forms the kernels' scalars and validates the call before `run` steps it.
+template <auto run>
+void soft_sign_step_entry(at::TensorList params, at::TensorList grads,
+                          at::TensorList momentum_buffers, double lr,
+                          const std::optional<at::Tensor>& lr_tensor, double momentum,
+                          double dampening, double weight_decay, bool nesterov, bool maximize,
+                          bool first_step, const std::optional<at::Tensor>& temperature,
+                          const std::optional<at::Tensor>& grad_scale,
+                          const std::optional<at::Tensor>& found_inf,
+                          std::optional<double> lion_beta1) {
+  const StepScalars s =
+      step_scalars(momentum, dampening, weight_decay, nesterov, maximize, first_step, lion_beta1);
+  check_soft_sign_step(params, grads, momentum_buffers, s, lr_tensor, temperature, grad_scale,
+                       found_inf);
+  run(SoftSignStepCall{params, grads, momentum_buffers, s, lr, lr_tensor, temperature, grad_scale,
+                       found_inf});
+}
+
 // Note [step layouts]: the kernels walk a param, its grad and its buffer with one index,
 // so they need dense params whose grad and buffer share their strides. That is the common
 // case and costs one scan. Otherwise (a strided view as a parameter, a grad assigned with
@@ -81,27 +112,25 @@ class StepLayout {
 // kernel keeps its products opaque: product() there): nvcc would otherwise contract
 // a * b + c into one FMA, and the fit would not select among the directions the step
 // applies. The _rn intrinsics are never contracted.
-template <typename T>
-C10_HOST_DEVICE inline T mul_rn(T a, T b) {
+template <bool kMul, typename T>
+C10_HOST_DEVICE inline T rounded(T a, T b) {
 #if defined(__CUDA_ARCH__)
-  if constexpr (std::is_same_v<T, double>)
-    return __dmul_rn(a, b);
-  else
-    return __fmul_rn(a, b);
+  if constexpr (std::is_same_v<T, double>) {
+    return kMul ? __dmul_rn(a, b) : __dadd_rn(a, b);
+  } else {
+    return kMul ? __fmul_rn(a, b) : __fadd_rn(a, b);
+  }
 #else
-  return a * b;
+  return kMul ? a * b : a + b;
 #endif
 }
 template <typename T>
+C10_HOST_DEVICE inline T mul_rn(T a, T b) {
+  return rounded<true>(a, b);
+}
+template <typename T>
 C10_HOST_DEVICE inline T add_rn(T a, T b) {
-#if defined(__CUDA_ARCH__)
-  if constexpr (std::is_same_v<T, double>)
-    return __dadd_rn(a, b);
-  else
-    return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
+  return rounded<false>(a, b);
 }
 
 // Momentum update of one element in opmath type T (float32, float64 for double params);

@@ -27,50 +27,20 @@ def test_opcheck_step(device):
 def test_opcheck_statistics(device):
     xs = [torch.randn(7, device=device), torch.randn(2, 3, device=device)]
     bufs = [torch.randn_like(x) for x in xs]
-    torch.library.opcheck(
-        ops.soft_sign_direction.default,
-        (xs, bufs),
-        dict(
-            momentum=0.9,
-            dampening=0.0,
-            nesterov=True,
-            maximize=False,
-            first_step=False,
-            grad_scale=None,
-        ),
-    )
+    # The direction's options as the ops take them: no momentum, every flag off.
+    rule_kw = dict(momentum=0.0, dampening=0.0, nesterov=False, maximize=False, grad_scale=None)
+    nesterov_kw = dict(rule_kw, momentum=0.9, nesterov=True, first_step=False)
+    torch.library.opcheck(ops.soft_sign_direction.default, (xs, bufs), nesterov_kw)
     torch.library.opcheck(ops.median_mad.default, (xs,))
-    direction_kw = dict(momentum=0.9, dampening=0.1, nesterov=False, maximize=True, grad_scale=None)
+    direction_kw = dict(rule_kw, momentum=0.9, dampening=0.1, maximize=True)
     torch.library.opcheck(
         ops.direction_median_mad.default, (xs[:1], bufs[:1], xs[1:]), direction_kw
     )
     state = torch.zeros(6, dtype=torch.int64, device=device)
     pass_kw = dict(stage=0, pass_=0, digit_bits=8, key_bits=32)
-    hist = ops.radix_select_histogram(
-        xs,
-        [],
-        state,
-        **pass_kw,
-        momentum=0.0,
-        dampening=0.0,
-        nesterov=False,
-        maximize=False,
-        first_step=False,
-        grad_scale=None,
-    )
-    torch.library.opcheck(
-        ops.radix_select_histogram.default,
-        (xs, [], state),
-        dict(
-            pass_kw,
-            momentum=0.0,
-            dampening=0.0,
-            nesterov=False,
-            maximize=False,
-            first_step=False,
-            grad_scale=None,
-        ),
-    )
+    histogram_kw = dict(pass_kw, **rule_kw, first_step=False)
+    hist = ops.radix_select_histogram(xs, [], state, **histogram_kw)
+    torch.library.opcheck(ops.radix_select_histogram.default, (xs, [], state), histogram_kw)
     torch.library.opcheck(ops.radix_select_advance_.default, (state.clone(), hist), pass_kw)
     keys = torch.tensor([float_key(-1.5), 0, double_key(0.25), 0, 0, 0], device=device)
     torch.library.opcheck(ops.radix_select_result.default, (keys,), dict(key_bits=32))

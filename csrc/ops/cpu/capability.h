@@ -34,6 +34,19 @@ inline CpuCapability cpu_capability() {
   return cap;
 }
 
+// Declares, for each build (DEFAULT, AVX2, AVX512), the kernel declarations `...` of a
+// file compiled once per capability into namespace CPU_CAPABILITY.
+#define SOFTSIGN_CPU_KERNEL_BUILDS(...) \
+  namespace DEFAULT {                   \
+  __VA_ARGS__                           \
+  }                                     \
+  namespace AVX2 {                      \
+  __VA_ARGS__                           \
+  }                                     \
+  namespace AVX512 {                    \
+  __VA_ARGS__                           \
+  }
+
 // Calls CAP::NAME(args...) for the build cpu_capability() picks.
 #define SOFTSIGN_CPU_DISPATCH(NAME, ...)             \
   do {                                               \

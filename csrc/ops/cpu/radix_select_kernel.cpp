@@ -141,6 +141,12 @@ void visit_typed(const scalar_t* g, const scalar_t* b, int64_t n, const RadixCon
   }
 }
 
+// Calls f(std::integral_constant<Mode, m>{}) for the one of `Modes` that `m` is.
+template <Mode... Modes, typename F>
+void with_mode(Mode m, F&& f) {
+  ((m == Modes && (f(std::integral_constant<Mode, Modes>{}), true)) || ...);
+}
+
 template <typename Visit, typename Nan>
 void visit_chunk(const at::Tensor& g, const at::Tensor* b, int64_t begin, int64_t len,
                  const RadixContext& c, Visit& visit, Nan& nan) {
@@ -151,27 +157,12 @@ void visit_chunk(const at::Tensor& g, const at::Tensor* b, int64_t begin, int64_
     auto run = [&](auto key_tag, auto stage_tag) {
       using Key = decltype(key_tag);
       constexpr int kStage = decltype(stage_tag)::value;
-      switch (mode) {
-        case Mode::kDirect:
-          return visit_typed<scalar_t, Key, kStage, Mode::kDirect>(gp, bp, len, c, visit, nan);
-        case Mode::kFirstNesterov:
-          return visit_typed<scalar_t, Key, kStage, Mode::kFirstNesterov>(gp, bp, len, c, visit,
+      with_mode<Mode::kDirect, Mode::kFirstNesterov, Mode::kBuffer, Mode::kBufferNesterov,
+                Mode::kZero, Mode::kZeroNesterov, Mode::kLion, Mode::kLionZero>(
+          mode, [&](auto mode_tag) {
+            visit_typed<scalar_t, Key, kStage, decltype(mode_tag)::value>(gp, bp, len, c, visit,
                                                                           nan);
-        case Mode::kBuffer:
-          return visit_typed<scalar_t, Key, kStage, Mode::kBuffer>(gp, bp, len, c, visit, nan);
-        case Mode::kBufferNesterov:
-          return visit_typed<scalar_t, Key, kStage, Mode::kBufferNesterov>(gp, bp, len, c, visit,
-                                                                           nan);
-        case Mode::kZero:
-          return visit_typed<scalar_t, Key, kStage, Mode::kZero>(gp, bp, len, c, visit, nan);
-        case Mode::kZeroNesterov:
-          return visit_typed<scalar_t, Key, kStage, Mode::kZeroNesterov>(gp, bp, len, c, visit,
-                                                                         nan);
-        case Mode::kLion:
-          return visit_typed<scalar_t, Key, kStage, Mode::kLion>(gp, bp, len, c, visit, nan);
-        case Mode::kLionZero:
-          return visit_typed<scalar_t, Key, kStage, Mode::kLionZero>(gp, bp, len, c, visit, nan);
-      }
+          });
     };
     if (c.spec.stage == 1) {
       run(uint64_t{}, std::integral_constant<int, 1>{});

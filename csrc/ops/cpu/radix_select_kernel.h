@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu/capability.h"
 #include "radix_select.h"
 #include "soft_sign_step.h"
 
@@ -33,31 +34,12 @@ struct KeySink {
   std::atomic<int64_t>* cursor;
 };
 
-namespace DEFAULT {
-// Adds this pass's counts ((1 << digit_bits) bins, then the NaN count) to `hist`.
-void radix_histogram_kernel(at::TensorList grads, at::TensorList bufs, const RadixContext& c,
-                            int64_t* hist);
-// Appends the key of every element that matches the prefix above this pass's digit.
-void radix_collect_kernel(at::TensorList grads, at::TensorList bufs, const RadixContext& c,
-                          const KeySink& sink);
-}  // namespace DEFAULT
-
-namespace AVX2 {
-// Adds this pass's counts ((1 << digit_bits) bins, then the NaN count) to `hist`.
-void radix_histogram_kernel(at::TensorList grads, at::TensorList bufs, const RadixContext& c,
-                            int64_t* hist);
-// Appends the key of every element that matches the prefix above this pass's digit.
-void radix_collect_kernel(at::TensorList grads, at::TensorList bufs, const RadixContext& c,
-                          const KeySink& sink);
-}  // namespace AVX2
-
-namespace AVX512 {
-// Adds this pass's counts ((1 << digit_bits) bins, then the NaN count) to `hist`.
-void radix_histogram_kernel(at::TensorList grads, at::TensorList bufs, const RadixContext& c,
-                            int64_t* hist);
-// Appends the key of every element that matches the prefix above this pass's digit.
-void radix_collect_kernel(at::TensorList grads, at::TensorList bufs, const RadixContext& c,
-                          const KeySink& sink);
-}  // namespace AVX512
+SOFTSIGN_CPU_KERNEL_BUILDS(
+    // Adds this pass's counts ((1 << digit_bits) bins, then the NaN count) to `hist`.
+    void radix_histogram_kernel(at::TensorList grads, at::TensorList bufs, const RadixContext& c,
+                                int64_t* hist);
+    // Appends the key of every element that matches the prefix above this pass's digit.
+    void radix_collect_kernel(at::TensorList grads, at::TensorList bufs, const RadixContext& c,
+                              const KeySink& sink);)
 
 }  // namespace softsign::ops

@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 
+#include "cpu/capability.h"
 #include "soft_sign_step.h"
 
 namespace softsign::ops {
@@ -18,19 +19,8 @@ struct CpuStepArgs {
   double tau;
 };
 
-namespace DEFAULT {
-void soft_sign_step_kernel(at::TensorList params, at::TensorList grads,
-                           at::TensorList momentum_buffers, const CpuStepArgs& args);
-}  // namespace DEFAULT
-
-namespace AVX2 {
-void soft_sign_step_kernel(at::TensorList params, at::TensorList grads,
-                           at::TensorList momentum_buffers, const CpuStepArgs& args);
-}  // namespace AVX2
-
-namespace AVX512 {
-void soft_sign_step_kernel(at::TensorList params, at::TensorList grads,
-                           at::TensorList momentum_buffers, const CpuStepArgs& args);
-}  // namespace AVX512
+SOFTSIGN_CPU_KERNEL_BUILDS(void soft_sign_step_kernel(at::TensorList params, at::TensorList grads,
+                                                      at::TensorList momentum_buffers,
+                                                      const CpuStepArgs& args);)
 
 }  // namespace softsign::ops

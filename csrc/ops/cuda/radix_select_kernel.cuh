@@ -5,35 +5,17 @@
 // soft_sign_step_kernel.cuh.
 #pragma once
 
-#include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
-#include <ATen/OpMathType.h>
-
 #include <algorithm>
-#include <array>
 #include <cstdint>
-#include <optional>
-#include <utility>
-#include <vector>
 
-#include "device_api.cuh"
-#include "device_scalar.cuh"
-#include "dtype_buckets.h"
-#include "multi_tensor.cuh"
+#include "kernel_common.cuh"
 #include "radix_select.h"
 #include "radix_select_contract.h"
 #include "radix_select_driver.h"
-#include "soft_sign_step.h"
 #include "softsign/ops.h"
-
-#if defined(__CUDACC__)
-#include <c10/cuda/CUDAGuard.h>
-#endif
 
 namespace softsign::ops {
 namespace {
-
-namespace mt = multi_tensor;
 
 constexpr int kDigitBits = radix::kDeviceDigitBits;
 constexpr int kBins = radix::histogram_size(kDigitBits);  // the digit bins, then the NaN count

@@ -7,30 +7,12 @@
 // own copy, so neither can ever bind the other's instantiation.
 #pragma once
 
-#include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
-#include <ATen/OpMathType.h>
-
-#include <array>
 #include <cmath>
-#include <optional>
-#include <utility>
-#include <vector>
 
-#include "device_api.cuh"
-#include "device_scalar.cuh"
-#include "dtype_buckets.h"
-#include "multi_tensor.cuh"
-#include "soft_sign_step.h"
-
-#if defined(__CUDACC__)
-#include <c10/cuda/CUDAGuard.h>
-#endif
+#include "kernel_common.cuh"
 
 namespace softsign::ops {
 namespace {
-
-namespace mt = multi_tensor;
 
 template <typename scalar_t, bool kBuf>
 struct SoftSignStepOp {
@@ -132,33 +114,25 @@ struct SoftSignStepOp {
   }
 };
 
-// The op's whole CUDA entry but the registration, with the launch limits as a parameter.
+// The op's CUDA entry (soft_sign_step_entry<&soft_sign_step_launch<>>) but the
+// registration, with the launch limits as a parameter.
 template <typename L = mt::DefaultLimits>
-void soft_sign_step_launch(at::TensorList params, at::TensorList grads,
-                           at::TensorList momentum_buffers, double lr,
-                           const std::optional<at::Tensor>& lr_tensor, double momentum,
-                           double dampening, double weight_decay, bool nesterov, bool maximize,
-                           bool first_step, const std::optional<at::Tensor>& temperature,
-                           const std::optional<at::Tensor>& grad_scale,
-                           const std::optional<at::Tensor>& found_inf,
-                           std::optional<double> lion_beta1) {
-  const StepScalars s =
-      step_scalars(momentum, dampening, weight_decay, nesterov, maximize, first_step, lion_beta1);
-  check_soft_sign_step(params, grads, momentum_buffers, s, lr_tensor, temperature, grad_scale,
-                       found_inf);
-  if (params.empty()) return;
+void soft_sign_step_launch(const SoftSignStepCall& call) {
+  if (call.params.empty()) return;
 #if defined(__CUDACC__)
-  c10::cuda::CUDAGuard guard(params[0].device());
+  c10::cuda::CUDAGuard guard(call.params[0].device());
 #endif
+  const StepScalars& s = call.s;
+  const double lr = call.lr;
 
-  const bool use_buf = !momentum_buffers.empty() && s.buffered();
-  const StepLayout layout(params, grads, momentum_buffers);
+  const bool use_buf = !call.momentum_buffers.empty() && s.buffered();
+  const StepLayout layout(call.params, call.grads, call.momentum_buffers);
 
   std::vector<at::Tensor> keep;
-  const DeviceScalar lr_s = device_scalar(lr_tensor, keep);
-  const DeviceScalar temp_s = device_scalar(temperature, keep);
-  const DeviceScalar scale_s = device_scalar(grad_scale, keep);
-  const DeviceScalar inf_s = device_scalar(found_inf, keep);
+  const DeviceScalar lr_s = device_scalar(call.lr_tensor, keep);
+  const DeviceScalar temp_s = device_scalar(call.temperature, keep);
+  const DeviceScalar scale_s = device_scalar(call.grad_scale, keep);
+  const DeviceScalar inf_s = device_scalar(call.found_inf, keep);
   const bool float_math = computes_in_float(layout.params());
 
   using Lists = std::array<std::vector<at::Tensor>, 3>;

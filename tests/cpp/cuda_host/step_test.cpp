@@ -101,9 +101,9 @@ void run_and_compare(const Inputs& in, const Case& c, Temp temp, const std::stri
   const std::optional<at::Tensor> tau = temperature_of(temp);
   const ops::SoftSignStepArgs& a = c.args;
   ops::soft_sign_step_(cpu.params, cpu.grads, cpu.bufs, a, lr_t, tau, scale, inf);
-  ops::soft_sign_step_launch<L>(host.params, host.grads, host.bufs, a.lr, lr_t, a.momentum,
-                                a.dampening, a.weight_decay, a.nesterov, a.maximize, a.first_step,
-                                tau, scale, inf, a.lion_beta1);
+  ops::soft_sign_step_entry<&ops::soft_sign_step_launch<L>>(
+      host.params, host.grads, host.bufs, a.lr, lr_t, a.momentum, a.dampening, a.weight_decay,
+      a.nesterov, a.maximize, a.first_step, tau, scale, inf, a.lion_beta1);
   const double lr = c.lr_tensor ? a.lr * 2 : a.lr;
   for (size_t i = 0; i < in.params.size(); ++i) {
     const std::string where = what + " tensor " + std::to_string(i) + " " +
