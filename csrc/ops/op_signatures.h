@@ -14,14 +14,17 @@
 
 namespace softsign::ops::sig {
 
-using SoftSignStep = void(at::TensorList params, at::TensorList grads,
-                          at::TensorList momentum_buffers, double lr,
-                          const std::optional<at::Tensor>& lr_tensor, double momentum,
-                          double dampening, double weight_decay, bool nesterov, bool maximize,
-                          bool first_step, const std::optional<at::Tensor>& temperature,
-                          const std::optional<at::Tensor>& grad_scale,
-                          const std::optional<at::Tensor>& found_inf,
-                          std::optional<double> lion_beta1);
+// soft_sign_step_'s parameters, named: its one definition (soft_sign_step_entry in
+// soft_sign_step.h, over each device's entry) is written with them.
+// clang-format off
+#define SOFTSIGN_SOFT_SIGN_STEP_PARAMS                                                       \
+  at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers,              \
+  double lr, const std::optional<at::Tensor>& lr_tensor, double momentum,                    \
+  double dampening, double weight_decay, bool nesterov, bool maximize, bool first_step,      \
+  const std::optional<at::Tensor>& temperature, const std::optional<at::Tensor>& grad_scale, \
+  const std::optional<at::Tensor>& found_inf, std::optional<double> lion_beta1
+// clang-format on
+using SoftSignStep = void(SOFTSIGN_SOFT_SIGN_STEP_PARAMS);
 
 using SoftSignDirection = std::vector<at::Tensor>(at::TensorList grads,
                                                   at::TensorList momentum_buffers, double momentum,

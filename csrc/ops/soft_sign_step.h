@@ -14,6 +14,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "op_signatures.h"
+
 namespace softsign::ops {
 
 // Plain-number options of one fused call, as the kernels see them.
@@ -69,14 +71,7 @@ struct SoftSignStepCall {
 // The op's function (Note [one signature per op] in op_signatures.h) over a device's
 // entry `run`: forms the kernels' scalars and validates the call before `run` steps it.
 template <auto run>
-void soft_sign_step_entry(at::TensorList params, at::TensorList grads,
-                          at::TensorList momentum_buffers, double lr,
-                          const std::optional<at::Tensor>& lr_tensor, double momentum,
-                          double dampening, double weight_decay, bool nesterov, bool maximize,
-                          bool first_step, const std::optional<at::Tensor>& temperature,
-                          const std::optional<at::Tensor>& grad_scale,
-                          const std::optional<at::Tensor>& found_inf,
-                          std::optional<double> lion_beta1) {
+void soft_sign_step_entry(SOFTSIGN_SOFT_SIGN_STEP_PARAMS) {
   const StepScalars s =
       step_scalars(momentum, dampening, weight_decay, nesterov, maximize, first_step, lion_beta1);
   check_soft_sign_step(params, grads, momentum_buffers, s, lr_tensor, temperature, grad_scale,
