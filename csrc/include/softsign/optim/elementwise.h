@@ -34,13 +34,7 @@ struct ElementwiseRule {
   }
   static void check_param(const Options&, const at::Tensor&, size_t) {}
   static bool scheduled(const Options&) { return true; }
-  static Work gather(const torch::optim::OptimizerParamGroup& group, size_t index,
-                     const StateMap& state, const Options& o);
-  static bool has_elements(const Work& work);
-  static std::tuple<at::Tensor, at::Tensor> statistics(const Work& work, const Options& o,
-                                                       const c10::Device& home);
-  static void update(Work& work, const Options& o, StateMap& state,
-                     const StepTemperature& temperature);
+  SOFTSIGN_RULE_WORK_HOOKS
 };
 
 }  // namespace softsign::optim

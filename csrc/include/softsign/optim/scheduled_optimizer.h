@@ -30,6 +30,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -48,6 +49,17 @@ struct StepTemperature {
   std::function<std::optional<at::Tensor>(const c10::Device&)> on;
   bool confirmed = true;
 };
+
+// The declarations of a Rule's work hooks (see above), for the rule structs' bodies; each
+// rule defines them in its .cpp file.
+#define SOFTSIGN_RULE_WORK_HOOKS                                                           \
+  static Work gather(const torch::optim::OptimizerParamGroup& group, size_t index,         \
+                     const StateMap& state, const Options& o);                             \
+  static bool has_elements(const Work& work);                                              \
+  static std::tuple<at::Tensor, at::Tensor> statistics(const Work& work, const Options& o, \
+                                                       const c10::Device& home);           \
+  static void update(Work& work, const Options& o, StateMap& state,                        \
+                     const StepTemperature& temperature);
 
 template <typename Rule>
 class ScheduledOptimizer : public torch::optim::Optimizer {
@@ -102,13 +114,15 @@ class SoftOptimizer : public ScheduledOptimizer<Rule> {
                          Options defaults = {})
       : SoftOptimizer(param_groups, std::move(defaults), /*transition=*/true) {}
   explicit SoftOptimizer(std::vector<torch::Tensor> params, Options defaults = {})
-      : SoftOptimizer({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults)) {
-  }
+      : SoftOptimizer(std::move(params), std::move(defaults), /*transition=*/true) {}
 
  protected:
   SoftOptimizer(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
                 Options defaults, bool transition)
       : ScheduledOptimizer<Rule>(param_groups, std::move(defaults), transition) {}
+  SoftOptimizer(std::vector<torch::Tensor> params, Options defaults, bool transition)
+      : SoftOptimizer({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults),
+                      transition) {}
 };
 
 // The plain optimizer of a soft one (X of SoftX): the same class with the transition off,
@@ -122,8 +136,7 @@ class PlainOptimizer : public Soft {
                           Options defaults = {})
       : Soft(param_groups, std::move(defaults), /*transition=*/false) {}
   explicit PlainOptimizer(std::vector<torch::Tensor> params, Options defaults = {})
-      : PlainOptimizer({torch::optim::OptimizerParamGroup(std::move(params))},
-                       std::move(defaults)) {}
+      : Soft(std::move(params), std::move(defaults), /*transition=*/false) {}
 };
 
 // Validates the shared schedule options of `o` (docs/algorithms.md section 2) of optimizer

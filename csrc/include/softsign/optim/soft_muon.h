@@ -76,13 +76,7 @@ struct MuonRule {
   static void validate(const Options& o, bool transition);
   static void check_param(const Options& o, const at::Tensor& p, size_t index);
   static bool scheduled(const Options& o) { return o.use_muon(); }
-  static Work gather(const torch::optim::OptimizerParamGroup& group, size_t index,
-                     const StateMap& state, const Options& o);
-  static bool has_elements(const Work& work);
-  static std::tuple<at::Tensor, at::Tensor> statistics(const Work& work, const Options& o,
-                                                       const c10::Device& home);
-  static void update(Work& work, const Options& o, StateMap& state,
-                     const StepTemperature& temperature);
+  SOFTSIGN_RULE_WORK_HOOKS
 };
 extern template class ScheduledOptimizer<MuonRule>;
 
