@@ -121,6 +121,24 @@ void adamw_update(const SoftMuonOptions& o, DeviceLists& lists, StateMap& state)
                     /*maximize=*/false);
 }
 
+// muon_step_ of matrices stored as (in, out): its three stages, which compose to it bit for
+// bit, with the update scale of each (out, in) matrix. Orthogonalization and the soft map
+// commute with transposition, so the scale is all that differs from muon_step_.
+void transposed_step(const DeviceLists& lists, const std::vector<at::Tensor>& bufs,
+                     const ops::MuonStepArgs& args, const std::optional<at::Tensor>& tau,
+                     const std::optional<at::Tensor>& failed) {
+  std::vector<at::Tensor> dirs;
+  std::vector<int64_t> dims;
+  for (const at::Tensor& g : lists.grads) {
+    dirs.push_back(at::empty_like(g));
+    dims.push_back(g.size(1));
+    dims.push_back(g.size(0));
+  }
+  ops::muon_momentum_(lists.grads, bufs, dirs, args, failed);
+  const std::vector<at::Tensor> updates = ops::muon_orthogonalize(dirs, args, tau);
+  ops::muon_apply_(lists.params, updates, args, dims, failed);
+}
+
 }  // namespace
 
 void SoftMuonParamState::serialize(torch::serialize::OutputArchive& archive) const {
@@ -170,6 +188,12 @@ void MuonRule::check_param(const Options& o, const at::Tensor& p, size_t index) 
   TORCH_CHECK(!o.use_muon() || p.dim() >= 2,
               "Invalid param group: use_muon needs matrices, got a parameter of shape ", p.sizes(),
               " in param group ", index, "; put it in a group with use_muon(false)");
+  // (in, out) is a 2-D layout: a conv weight's (out, in*kh*kw) view has no transpose that
+  // would be a stored weight.
+  TORCH_CHECK(!o.use_muon() || !o.transposed() || p.dim() == 2,
+              "Invalid transposed: it needs 2-D matrices stored as (in, out), got a parameter of "
+              "shape ",
+              p.sizes(), " in param group ", index, "; put it in a group with transposed(false)");
 }
 
 auto MuonRule::gather(const OptimizerParamGroup& group, size_t index, const StateMap&,
@@ -216,7 +240,11 @@ void MuonRule::update(Work& work, const Options& o, StateMap& state,
     if (tau.has_value() && !temperature.confirmed) {
       failed = at::logical_not(at::isfinite(*tau)).to(at::kFloat);
     }
-    ops::muon_step_(lists.params, lists.grads, bufs, muon_args(o), tau, failed);
+    if (o.transposed()) {
+      transposed_step(lists, bufs, muon_args(o), tau, failed);
+    } else {
+      ops::muon_step_(lists.params, lists.grads, bufs, muon_args(o), tau, failed);
+    }
   }
 }
 

@@ -305,4 +305,40 @@ TEST(SoftMuon, EmptyAndZeroElementGroupsStepInEveryPhase) {
   EXPECT_NO_THROW(muon.step());
 }
 
+// Weights stored as (in, out), like transformers' Conv1D, in a transposed(true) group step
+// as the transposes of the nn.Linear weights they are, in the sign phase and the soft phase:
+// the map commutes with transposition and the scale is the (out, in) matrix's. float64, so
+// every op runs in float64 and the two runs differ only by rounding.
+TEST(SoftMuon, TransposedGroupStepsAsTheLinearWeights) {
+  torch::manual_seed(11);
+  std::vector<torch::Tensor> linear, stored;
+  for (const auto& shape : {std::vector<int64_t>{8, 4}, {3, 5}, {6, 6}}) {
+    const auto w = torch::randn(shape, torch::kFloat64);
+    linear.push_back(w.clone().requires_grad_(true));
+    stored.push_back(w.t().contiguous().requires_grad_(true));
+  }
+  const auto options = SoftMuonOptions(0.03).weight_decay(0.1).sign_steps(2).transition_steps(3);
+  SoftMuon a(linear, options);
+  SoftMuon b(stored, SoftMuonOptions(options).transposed(true));
+  for (int64_t k = 1; k <= 7; ++k) {
+    torch::manual_seed(2000 + k);
+    for (size_t i = 0; i < linear.size(); ++i) {
+      const auto g = torch::randn(linear[i].sizes(), torch::kFloat64);
+      linear[i].mutable_grad() = g;
+      stored[i].mutable_grad() = g.t().contiguous();
+    }
+    a.step();
+    b.step();
+    for (size_t i = 0; i < linear.size(); ++i) {
+      const double err = (stored[i].detach().t() - linear[i].detach()).abs().max().item<double>();
+      EXPECT_LE(err, 1e-13) << "param " << i << " after step " << k;
+    }
+    EXPECT_EQ(a.temperature().has_value(), k > 2);
+  }
+  // A conv weight has no (in, out) layout.
+  std::vector<torch::Tensor> conv = {torch::zeros({6, 4, 3, 3}, torch::requires_grad())};
+  EXPECT_TRUE(
+      throws_with([&] { Muon(conv, MuonOptions().transposed(true)); }, "Invalid transposed"));
+}
+
 }  // namespace

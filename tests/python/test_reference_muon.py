@@ -267,6 +267,28 @@ def test_conv_weight_uses_the_out_by_rest_view():
     )
 
 
+@pytest.mark.parametrize("soft_map", ["accurate", "newton_schulz"])
+def test_transposed_matrices_step_as_the_transposes_of_their_linear_weights(soft_map):
+    """transposed=True: a weight stored (in, out) steps as the transpose of the (out, in)
+    weight, through the sign phase, the fit and the soft map (the scale is the (out, in)
+    matrix's: the wide (4, 9) stored as (9, 4) keeps scale 1, not sqrt(9/4))."""
+    linear = [randn(9, 4), randn(4, 9, seed=1), randn(5, 5, seed=2)]
+    options = dict(sign_steps=2, transition_steps=3, weight_decay=0.1, soft_map=soft_map)
+    ref = SoftMuonReference(linear, **options)
+    stored = SoftMuonReference(
+        [dict(params=[w.T for w in linear], use_muon=True, transposed=True)], **options
+    )
+    for k in range(1, 7):
+        gs = grads_for(linear, k)
+        ref.step(gs)
+        stored.step([g.T for g in gs])
+        for a, b in zip(ref.params, stored.params):
+            torch.testing.assert_close(b.T, a, rtol=0, atol=1e-13)
+    assert stored.temperature(0) == pytest.approx(ref.temperature(0), rel=1e-12)
+    with pytest.raises(ValueError, match="transposed"):
+        SoftMuonReference([dict(params=[randn(4, 3, 2)], transposed=True)], total_steps=10)
+
+
 def test_muon_equals_soft_muon_before_the_transition():
     init = [randn(6, 9), randn(9, 4, seed=1), randn(5, seed=2)]
     groups = lambda: [dict(params=init[:2], use_muon=True), dict(params=init[2:], use_muon=False)]

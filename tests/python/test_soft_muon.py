@@ -489,3 +489,114 @@ def test_repr_shows_each_group_the_options_it_uses():
     assert repr(plain).startswith("Muon (")
     assert "fit" not in muon and "soft_map" not in muon and "adjust_lr" in muon
     assert sorted(adamw) == ["betas", "eps", "lr", "use_muon", "weight_decay"]
+
+
+# ---- matrices stored as (in, out): transposed=True ------------------------------------------
+
+# nn.Linear's (out, in) weights: tall, wide and square. Their transposes, stored as
+# transformers' Conv1D stores its weight, must step as they do.
+LINEAR_SHAPES = [(16, 8), (8, 24), (12, 12)]
+TRANSPOSED_RUN = dict(sign_steps=3, transition_steps=4, weight_decay=0.1)  # 9 steps: all phases
+
+
+def _linear_and_transposed(dtype, flag=True, **options):
+    """(optimizer, weights) over nn.Linear-shaped weights, and over the same weights stored
+    transposed in a group with transposed=flag, each with a vector in an AdamW group."""
+    weights = randn_params(LINEAR_SHAPES + [(5,)], dtype)
+    stored = [w.detach().T.contiguous().requires_grad_() for w in weights[:-1]]
+    stored.append(weights[-1].detach().clone().requires_grad_())
+    runs = []
+    for params, transposed in ((weights, False), (stored, flag)):
+        groups = [
+            dict(params=params[:-1], use_muon=True, transposed=transposed),
+            dict(params=params[-1:], use_muon=False),
+        ]
+        runs.append((softsign.SoftMuon(groups, **options), params))
+    return runs
+
+
+def _step_both(runs, k):
+    """Step k with the same gradients, transposed for the stored weights."""
+    grads = grads_for(runs[0][1], k)
+    for (opt, params), flip in zip(runs, (False, True)):
+        for p, g in zip(params, grads):
+            p.grad = (g.T.contiguous() if flip and g.ndim == 2 else g.clone()).to(p.dtype)
+        opt.step()
+
+
+@pytest.mark.parametrize("soft_map", ["newton_schulz", "accurate"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_transposed_group_steps_as_the_linear_weights(dtype, soft_map):
+    runs = _linear_and_transposed(dtype, soft_map=soft_map, **TRANSPOSED_RUN)
+    (linear, weights), (conv1d, stored) = runs
+    # float64 runs every op in float64; float32 orthogonalizes in bfloat16, where the Gram
+    # matrix of a square X and of X^T round differently (a few bf16 ulps of lr per step).
+    atol = 1e-13 if dtype == torch.float64 else 0.05 * 0.02  # lr: the default 0.02
+    for k in range(1, 10):
+        _step_both(runs, k)
+        assert linear.temperature() == conv1d.temperature(), k
+        for w, s in zip(weights[:-1], stored[:-1]):
+            torch.testing.assert_close(
+                s.T, w, rtol=0, atol=k * atol, msg=lambda m, k=k: f"step {k}: {m}"
+            )
+        assert torch.equal(weights[-1], stored[-1])
+    assert linear.temperature() is not None  # the run went through the transition
+    # Without transposed=True the (in, out) weights take the scale of their own shape: the
+    # wide (8, 24), stored (24, 8), would step sqrt(3) times too far.
+    runs = _linear_and_transposed(dtype, flag=False, **TRANSPOSED_RUN)
+    _step_both(runs, 1)
+    (_, weights), (_, stored) = runs
+    assert not torch.allclose(stored[1].T, weights[1], rtol=0, atol=1e-3)
+
+
+def test_a_transposed_group_matches_the_reference():
+    from softsign.reference import SoftMuonReference
+
+    params = randn_params(LINEAR_SHAPES, torch.float64)
+    groups = [dict(params=params, use_muon=True, transposed=True)]
+    opt = softsign.SoftMuon(groups, **TRANSPOSED_RUN)
+    ref = SoftMuonReference(groups, **TRANSPOSED_RUN)
+    for k in range(1, 10):
+        grads = grads_for(params, k)
+        for p, g in zip(params, grads):
+            p.grad = g
+        opt.step()
+        ref.step(grads)
+        for p, q in zip(params, ref.params):
+            # The reference's float64 Newton-Schulz; the soft map agrees to 1e-6 (the fit's
+            # statistic carries ~1e-8 relative error), as in the parity contract.
+            torch.testing.assert_close(p.detach(), q, rtol=0, atol=1e-10 if k <= 3 else 1e-6)
+
+
+@pytest.mark.parametrize("soft_map", ["newton_schulz", "accurate"])
+def test_cpp_transposed_group_steps_bit_for_bit_as_python(soft_map):
+    from softsign import _C
+
+    options = dict(TRANSPOSED_RUN, soft_map=soft_map)
+    params = randn_params([(8, 16), (24, 8), (24, 8), (12, 12)])
+    twin = clone_params(params)
+    opt = softsign.SoftMuon([dict(params=params, use_muon=True, transposed=True)], **options)
+    cpp = _C.SoftMuon([(twin, True)], transposed=True, **options)
+    for k in range(1, 10):
+        train([(opt, params), (cpp, twin)], 1, start=k)
+        assert all(torch.equal(a, b) for a, b in zip(params, twin)), k
+        assert opt.temperature() == cpp.temperature(), k
+
+
+def test_transposed_needs_two_dimensional_matrices():
+    conv = torch.zeros(6, 4, 3, 3, requires_grad=True)
+    with pytest.raises(ValueError, match="Invalid transposed"):
+        softsign.Muon([dict(params=[conv], use_muon=True, transposed=True)])
+    opt = softsign.SoftMuon([torch.zeros(4, 3, requires_grad=True)], total_steps=100)
+    with pytest.raises(ValueError, match="Invalid transposed"):
+        opt.add_param_group(dict(params=[conv], use_muon=True, transposed=True))
+    assert len(opt.param_groups) == 1
+    with pytest.raises(ValueError, match="Invalid transposed"):
+        opt.add_param_group(dict(params=[torch.zeros(4, 3)], use_muon=True, transposed=1))
+    # An AdamW group ignores it.
+    vector = torch.zeros(3, requires_grad=True)
+    softsign.Muon([dict(params=[vector], use_muon=False)], transposed=True)
+    from softsign import _C
+
+    with pytest.raises(RuntimeError, match="Invalid transposed"):
+        _C.Muon([([conv], True)], transposed=True)

@@ -31,6 +31,7 @@ _MATRIX_ONLY = (
     "nesterov",
     "ns_steps",
     "adjust_lr",
+    "transposed",
     "soft_map",
     "soft_steps",
     *(o.name for o in SCHEDULE if o.name != "eps"),  # an AdamW group's eps is AdamW's
@@ -180,6 +181,14 @@ class _MuonBase(ScheduledOptimizer):
                         f"matrices, got a parameter of shape {tuple(p.shape)}; put it in a "
                         "use_muon=False group (softsign.muon_param_groups(model) does this)"
                     )
+                # (in, out) is a 2-D layout; a conv weight's (out, in*kh*kw) view has no
+                # transpose that would be a stored weight.
+                if group.get("transposed") is True and p.ndim != 2:
+                    raise ValueError(
+                        f"Invalid transposed=True for {type(self).__name__}: it needs 2-D "
+                        f"matrices stored as (in, out), got a parameter of shape "
+                        f"{tuple(p.shape)}; put it in a group with transposed=False"
+                    )
         super()._check_group(group)
 
     def _check_options(self, group):
@@ -284,6 +293,8 @@ class _MuonBase(ScheduledOptimizer):
         return bufs
 
     def _muon(self, group, keys, params, grads, tau, failed):
+        if group["transposed"]:  # muon_step_ takes its scale from the stored shape
+            return self._muon_staged(group, keys, params, grads, tau, failed)
         ops.muon_step_(
             params,
             grads,
@@ -308,6 +319,12 @@ class _MuonBase(ScheduledOptimizer):
         exchange = self._exchange(keys)
         if not exchange.sharded:  # every matrix is whole here: the one-process step
             return self._muon(group, keys, params, grads, tau, failed)
+        return self._muon_staged(group, keys, params, grads, tau, failed, exchange)
+
+    def _muon_staged(self, group, keys, params, grads, tau, failed, exchange=None):
+        """muon_step_ as its three stage ops, which compose to it bit for bit: for what the
+        one call cannot do, the matrix map at each matrix's owner rank (`exchange`), and
+        the update scale of another shape than the stored one (transposed)."""
         # `failed` is nonzero where the fit failed (tau not finite), so it guards the stages
         # as muon_step_'s found_inf does: the old momentum and weights are kept.
         dirs = [torch.empty_like(g) for g in grads]
@@ -319,8 +336,11 @@ class _MuonBase(ScheduledOptimizer):
             nesterov=bool(group["nesterov"]),
             found_inf=failed,
         )
-        whole = exchange.gather(dirs)
-        whole.update({i: dirs[i] for i in exchange.plain})
+        if exchange is None:
+            whole = dict(enumerate(dirs))
+        else:
+            whole = exchange.gather(dirs)
+            whole.update({i: dirs[i] for i in exchange.plain})
         order = sorted(whole)
         mapped = ops.muon_orthogonalize(
             [whole[i] for i in order],
@@ -330,16 +350,22 @@ class _MuonBase(ScheduledOptimizer):
             soft_steps=int(group.get("soft_steps", 5)),
         )
         results = dict(zip(order, mapped))
-        updates = exchange.scatter(results, params)
-        updates.update({i: results[i] for i in exchange.plain})
+        if exchange is None:
+            updates = results
+        else:
+            updates = exchange.scatter(results, params)
+            updates.update({i: results[i] for i in exchange.plain})
+        dims = []
+        for key in keys:
+            rows, cols = _sharding.matrix_dims(key)  # the whole matrix's, not a shard's
+            dims += [cols, rows] if group["transposed"] else [rows, cols]
         ops.muon_apply_(
             params,
             [updates[i] for i in range(len(params))],
             lr=float(group["lr"]),
             weight_decay=float(group["weight_decay"]),
             adjust_lr=group["adjust_lr"],
-            # The scale is the whole matrix's, not the shard's.
-            matrix_dims=[n for key in keys for n in _sharding.matrix_dims(key)],
+            matrix_dims=dims,
             found_inf=failed,
         )
 
@@ -431,6 +457,10 @@ class SoftMuon(_MuonBase):
         adjust_lr: update scale: "original" multiplies by sqrt(max(1, rows / cols));
             "match_rms_adamw" by 0.2 * sqrt(max(rows, cols)) (torch.optim.Muon's names).
             Default "original".
+        transposed: the group's matrices are stored as (in, out), like transformers'
+            Conv1D (GPT-2), and the update scale is computed for the (out, in) matrix;
+            the update itself is the transpose of that of the (out, in) weight. Needs 2-D
+            matrices. Default False.
         adamw_lr: learning rate of the AdamW groups, >= 0 (a float or a one-element
             tensor). Default 3e-4.
         adamw_betas: AdamW's (beta1, beta2), each in [0, 1). Default (0.9, 0.95).
@@ -469,6 +499,7 @@ class SoftMuon(_MuonBase):
         soft_map="newton_schulz",
         soft_steps=5,
         adjust_lr="original",
+        transposed=False,
         adamw_lr=3e-4,
         adamw_betas=(0.9, 0.95),
         adamw_eps=1e-10,
@@ -494,6 +525,9 @@ class Muon(_MuonBase):
         ns_steps: quintic Newton-Schulz steps, an integer >= 0. Default 5.
         adjust_lr: update scale: "original" multiplies by sqrt(max(1, rows / cols));
             "match_rms_adamw" by 0.2 * sqrt(max(rows, cols)). Default "original".
+        transposed: the group's matrices are stored as (in, out), like transformers'
+            Conv1D (GPT-2): the update scale is computed for the (out, in) matrix. Needs
+            2-D matrices. Default False.
         adamw_lr: learning rate of the AdamW groups, >= 0. Default 3e-4.
         adamw_betas: AdamW's (beta1, beta2), each in [0, 1). Default (0.9, 0.95).
         adamw_eps: AdamW's denominator epsilon, >= 0. Default 1e-10.
@@ -516,6 +550,7 @@ class Muon(_MuonBase):
         ns_steps=5,
         *,
         adjust_lr="original",
+        transposed=False,
         adamw_lr=3e-4,
         adamw_betas=(0.9, 0.95),
         adamw_eps=1e-10,

@@ -385,6 +385,16 @@ ADJUST_LR = Option(
     "update scale: sqrt(max(1, rows / cols)), or 0.2 sqrt(max(rows, cols))",
     OneOf(("original", "match_rms_adamw")),
 )
+# GPT-2's Conv1D (transformers) stores its weight as (in, out), the transpose of nn.Linear's:
+# the shape-dependent scale must be that of the (out, in) matrix. Orthogonalization and the
+# soft map commute with transposition, so the scale is all that changes.
+TRANSPOSED = Option(
+    "transposed",
+    False,
+    "the group's matrices are stored as (in, out), like transformers' Conv1D; the "
+    "shape-dependent update scale (adjust_lr) is computed for the (out, in) matrix",
+    OneOf((False, True)),
+)
 _ADAMW_BETAS = Pair(_MUON_BELOW_ONE, "AdamW beta")
 ADAMW_DEFAULTS = (
     Option(
@@ -430,10 +440,10 @@ OPTIONS: dict[str, OptionTable] = {
     "SoftLion": OptionTable(
         "SoftLion", LION + SCHEDULE, rules=(_needs_a_schedule,), aliases=SCHEDULE_ALIASES
     ),
-    "Muon": OptionTable("Muon", MUON + (ADJUST_LR,) + ADAMW_DEFAULTS),
+    "Muon": OptionTable("Muon", MUON + (ADJUST_LR, TRANSPOSED) + ADAMW_DEFAULTS),
     "SoftMuon": OptionTable(
         "SoftMuon",
-        MUON + SCHEDULE + SOFT_MUON_MAPS + (ADJUST_LR,) + ADAMW_DEFAULTS,
+        MUON + SCHEDULE + SOFT_MUON_MAPS + (ADJUST_LR, TRANSPOSED) + ADAMW_DEFAULTS,
         rules=(_needs_a_schedule,),
         aliases=SCHEDULE_ALIASES,
     ),

@@ -32,6 +32,8 @@ class SoftMuonReference:
     the group's adamw_* values. In a use_muon=False group every parameter gets AdamW; there
     the keys "lr", "betas", "eps", "weight_decay" are AdamW's, and they default to adamw_lr,
     adamw_betas, adamw_eps, adamw_weight_decay.
+    With transposed=True a use_muon group's matrices (2-D) are stored as (in, out): the
+    update scale is that of the (out, in) matrix.
 
     step(grads) takes one gradient per parameter, in group order, as a flat list or a list
     of per-group lists (None: no gradient this step, the parameter and its state stay as
@@ -93,6 +95,10 @@ class SoftMuonReference:
             schedule = GroupSchedule(g, "algebraic", "the singular values of the raw gradients")
             group.update(g, schedule=schedule)
         for p in tensors:
+            if use_muon and g["transposed"] and p.dim() != 2:
+                raise ValueError(
+                    f"Invalid transposed=True: needs 2-D matrices, got shape {tuple(p.shape)}"
+                )
             group["index"].append(len(self.params))
             self.params.append(p.detach().double().clone())
         return group
@@ -177,6 +183,8 @@ class SoftMuonReference:
         else:
             orth = phi_tau(D, tau)
         rows, cols = D.shape
+        if group["transposed"]:  # stored (in, out): the scale of the (out, in) matrix
+            rows, cols = cols, rows
         scale = muon_scale(rows, cols, group["adjust_lr"])
         orth = orth.double().reshape(d.shape)
         lr = group["lr"]

@@ -22,7 +22,8 @@ namespace softsign::optim {
 // SoftMuon's options (Note [one option list]). use_muon picks the update of a group's
 // params: the matrix path (Newton-Schulz, then the soft map) or the auxiliary AdamW with
 // the adamw_* values. soft_map is "newton_schulz" or "accurate"; adjust_lr "original" or
-// "match_rms_adamw".
+// "match_rms_adamw". transposed: the group's matrices are stored as (in, out), like
+// transformers' Conv1D; the update scale is computed for the (out, in) matrix.
 #define SOFTSIGN_MUON_OPTIONS(X)                        \
   X(double, lr, 0.02)                                   \
   X(double, momentum, 0.95)                             \
@@ -32,6 +33,7 @@ namespace softsign::optim {
   X(std::string, soft_map, "newton_schulz")             \
   X(int64_t, soft_steps, 5)                             \
   X(std::string, adjust_lr, "original")                 \
+  X(bool, transposed, false)                            \
   X(bool, use_muon, true)                               \
   X(double, adamw_lr, 3e-4)                             \
   X(betas_t, adamw_betas, (std::make_tuple(0.9, 0.95))) \
@@ -84,7 +86,8 @@ extern template class ScheduledOptimizer<MuonRule>;
 // Phi_tau_j with the schedule fitted once, at step S + 1, to the singular values of the
 // group's raw gradients; AdamW for groups with use_muon(false). Same-shape matrices are
 // batched. Throws c10::Error ("Invalid ...") for a use_muon group with a parameter of fewer
-// than 2 dims. Group options, checks and save/load: ScheduledOptimizer.
+// than 2 dims, or of other than 2 with transposed(true). Group options, checks and
+// save/load: ScheduledOptimizer.
 class SoftMuon : public ScheduledOptimizer<MuonRule> {
  public:
   explicit SoftMuon(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
