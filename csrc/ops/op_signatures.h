@@ -49,4 +49,15 @@ using RadixSelectHistogram = at::Tensor(at::TensorList grads, at::TensorList mom
 using RadixSelectAdvance = void(const at::Tensor& state, const at::Tensor& histogram, int64_t stage,
                                 int64_t pass, int64_t digit_bits, int64_t key_bits);
 
+using TemperatureSchedule = at::Tensor(const at::Tensor& median, const at::Tensor& mad,
+                                       int64_t steps, double eps, int64_t newton_iters,
+                                       double tmax, c10::string_view kind);
+
+using TemperatureAt = at::Tensor(const at::Tensor& median, const at::Tensor& mad, int64_t index,
+                                 int64_t steps, double eps, int64_t newton_iters, double tmax,
+                                 c10::string_view kind);
+
+using FitTemperature = std::tuple<at::Tensor, at::Tensor>(
+    const at::Tensor& median, const at::Tensor& mad, const std::optional<at::Tensor>& found_inf);
+
 }  // namespace softsign::ops::sig

@@ -36,8 +36,9 @@ TORCH_LIBRARY(softsign, m) {
       "temperature_schedule(Tensor median, Tensor mad, int steps, *, float eps, "
       "int newton_iters, float tmax, str kind) -> Tensor");
   m.def(
-      "fit_temperature(Tensor median, Tensor mad, int steps, *, float eps, int newton_iters, "
-      "float tmax, str kind, Tensor? found_inf) -> (Tensor, Tensor)");
+      "temperature_at(Tensor median, Tensor mad, int index, int steps, *, float eps, "
+      "int newton_iters, float tmax, str kind) -> Tensor");
+  m.def("fit_temperature(Tensor median, Tensor mad, *, Tensor? found_inf) -> (Tensor, Tensor)");
   m.def("newton_schulz5(Tensor matrices, *, int steps=5) -> Tensor");
   m.def(
       "soft_spectral_map(Tensor matrices, Tensor tau, *, str method=\"newton_schulz\", "
@@ -119,21 +120,21 @@ std::tuple<at::Tensor, at::Tensor> radix_select_result(const at::Tensor& state, 
 at::Tensor temperature_schedule(const at::Tensor& median, const at::Tensor& mad, int64_t steps,
                                 double eps, int64_t newton_iters, double tmax,
                                 const std::string& kind) {
-  static auto op = find_op("softsign::temperature_schedule")
-                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, double,
-                                         int64_t, double, c10::string_view)>();
+  static auto op = find_op("softsign::temperature_schedule").typed<sig::TemperatureSchedule>();
   return op.call(median, mad, steps, eps, newton_iters, tmax, kind);
 }
 
+at::Tensor temperature_at(const at::Tensor& median, const at::Tensor& mad, int64_t index,
+                          int64_t steps, double eps, int64_t newton_iters, double tmax,
+                          const std::string& kind) {
+  static auto op = find_op("softsign::temperature_at").typed<sig::TemperatureAt>();
+  return op.call(median, mad, index, steps, eps, newton_iters, tmax, kind);
+}
+
 std::tuple<at::Tensor, at::Tensor> fit_temperature(const at::Tensor& median, const at::Tensor& mad,
-                                                   int64_t steps, double eps, int64_t newton_iters,
-                                                   double tmax, const std::string& kind,
                                                    const std::optional<at::Tensor>& found_inf) {
-  static auto op = find_op("softsign::fit_temperature")
-                       .typed<std::tuple<at::Tensor, at::Tensor>(
-                           const at::Tensor&, const at::Tensor&, int64_t, double, int64_t, double,
-                           c10::string_view, const std::optional<at::Tensor>&)>();
-  return op.call(median, mad, steps, eps, newton_iters, tmax, kind, found_inf);
+  static auto op = find_op("softsign::fit_temperature").typed<sig::FitTemperature>();
+  return op.call(median, mad, found_inf);
 }
 
 at::Tensor newton_schulz5(const at::Tensor& matrices, int64_t steps) {

@@ -1,15 +1,18 @@
-// The temperature fit (docs/algorithms.md section 3) as device-generic compositions of ATen ops:
-// the direction statistic (materialized; the fit itself reads directions in place, see
-// radix_select.h), the folded-Cauchy schedule and the fit with its status. Everything stays on the
-// tensors' device: no host reads.
+// The temperature fit (docs/algorithms.md section 3) as device-generic compositions of ATen
+// ops: the direction statistic (materialized; the fit itself reads directions in place, see
+// radix_select.h) and the fit with its status. Everything stays on the tensors' device: no
+// host reads. Also the schedule's checks, which the temperature kernels share
+// (temperature.h).
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "op_signatures.h"
 #include "softsign/ops.h"
+#include "temperature.h"
 
 namespace softsign::ops {
 
@@ -19,6 +22,27 @@ double saturation_constant(const std::string& kind, double eps) {
   if (kind == "tanh") return std::atanh(y);
   if (kind == "algebraic") return y / std::sqrt(1.0 - y * y);
   TORCH_CHECK(false, "softsign: expected kind 'tanh' or 'algebraic', got '", kind, "'");
+}
+
+TemperatureRule temperature_rule(int64_t steps, double eps, int64_t newton_iters, double tmax,
+                                 c10::string_view kind) {
+  TORCH_CHECK(steps >= 1, "softsign: expected steps >= 1, got ", steps);
+  TORCH_CHECK(newton_iters >= 0, "softsign: expected newton_iters >= 0, got ", newton_iters);
+  TORCH_CHECK(tmax >= 1.0, "softsign: expected tmax >= 1, got ", tmax);
+  return TemperatureRule{saturation_constant(std::string(kind), eps), newton_iters, tmax, steps};
+}
+
+std::pair<at::Tensor, at::Tensor> temperature_inputs(const at::Tensor& median,
+                                                     const at::Tensor& mad) {
+  TORCH_CHECK(median.numel() == 1 && mad.numel() == 1,
+              "softsign: expected a 1-element median and MAD, got ", median.numel(), " and ",
+              mad.numel(), " elements");
+  TORCH_CHECK(median.device() == mad.device(), "softsign: expected the median and MAD on one ",
+              "device, got ", median.device(), " and ", mad.device());
+  TORCH_CHECK(at::isFloatingType(median.scalar_type()) && at::isFloatingType(mad.scalar_type()),
+              "softsign: expected a floating median and MAD, got ", median.scalar_type(),
+              " and ", mad.scalar_type());
+  return {median.to(at::kDouble).contiguous(), mad.to(at::kDouble).contiguous()};
 }
 
 namespace {
@@ -69,38 +93,10 @@ std::vector<at::Tensor> soft_sign_direction_impl(at::TensorList grads,
   return out;
 }
 
-at::Tensor temperature_schedule_impl(const at::Tensor& median, const at::Tensor& mad, int64_t steps,
-                                     double eps, int64_t newton_iters, double tmax,
-                                     c10::string_view kind) {
-  TORCH_CHECK(steps >= 1, "softsign: expected steps >= 1, got ", steps);
-  TORCH_CHECK(newton_iters >= 0, "softsign: expected newton_iters >= 0, got ", newton_iters);
-  TORCH_CHECK(tmax >= 1.0, "softsign: expected tmax >= 1, got ", tmax);
-  const double c = saturation_constant(std::string(kind), eps);
-  const auto f64 = median.options().dtype(at::kDouble);
-  const at::Tensor mu = median.to(at::kDouble);
-  const at::Tensor s = mad.to(at::kDouble);
-  const at::Tensor zero_mad = s == 0;
-  // Newton on a unit scale when s = 0: the result is replaced by |mu| below.
-  const at::Tensor sc = at::where(zero_mad, at::ones({}, f64), s);
-  const at::Tensor p = at::arange(steps, f64) / static_cast<double>(steps);
-  at::Tensor q = sc * at::tan((M_PI / 2) * p) + mu.abs();
-  for (int64_t it = 0; it < newton_iters; ++it) {
-    const at::Tensor z1 = (q - mu) / sc;
-    const at::Tensor z2 = (-q - mu) / sc;
-    const at::Tensor f = (at::atan(z1) - at::atan(z2)) / M_PI;
-    const at::Tensor fp = (1.0 / (M_PI * (1.0 + z1 * z1)) + 1.0 / (M_PI * (1.0 + z2 * z2))) / sc;
-    q = at::clamp_min(q - (f - p) / fp, 0.0);
-  }
-  q = at::where(zero_mad, mu.abs().expand_as(q), q);
-  return at::where(q == 0, at::full({}, tmax, f64), at::clamp(c / q, 1.0, tmax));
-}
-
 std::tuple<at::Tensor, at::Tensor> fit_temperature_impl(
-    const at::Tensor& median, const at::Tensor& mad, int64_t steps, double eps,
-    int64_t newton_iters, double tmax, c10::string_view kind,
-    const std::optional<at::Tensor>& found_inf) {
-  const at::Tensor mu = median.to(at::kDouble);
-  const at::Tensor s = mad.to(at::kDouble);
+    const at::Tensor& median, const at::Tensor& mad, const std::optional<at::Tensor>& found_inf) {
+  const at::Tensor mu = median.to(at::kDouble).reshape({});
+  const at::Tensor s = mad.to(at::kDouble).reshape({});
   const auto f64 = mu.options();
   const at::Tensor non_finite = at::logical_not(at::isfinite(mu) & at::isfinite(s));
   auto code = [&](FitStatus st) { return at::full({}, static_cast<double>(st), f64); };
@@ -112,17 +108,17 @@ std::tuple<at::Tensor, at::Tensor> fit_temperature_impl(
   }
   const at::Tensor usable = (status == static_cast<double>(FitStatus::kOk)) |
                             (status == static_cast<double>(FitStatus::kZeroMad));
-  const at::Tensor schedule =
-      at::where(usable, temperature_schedule_impl(mu, s, steps, eps, newton_iters, tmax, kind),
-                at::full({}, std::numeric_limits<double>::quiet_NaN(), f64));
-  return {at::stack({mu, s, status}), schedule};
+  const at::Tensor fit = at::where(usable, at::stack({mu, s}),
+                                   at::full({}, std::numeric_limits<double>::quiet_NaN(), f64));
+  return {at::stack({mu, s, status}), fit};
 }
+
+static_assert(std::is_same_v<decltype(fit_temperature_impl), sig::FitTemperature>);
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(softsign, CompositeExplicitAutograd, m) {
   m.impl("soft_sign_direction", &soft_sign_direction_impl);
-  m.impl("temperature_schedule", &temperature_schedule_impl);
   m.impl("fit_temperature", &fit_temperature_impl);
 }
 

@@ -119,11 +119,10 @@ bool GroupSchedule::fit_due(const Phases& phases, bool has_grads) const {
   return step_count + 1 > phases.sign_steps && !fitted && !cache.pending_event && has_grads;
 }
 
-FitLaunch GroupSchedule::launch(const at::Tensor& median, const at::Tensor& mad, int64_t steps,
+FitLaunch GroupSchedule::launch(const at::Tensor& median, const at::Tensor& mad,
                                 const ScheduleParams& params) {
   FitLaunch fit;
-  std::tie(fit.stats, fit.schedule) = ops::fit_temperature(
-      median, mad, steps, params.eps, params.newton_iters, params.tmax, params.kind);
+  std::tie(fit.stats, fit.fit) = ops::fit_temperature(median, mad);
   if (fit.stats.device().is_cpu()) {
     const at::Tensor stats = fit.stats.to(at::kDouble).contiguous();
     const double* s = stats.const_data_ptr<double>();
@@ -135,22 +134,21 @@ FitLaunch GroupSchedule::launch(const at::Tensor& median, const at::Tensor& mad,
   return fit;
 }
 
-void GroupSchedule::commit(FitLaunch& fit, int64_t steps, const ScheduleParams& params) {
-  cache.schedules.clear();
-  cache.schedules.emplace_back(fit.schedule.device(), fit.schedule);
-  cache.steps = steps;
+void GroupSchedule::commit(FitLaunch& fit, const ScheduleParams& params) {
+  cache.fits.clear();
+  cache.fits.emplace_back(fit.fit.device(), fit.fit);
   if (fit.status) {
     if (*fit.status == ops::FitStatus::kZeroMad) warn_zero_mad(params, fit.median);
     if (*fit.status != ops::FitStatus::kPending) {
       fitted = true;
       median = fit.median;
       mad = fit.mad;
-      cache.schedules.clear();  // recomputed from the stored fit, as after load()
+      cache.fits.clear();  // rebuilt from the stored fit, as after load()
     }
     return;
   }
   // Accelerator: read the status at a later step, once the copy has landed; the device
-  // schedule serves meanwhile (all NaN, so a no-op step, if the fit failed).
+  // fit serves meanwhile (NaN, so a no-op step, if the fit failed).
   const c10::Device home = fit.stats.device();
   cache.pending_stats = at::empty({3}, at::TensorOptions().dtype(at::kDouble).pinned_memory(true));
   cache.pending_stats.copy_(fit.stats, /*non_blocking=*/true);
@@ -175,7 +173,7 @@ void GroupSchedule::resolve_pending(bool wait, const ScheduleParams& params) {
     case ops::FitStatus::kPending:
       return;  // the group fits again at its next step with gradients
     case ops::FitStatus::kNonFinite:
-      cache.schedules.clear();
+      cache.fits.clear();
       throw_non_finite(params, m, d);
     case ops::FitStatus::kZeroMad:
       warn_zero_mad(params, m);
@@ -184,31 +182,28 @@ void GroupSchedule::resolve_pending(bool wait, const ScheduleParams& params) {
       fitted = true;
       median = m;
       mad = d;
-      cache.schedules.clear();  // recomputed from the stored fit, as after load()
+      cache.fits.clear();  // rebuilt from the stored fit, as after load()
       return;
   }
 }
 
-at::Tensor GroupSchedule::schedule_on(int64_t steps, const c10::Device& device,
-                                      const c10::Device& home, const ScheduleParams& params) {
-  // A fitted group's schedule is always temperature_schedule of the stored fit: the same
-  // op on the same numbers whether the run was resumed or not (Note [schedule cache]).
-  if (fitted && cache.steps != steps) cache.schedules.clear();
-  for (const auto& entry : cache.schedules) {
+at::Tensor GroupSchedule::fit_on(const c10::Device& device, const c10::Device& home) {
+  // A fitted group's temperatures always come from its stored median and MAD: the same op
+  // on the same numbers whether the run was resumed or not (Note [schedule cache]).
+  for (const auto& entry : cache.fits) {
     if (entry.first == device) return entry.second;
   }
-  if (cache.schedules.empty()) {
+  if (cache.fits.empty()) {
     TORCH_INTERNAL_ASSERT(fitted, "softsign: a temperature was asked of an unfitted group");
-    const auto options = at::TensorOptions().dtype(at::kDouble).device(home);
-    at::Tensor schedule = ops::temperature_schedule(
-        at::scalar_tensor(median, options), at::scalar_tensor(mad, options), steps, params.eps,
-        params.newton_iters, params.tmax, params.kind);
-    cache.schedules.emplace_back(home, schedule);
-    cache.steps = steps;
-    if (device == home) return schedule;
+    // Filled on the device: a copy from pageable host memory would synchronize.
+    at::Tensor fit = at::empty({2}, at::TensorOptions().dtype(at::kDouble).device(home));
+    fit[0].fill_(median);
+    fit[1].fill_(mad);
+    cache.fits.emplace_back(home, fit);
+    if (device == home) return fit;
   }
-  at::Tensor copy = cache.schedules.front().second.to(device, /*non_blocking=*/true);
-  cache.schedules.emplace_back(device, copy);
+  at::Tensor copy = cache.fits.front().second.to(device, /*non_blocking=*/true);
+  cache.fits.emplace_back(device, copy);
   return copy;
 }
 
@@ -217,9 +212,11 @@ std::optional<at::Tensor> GroupSchedule::temperature_at(int64_t k, const Phases&
                                                         const c10::Device& home,
                                                         const ScheduleParams& params) {
   if (k <= phases.sign_steps) return std::nullopt;
-  if (!fitted && cache.schedules.empty()) return std::nullopt;  // waits for gradients
-  const int64_t j = std::min(k - phases.sign_steps - 1, phases.transition_steps - 1);
-  return schedule_on(phases.transition_steps, device, home, params).narrow(0, j, 1);
+  if (!fitted && cache.fits.empty()) return std::nullopt;  // waits for gradients
+  const at::Tensor fit = fit_on(device, home);
+  // Steps past the transition keep its last temperature (the op clamps the index).
+  return ops::temperature_at(fit[0], fit[1], k - phases.sign_steps - 1, phases.transition_steps,
+                             params.eps, params.newton_iters, params.tmax, params.kind);
 }
 
 std::optional<double> GroupSchedule::last_temperature(const Phases& phases, const c10::Device& home,
@@ -228,8 +225,7 @@ std::optional<double> GroupSchedule::last_temperature(const Phases& phases, cons
   if (k <= phases.sign_steps) return std::nullopt;
   resolve_pending(/*wait=*/true, params);
   if (!fitted) return std::nullopt;
-  const int64_t j = std::min(k - phases.sign_steps - 1, phases.transition_steps - 1);
-  return schedule_on(phases.transition_steps, home, home, params)[j].item<double>();
+  return temperature_at(k, phases, home, home, params)->item<double>();
 }
 
 }  // namespace detail

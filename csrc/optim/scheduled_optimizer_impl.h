@@ -103,13 +103,13 @@ torch::Tensor ScheduledOptimizer<Rule>::step(LossClosure closure) {
     }
     const auto [median, mad] = Rule::statistics(work[i], o, home_device(i));
     fits[i] =
-        detail::GroupSchedule::launch(median, mad, phases.transition_steps, schedule_params(o));
+        detail::GroupSchedule::launch(median, mad, schedule_params(o));
   }
   // 3. Commit: step counts, fit results, then the updates.
   for (size_t i = 0; i < n; ++i) {
     Options& o = group_options(i);
     ++o.schedule_.step_count;
-    if (fits[i]) o.schedule_.commit(*fits[i], phases_of(o).transition_steps, schedule_params(o));
+    if (fits[i]) o.schedule_.commit(*fits[i], schedule_params(o));
   }
   for (size_t i = 0; i < n; ++i) {
     Options& o = group_options(i);

@@ -3,8 +3,10 @@ phases, its fit and the temperature of each step, for every soft optimizer.
 
 The fit runs on the device inside step() (torch.ops.softsign.fit_temperature); its
 status reaches the host through a non-blocking copy that a later step() reads once the
-copy is done (an event query, never a wait). Until then the step uses the device
-schedule, which is all NaN for a failed fit, so the kernels leave parameters untouched.
+copy is done (an event query, never a wait). Until then the step uses the device fit,
+which is NaN for a failed fit, so the kernels leave parameters untouched. Each step's
+temperature is computed on the device from the fit alone (torch.ops.softsign.temperature_at),
+at a cost that does not depend on the transition's length.
 """
 
 from __future__ import annotations
@@ -39,19 +41,19 @@ class PendingFit:
     """A fit computed on the device whose status the host has not read yet."""
 
     stats: torch.Tensor  # float64 [median, mad, status] on the device
-    schedule: torch.Tensor  # float64 [T] on the device (NaN unless usable)
+    fit: torch.Tensor  # float64 [median, mad] on the device (NaN unless usable)
     host: torch.Tensor  # CPU copy of stats, filled asynchronously
     event: torch.Event | None
 
     @classmethod
-    def launch(cls, stats, schedule):
+    def launch(cls, stats, fit):
         if stats.device.type == "cpu":
-            return cls(stats, schedule, stats, None)
+            return cls(stats, fit, stats, None)
         host = torch.empty(3, dtype=torch.float64, pin_memory=True)
         host.copy_(stats, non_blocking=True)
         event = torch.Event(device=stats.device)
         event.record()
-        return cls(stats, schedule, host, event)
+        return cls(stats, fit, host, event)
 
     def ready(self) -> bool:
         return self.event is None or self.event.query()
@@ -81,7 +83,8 @@ class GroupSchedule:
 
     What a checkpoint needs stays in the group dict as JSON values: "step" (the group's step
     number k) and "fit" ({"median", "mad"} once fitted, else None). Everything held here is
-    rebuilt from them: a fit whose status is still on its way, and the schedule tensor."""
+    rebuilt from them: a fit whose status is still on its way, and the fit as a device
+    tensor."""
 
     def __init__(self, group: dict, index: int, kind: str, owner: str, statistic: str):
         self.group = group
@@ -120,17 +123,14 @@ class GroupSchedule:
             if not has_grads():
                 return None  # nothing to update; the fit waits for gradients
             if pending is None or found_inf is not None:
-                pending = self._launch(*measure(), steps, found_inf, pending)
+                pending = self._launch(*measure(), found_inf, pending)
                 if pending.ready():
                     self.pending = None
                     self._apply(pending)
                 else:
                     self.pending = pending
-        if self.group["fit"] is not None:
-            schedule = self._schedule(steps, device)
-        else:
-            schedule = pending.schedule
-        return schedule[min(k - sign_steps - 1, steps - 1)]
+        fit = self._fit_tensor(device) if self.group["fit"] is not None else pending.fit
+        return self._temperature(fit, k - sign_steps - 1, steps)
 
     def last_temperature(self) -> float | None:
         """The temperature of the group's last step as a number; None in the sign phase or
@@ -142,8 +142,8 @@ class GroupSchedule:
         self.settle(wait=True)
         if self.group["fit"] is None:
             return None
-        schedule = self._schedule(steps, self.group["params"][0].device)
-        return float(schedule[min(k - sign_steps - 1, steps - 1)])
+        fit = self._fit_tensor(self.group["params"][0].device)
+        return float(self._temperature(fit, k - sign_steps - 1, steps))
 
     def settle(self, wait: bool) -> None:
         """Reads the status of a fit still on its way (`wait`: even if that waits)."""
@@ -154,25 +154,16 @@ class GroupSchedule:
             pending.wait()
         self._apply(pending)
 
-    def _launch(self, median, mad, steps, found_inf, previous) -> PendingFit:
+    def _launch(self, median, mad, found_inf, previous) -> PendingFit:
         if found_inf is not None:
             found_inf = found_inf.to(median.device, non_blocking=True)
-        stats, schedule = ops.fit_temperature(
-            median,
-            mad,
-            steps,
-            eps=float(self.group["eps"]),
-            newton_iters=int(self.group["newton_iters"]),
-            tmax=float(self.group["tmax"]),
-            kind=self.kind,
-            found_inf=found_inf,
-        )
+        stats, fit = ops.fit_temperature(median, mad, found_inf=found_inf)
         if previous is not None:
             # An earlier fit may have succeeded after all: keep it (decided on the device).
             done = previous.stats[2] != 0
             stats = torch.where(done, previous.stats, stats)
-            schedule = torch.where(done, previous.schedule, schedule)
-        return PendingFit.launch(stats, schedule)
+            fit = torch.where(done, previous.fit, fit)
+        return PendingFit.launch(stats, fit)
 
     def _apply(self, pending: PendingFit) -> bool:
         """Acts on a read-back fit status. Returns True when the fit is done (its median and
@@ -198,32 +189,31 @@ class GroupSchedule:
         self.group["fit"] = {"median": median, "mad": mad}
         return True
 
-    def _schedule(self, steps: int, device) -> torch.Tensor:
-        """The schedule of a fitted group, recomputed from its stored median and MAD: the same
-        op on the same numbers, so a resumed run gets the same bits."""
-        group, fit = self.group, self.group["fit"]
-        key = (
-            fit["median"],
-            fit["mad"],
+    def _temperature(self, fit: torch.Tensor, index: int, steps: int) -> torch.Tensor:
+        """tau_index (0-dim float64, on fit's device; an index past the transition gives its
+        last temperature), computed on the device from the fit alone."""
+        group = self.group
+        return ops.temperature_at(
+            fit[0],
+            fit[1],
+            index,
             steps,
-            group["eps"],
-            group["newton_iters"],
-            group["tmax"],
-            str(device),
+            eps=float(group["eps"]),
+            newton_iters=int(group["newton_iters"]),
+            tmax=float(group["tmax"]),
+            kind=self.kind,
         )
+
+    def _fit_tensor(self, device) -> torch.Tensor:
+        """The stored fit as a float64 [median, mad] tensor on `device`: the same numbers
+        whether the run was resumed or not, so a resumed run gets the same bits."""
+        fit = self.group["fit"]
+        key = (fit["median"], fit["mad"], str(device))
         if self._cached is None or self._cached[0] != key:
-            # torch.full fills on the device; torch.tensor(x, device=...) would copy from
+            # fill_ writes on the device; torch.tensor(x, device=...) would copy from
             # pageable host memory, which synchronizes.
-            median = torch.full((), fit["median"], dtype=torch.float64, device=device)
-            mad = torch.full((), fit["mad"], dtype=torch.float64, device=device)
-            schedule = ops.temperature_schedule(
-                median,
-                mad,
-                steps,
-                eps=float(group["eps"]),
-                newton_iters=int(group["newton_iters"]),
-                tmax=float(group["tmax"]),
-                kind=self.kind,
-            )
-            self._cached = (key, schedule)
+            tensor = torch.empty(2, dtype=torch.float64, device=device)
+            tensor[0].fill_(fit["median"])
+            tensor[1].fill_(fit["mad"])
+            self._cached = (key, tensor)
         return self._cached[1]

@@ -73,10 +73,15 @@ def _radix_select_result_fake(state, **kwargs):
     return state.new_empty((), dtype=torch.float64), state.new_empty((), dtype=torch.float64)
 
 
+@torch.library.register_fake("softsign::temperature_at")
+def _temperature_at_fake(median, mad, index, steps, **kwargs):
+    return median.new_empty((), dtype=torch.float64)
+
+
 @torch.library.register_fake("softsign::fit_temperature")
-def _fit_temperature_fake(median, mad, steps, **kwargs):
+def _fit_temperature_fake(median, mad, **kwargs):
     return median.new_empty((3,), dtype=torch.float64), median.new_empty(
-        (steps,), dtype=torch.float64
+        (2,), dtype=torch.float64
     )
 
 

@@ -47,7 +47,8 @@ def test_opcheck_statistics(device):
     mu, s = median_mad(xs)
     sched_kw = dict(eps=1e-4, newton_iters=10, tmax=1e9, kind="tanh")
     torch.library.opcheck(ops.temperature_schedule.default, (mu, s, 6), sched_kw)
-    torch.library.opcheck(ops.fit_temperature.default, (mu, s, 6), dict(sched_kw, found_inf=None))
+    torch.library.opcheck(ops.temperature_at.default, (mu, s, 4, 6), sched_kw)
+    torch.library.opcheck(ops.fit_temperature.default, (mu, s), dict(found_inf=None))
 
 
 def float_key(v):
@@ -234,6 +235,37 @@ def test_schedule_matches_reference(kind, mu, s, device):
     got = temperature_schedule(median, s, 40, kind=kind, tmax=1e6)
     want = reference.temperature_schedule(mu, s, 40, kind=kind, tmax=1e6)
     torch.testing.assert_close(got.cpu(), want, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["tanh", "algebraic"])
+@pytest.mark.parametrize("mu,s", [(1e-3, 2e-3), (0.25, 0.0), (0.0, 0.0)])
+def test_temperature_at_is_its_schedule_entry(kind, mu, s, device):
+    """A step's temperature, computed alone, has the bits of its entry in the schedule."""
+    median = torch.tensor(mu, dtype=torch.float64, device=device)
+    mad = torch.tensor(s, dtype=torch.float64, device=device)
+    kw = dict(eps=1e-4, newton_iters=10, tmax=1e9, kind=kind)
+    schedule = ops.temperature_schedule(median, mad, 50, **kw)
+    for j in [0, 1, 17, 49]:
+        tau = ops.temperature_at(median, mad, j, 50, **kw)
+        assert tau.shape == () and tau.device == median.device
+        assert torch.equal(tau, schedule[j])
+    # Past the end of the transition: its last temperature.
+    assert torch.equal(ops.temperature_at(median, mad, 10**6, 50, **kw), schedule[49])
+    with pytest.raises(RuntimeError, match="index"):
+        ops.temperature_at(median, mad, -1, 50, **kw)
+
+
+@pytest.mark.parametrize("kind", ["tanh", "algebraic"])
+def test_temperature_at_any_transition_length(kind, device):
+    """T = 1e12 (8 TB as a schedule tensor): each temperature is computed alone, and matches
+    the float64 reference at the same index."""
+    median = torch.tensor(1e-3, dtype=torch.float64, device=device)
+    mad = torch.tensor(2e-3, dtype=torch.float64, device=device)
+    steps = 10**12
+    for j in [0, 10**6, steps // 2, steps - 1]:
+        got = ops.temperature_at(median, mad, j, steps, eps=1e-4, newton_iters=10, tmax=1e9, kind=kind)
+        want = reference.temperature_at(1e-3, 2e-3, j, steps, kind=kind)
+        assert got.item() == pytest.approx(want, rel=1e-12)
 
 
 def test_schedule_rejects_bad_arguments():

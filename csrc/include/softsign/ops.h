@@ -100,10 +100,18 @@ std::tuple<at::Tensor, at::Tensor> radix_select_result(const at::Tensor& state, 
 
 // Temperatures tau_0..tau_{steps-1} (float64, on median's device) of the folded-Cauchy
 // quantile schedule (docs/algorithms.md section 3). kind is "tanh" (SoftSignum) or "algebraic"
-// (SoftMuon).
+// (SoftMuon). Each entry is temperature_at of its index: the same bits on one device.
 at::Tensor temperature_schedule(const at::Tensor& median, const at::Tensor& mad, int64_t steps,
                                 double eps, int64_t newton_iters, double tmax,
                                 const std::string& kind);
+
+// The temperature tau_index of that schedule alone, a 0-dim float64 tensor on median's
+// device, computed there (no host read) at a cost independent of steps; an index past the
+// end gives the last temperature (the phase after the transition). A NaN median or MAD
+// gives NaN.
+at::Tensor temperature_at(const at::Tensor& median, const at::Tensor& mad, int64_t index,
+                          int64_t steps, double eps, int64_t newton_iters, double tmax,
+                          const std::string& kind);
 
 // Fit status codes stored in fit_temperature's stats[2]. Named once here; the Python
 // optimizers mirror them in softsign/_fit.py.
@@ -111,13 +119,13 @@ enum class FitStatus : int { kPending = 0, kOk = 1, kZeroMad = 2, kNonFinite = 3
 
 // The temperature fit on the device from the statistic's median and MAD (see
 // median_mad), with no host synchronization: stats = float64 [median, mad, status] and
-// the schedule. status is kPending when
-// found_inf != 0 (AMP skipped this step: fit again later), kNonFinite when the median
-// or MAD is not finite (the schedule is then all NaN, so a step using it is a no-op),
-// kZeroMad when the MAD is 0 (schedule uses q = |median|), else kOk.
+// fit = float64 [median, mad] to compute temperatures from (temperature_at). status is
+// kPending when found_inf != 0 (AMP skipped this step: fit again later), kNonFinite when
+// the median or MAD is not finite, kZeroMad when the MAD is 0 (the schedule uses
+// q = |median|), else kOk. Unless the status is kOk or kZeroMad, fit is NaN, so every
+// temperature from it is NaN and a step using one is a no-op.
 std::tuple<at::Tensor, at::Tensor> fit_temperature(
-    const at::Tensor& median, const at::Tensor& mad, int64_t steps, double eps,
-    int64_t newton_iters, double tmax, const std::string& kind,
+    const at::Tensor& median, const at::Tensor& mad,
     const std::optional<at::Tensor>& found_inf = std::nullopt);
 
 // Saturation constant c_eps of a soft-sign map: atanh(1 - eps) for "tanh",

@@ -25,6 +25,7 @@ from .temperature import (
     median_mad,
     resolve_phases,
     saturation_constant,
+    temperature_at,
     temperature_schedule,
 )
 
@@ -48,5 +49,6 @@ __all__ = [
     "soft_newton_schulz",
     "soft_singular_values",
     "statistic_view",
+    "temperature_at",
     "temperature_schedule",
 ]

@@ -46,26 +46,31 @@ def median_mad(tensors) -> tuple[torch.Tensor, torch.Tensor]:
     return mu, lower_median((x - mu).abs())
 
 
-def temperature_schedule(median, mad, steps, *, eps=1e-4, newton_iters=10, tmax=1e9, kind="tanh"):
-    """tau_0..tau_{steps-1} (float64) from the folded-Cauchy quantiles of |X|."""
+def temperature_at(median, mad, index, steps, *, eps=1e-4, newton_iters=10, tmax=1e9, kind="tanh"):
+    """tau_index (a float) of the folded-Cauchy quantile schedule of `steps` temperatures; an
+    index past the end gives the last one (the phase after the transition)."""
     mu = float(median)
     s = float(mad)
     c = saturation_constant(kind, eps)
-    taus = []
-    for j in range(steps):
-        if s == 0.0:
-            q = abs(mu)
-        else:
-            p = j / steps
-            q = s * math.tan(math.pi * p / 2) + abs(mu)
-            for _ in range(newton_iters):
-                z1 = (q - mu) / s
-                z2 = (-q - mu) / s
-                f = (0.5 + math.atan(z1) / math.pi) - (0.5 + math.atan(z2) / math.pi)
-                fp = (1 / (math.pi * (1 + z1 * z1)) + 1 / (math.pi * (1 + z2 * z2))) / s
-                q = max(0.0, q - (f - p) / fp)
-        tau = tmax if q == 0.0 else min(max(c / q, 1.0), tmax)
-        taus.append(tau)
+    j = min(int(index), int(steps) - 1)
+    if s == 0.0:
+        q = abs(mu)
+    else:
+        p = j / steps
+        q = s * math.tan(math.pi * p / 2) + abs(mu)
+        for _ in range(newton_iters):
+            z1 = (q - mu) / s
+            z2 = (-q - mu) / s
+            f = (0.5 + math.atan(z1) / math.pi) - (0.5 + math.atan(z2) / math.pi)
+            fp = (1 / (math.pi * (1 + z1 * z1)) + 1 / (math.pi * (1 + z2 * z2))) / s
+            q = max(0.0, q - (f - p) / fp)
+    return tmax if q == 0.0 else min(max(c / q, 1.0), tmax)
+
+
+def temperature_schedule(median, mad, steps, *, eps=1e-4, newton_iters=10, tmax=1e9, kind="tanh"):
+    """tau_0..tau_{steps-1} (float64) from the folded-Cauchy quantiles of |X|."""
+    options = dict(eps=eps, newton_iters=newton_iters, tmax=tmax, kind=kind)
+    taus = [temperature_at(median, mad, j, steps, **options) for j in range(steps)]
     return torch.tensor(taus, dtype=torch.float64)
 
 
@@ -74,7 +79,7 @@ class GroupSchedule:
     tau of the group's step k, fitted at the first step after S on which `statistic()` (the
     values the fit reads) has elements; None in the sign phase and until then. Options
     without a schedule (Signum's, Muon's) leave the group in the sign phase forever.
-    `fit` is (median, mad) once fitted, `schedule` the float64 temperatures."""
+    `fit` is (median, mad) once fitted; each step's temperature is computed from it."""
 
     def __init__(self, options: Mapping, kind: str, statistic: str):
         if "alpha_sign" in options:
@@ -90,12 +95,25 @@ class GroupSchedule:
         self.kind = kind
         self.statistic = statistic
         self.fit = None
-        self.schedule = None
+
+    @property
+    def schedule(self) -> torch.Tensor | None:
+        """All T temperatures once fitted (for tests of short schedules), else None."""
+        if self.fit is None:
+            return None
+        return temperature_schedule(
+            *self.fit,
+            self.T,
+            eps=self.options["eps"],
+            newton_iters=self.options["newton_iters"],
+            tmax=self.options["tmax"],
+            kind=self.kind,
+        )
 
     def temperature(self, k: int, statistic: Callable[[], list]) -> float | None:
         if k <= self.S:
             return None
-        if self.schedule is None:
+        if self.fit is None:
             values = statistic()
             if sum(v.numel() for v in values) == 0:
                 return None  # no gradients: the fit waits
@@ -105,13 +123,12 @@ class GroupSchedule:
             if nan or not (math.isfinite(mu) and math.isfinite(s)):
                 raise ValueError(f"non-finite statistics ({self.statistic}) at the fit step")
             self.fit = (float(mu), float(s))
-            self.schedule = temperature_schedule(
-                mu,
-                s,
-                self.T,
-                eps=self.options["eps"],
-                newton_iters=self.options["newton_iters"],
-                tmax=self.options["tmax"],
-                kind=self.kind,
-            )
-        return float(self.schedule[min(k - self.S - 1, self.T - 1)])
+        return temperature_at(
+            *self.fit,
+            k - self.S - 1,
+            self.T,
+            eps=self.options["eps"],
+            newton_iters=self.options["newton_iters"],
+            tmax=self.options["tmax"],
+            kind=self.kind,
+        )

@@ -43,11 +43,12 @@ void warn_short_transition(const char* owner, std::optional<int64_t> total_steps
 namespace detail {
 
 // Note [schedule cache]: per-group values derived from the serialized fit, never
-// serialized themselves: the temperature schedule on the group's devices, and a fit whose
-// status is still on its way from the device. A copy is empty: whoever holds a copy of the
-// options (load(), a cloned group) recomputes the schedule with temperature_schedule from
-// the stored median and MAD, exactly as the uninterrupted run does once its fit is known;
-// that is what makes a resumed run bit-identical.
+// serialized themselves: the fit (median, MAD) as a device tensor on the group's devices,
+// from which each step computes its temperature (temperature_at: O(1) in the transition's
+// length, no schedule tensor), and a fit whose status is still on its way from the device.
+// A copy is empty: whoever holds a copy of the options (load(), a cloned group) rebuilds
+// the device fit from the stored median and MAD, exactly as the uninterrupted run does
+// once its fit is known; that is what makes a resumed run bit-identical.
 class ScheduleCache {
  public:
   ScheduleCache() = default;
@@ -60,9 +61,9 @@ class ScheduleCache {
   ScheduleCache& operator=(ScheduleCache&&) noexcept = default;
   ~ScheduleCache() = default;
 
-  // float64 schedule of `steps` temperatures, one copy per device it was asked for.
-  std::vector<std::pair<c10::Device, at::Tensor>> schedules;
-  int64_t steps = 0;
+  // float64 [median, mad] (NaN while a failed or skipped fit is the last word), one copy
+  // per device it was asked for.
+  std::vector<std::pair<c10::Device, at::Tensor>> fits;
   // A fit launched on an accelerator: stats [median, mad, status] copied to pinned host
   // memory without waiting, and the event after which they are readable.
   at::Tensor pending_stats;
@@ -80,8 +81,8 @@ struct ScheduleParams {
 
 // A fit launched at this step: the device results, and on CPU the status already read.
 struct FitLaunch {
-  at::Tensor stats;     // float64 [median, mad, status] on the home device
-  at::Tensor schedule;  // float64 [T] on the home device
+  at::Tensor stats;  // float64 [median, mad, status] on the home device
+  at::Tensor fit;    // float64 [median, mad] on the home device, NaN unless usable
   std::optional<ops::FitStatus> status;
   double median = 0, mad = 0;
 };
@@ -103,16 +104,15 @@ struct GroupSchedule {
   bool fit_due(const Phases& phases, bool has_grads) const;
   // fit_temperature on the device; on CPU the status is read now and a non-finite
   // statistic throws (nothing has changed yet).
-  static FitLaunch launch(const at::Tensor& median, const at::Tensor& mad, int64_t steps,
+  static FitLaunch launch(const at::Tensor& median, const at::Tensor& mad,
                           const ScheduleParams& params);
   // Records a launched fit: the status now (CPU) or through pinned memory and an event.
-  void commit(FitLaunch& fit, int64_t steps, const ScheduleParams& params);
+  void commit(FitLaunch& fit, const ScheduleParams& params);
   // Reads the status of an in-flight fit if it has arrived (or, with wait, once it has).
   void resolve_pending(bool wait, const ScheduleParams& params);
-  // The schedule on `device` (computed from the stored fit and cached if needed).
-  at::Tensor schedule_on(int64_t steps, const c10::Device& device, const c10::Device& home,
-                         const ScheduleParams& params);
-  // The 1-element temperature of step k (nullopt in the sign phase).
+  // The device fit [median, mad] on `device` (built from the stored fit if needed).
+  at::Tensor fit_on(const c10::Device& device, const c10::Device& home);
+  // The 0-dim temperature of step k, computed on `device` (nullopt in the sign phase).
   std::optional<at::Tensor> temperature_at(int64_t k, const Phases& phases,
                                            const c10::Device& device, const c10::Device& home,
                                            const ScheduleParams& params);
