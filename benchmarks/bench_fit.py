@@ -10,7 +10,13 @@ Both must agree exactly. Prints time (median of repeats) and peak extra memory o
 what the parameters, grads and buffers already hold (CUDA: the caching allocator's peak;
 CPU: the process's peak RSS growth, each method measured in a fresh subprocess).
 
+With --transition: what the length T of the transition costs. The fit step of a SoftSignum
+(sign_steps=1, transition_steps=T, the fit at step 2) and a transition step, timed at
+T = 1e3, 1e6 and 1e9, beside the full T-entry schedule tensor that the fit computed before
+temperatures were computed per step (temperature_schedule, T = 1e3 and 1e6 only).
+
     python benchmarks/bench_fit.py [--device cuda] [--shapes gpt2|1b] [--repeats 5]
+    python benchmarks/bench_fit.py --transition [--device cuda] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -101,13 +107,90 @@ def measure(method, shapes_name, device, repeats):
     )
 
 
+def _fit_step_seconds(device, steps, repeats):
+    """Seconds of SoftSignum's fit step (step 2 with sign_steps=1) and of the transition step
+    after it, on a small model (4 x 256 x 256), median of `repeats` fresh optimizers."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    params = [torch.randn(256, 256, device=device, generator=gen) for _ in range(4)]
+    for p in params:
+        p.grad = torch.randn(p.shape, device=device, generator=gen) * 1e-3
+    run = sampler(device)
+    fit, after = [], []
+    for _ in range(repeats):
+        opt = softsign.SoftSignum(params, lr=1e-3, sign_steps=1, transition_steps=steps)
+        opt.step()  # the sign phase
+        fit += run(opt.step, 1)
+        after += run(opt.step, 1)
+        assert opt.temperature() is not None
+    return statistics.median(fit), statistics.median(after)
+
+
+def transition_rows(device, repeats):
+    """The cost of the transition's length: one row per T."""
+    dev = torch.device(device)
+    mu = torch.tensor(1e-3, dtype=torch.float64, device=dev)
+    s = torch.tensor(2e-3, dtype=torch.float64, device=dev)
+    kw = dict(eps=1e-4, newton_iters=10, tmax=1e9, kind="tanh")
+    run = sampler(device)
+    rows = []
+    for steps in (10**3, 10**6, 10**9):
+        fit_step, transition_step = _fit_step_seconds(dev, steps, repeats)
+
+        def first_temperature(steps=steps):
+            stats, fit = ops.fit_temperature(mu, s, found_inf=None)
+            return ops.temperature_at(fit[0], fit[1], 0, steps, **kw)
+
+        row = dict(
+            steps=steps,
+            temperature=statistics.median(run(first_temperature, repeats)),
+            fit_step=fit_step,
+            transition_step=transition_step,
+            full_schedule=None,
+        )
+        if steps <= 10**6:  # 8 GB at 1e9
+            full = run(lambda steps=steps: ops.temperature_schedule(mu, s, steps, **kw), repeats)
+            row["full_schedule"] = statistics.median(full)
+        rows.append(row)
+    return rows
+
+
+def print_transition(args):
+    rows = transition_rows(args.device, args.repeats)
+    print(
+        f"# the transition's length T: {args.device} ({device_name(args.device)}, "
+        f"{torch.get_num_threads()} threads), torch {torch.__version__}, softsign "
+        f"{softsign.__version__}, median of {args.repeats}\n"
+    )
+    print(
+        "| T | fit + first temperature (ms) | SoftSignum fit step (ms) | transition step (ms) "
+        "| full schedule tensor (ms) |"
+    )
+    print("|---:|---:|---:|---:|---:|")
+    for r in rows:
+        full = "-" if r["full_schedule"] is None else f"{r['full_schedule'] * 1e3:.3f}"
+        print(
+            f"| {r['steps']:.0e} | {r['temperature'] * 1e3:.3f} | {r['fit_step'] * 1e3:.2f} | "
+            f"{r['transition_step'] * 1e3:.2f} | {full} |"
+        )
+    base, big = rows[0], rows[1]
+    print(
+        f"\nT = 1e6 / T = 1e3: fit step {big['fit_step'] / base['fit_step']:.2f}x, transition "
+        f"step {big['transition_step'] / base['transition_step']:.2f}x (a full schedule "
+        f"tensor: {big['full_schedule'] / base['full_schedule']:.0f}x)"
+    )
+
+
 def main():
     ap = argparse.ArgumentParser()
     add_device_option(ap)
     ap.add_argument("--shapes", default="gpt2", choices=list(GPT_SETS))
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--transition", action="store_true", help="time the transition's length")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one method
     args = ap.parse_args()
+    if args.transition:
+        print_transition(args)
+        return
     if args.one:
         print(json.dumps(measure(args.one, args.shapes, args.device, args.repeats)))
         return
