@@ -550,7 +550,15 @@ def soft(plain, schedule, *, steps, group_schedule, invalid=(), **over):
     first, *rest = plain.group_options
     # alpha_sign = 0: the transition from the first step, the fit at step 1 (the paper's
     # unigram experiment).
-    variants = dict(plain.variants or {}, fit_at_first_step=dict(alpha_sign=0.0))
+    # transition_steps = 1e12: the temperature of each step is computed alone (a schedule of
+    # every step would be 8 TB). Its first temperatures are tmax: 1e3 keeps the map soft
+    # (at 1e9 it is the sign, whose float32 flips near 0 the parity forgives only in the
+    # sign phase).
+    variants = dict(
+        plain.variants or {},
+        fit_at_first_step=dict(alpha_sign=0.0),
+        long_transition=dict(total_steps=None, sign_steps=3, transition_steps=10**12, tmax=1e3),
+    )
     variants.update(over.pop("variants", {}))
     return replace(
         plain,
