@@ -87,6 +87,7 @@ CONTRACTS = (
     "plain",
     "grad_scaler",
     "lr_tensor",
+    "bare_tensor",
 )
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 ALL_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
@@ -459,12 +460,16 @@ SCHEDULE_INVALID = (
 )
 MUON_INVALID = (
     Bad(dict(lr=-1.0), "learning rate"),
-    Bad(dict(lr=torch.tensor(0.02)), "learning rate", cpp=False),
+    Bad(dict(lr=torch.tensor(float("nan"))), "learning rate", cpp=False),
+    # torch.optim's text, which users and tests match; in a matrix and an AdamW group.
+    Bad(dict(lr=torch.tensor([0.02, 0.01])), "Tensor lr must be 1-element", cpp=False),
+    Bad(dict(lr=torch.zeros(2, 1)), "Tensor lr must be 1-element", group=1, cpp=False),
     Bad(dict(momentum=1.0), "momentum"),
     Bad(dict(weight_decay=-0.1), "weight_decay"),
     Bad(dict(ns_steps=-1), "ns_steps"),
     Bad(dict(adjust_lr="spectral"), "adjust_lr"),
     Bad(dict(adamw_lr=-1.0), "AdamW learning rate", group=None),
+    Bad(dict(adamw_lr=torch.ones(2)), "Tensor lr must be 1-element", group=None, cpp=False),
     Bad(dict(adamw_betas=(0.9, 1.5)), "AdamW beta", group=None),
     Bad(dict(adamw_eps=-1.0), "AdamW eps", group=None),
     Bad(dict(adamw_weight_decay=-1.0), "AdamW weight_decay", group=None),

@@ -29,8 +29,11 @@
 * grad_scaler:   under torch.amp.GradScaler a batch with an inf gradient (the first, one in
                  the sign phase, the fit step's) changes no param and no buffer, and the run
                  steps bit for bit as an unscaled one that skips those batches;
-* lr_tensor:     lr given as a one-element tensor steps as the float (where the option takes
-                 a tensor).
+* lr_tensor:     every learning rate of the options (lr; SoftMuon's adamw_lr too) given as
+                 a one-element tensor, 0-dim or not, steps as the float (where the option
+                 takes a tensor).
+* bare_tensor:   a tensor given as `params` (not a list of them) is refused with
+                 torch.optim's own TypeError and text.
 
 Every run also checks that no step changes a gradient (optim_registry.train).
 """
@@ -446,11 +449,34 @@ def test_grad_scaler_skips_inf_batches_and_matches_unscaled_training(info, devic
         assert opt.temperature(gi) == twin.temperature(gi), gi
 
 
-@pytest.mark.parametrize("info", cases(lambda i: i.cls._table["lr"].tensor, "lr_tensor"))
-def test_an_lr_tensor_steps_as_the_float(info, device):
+def _rates(info) -> list[str]:
+    """The learning-rate options of the entry's options that take a tensor."""
+    table = info.cls._table
+    return [
+        o.name
+        for o in table.options
+        if "learning rate" in o.label and o.tensor and o.name in info.options
+    ]
+
+
+@pytest.mark.parametrize(
+    "info,shape", cases(_rates, "lr_tensor", expand=lambda i: [((),), ((1,),)])
+)
+def test_an_lr_tensor_steps_as_the_float(info, shape, device):
     groups, twin = info.params(torch.float32, device), info.params(torch.float32, device)
-    lr = torch.tensor(info.options["lr"], device=device)
-    runs = [(info.cls(groups, **info.options), flat(groups))]
-    runs.append((info.cls(twin, **dict(info.options, lr=lr)), flat(twin)))
+    rates = {name: torch.full(shape, info.options[name], device=device) for name in _rates(info)}
+    # The float is the tensor's value (float32, as torch.tensor(0.02) holds it).
+    floats = {name: float(t) for name, t in rates.items()}
+    runs = [(info.cls(groups, **dict(info.options, **floats)), flat(groups))]
+    runs.append((info.cls(twin, **dict(info.options, **rates)), flat(twin)))
     train(runs, info.steps)
     assert all(torch.equal(a, b) for a, b in zip(flat(groups), flat(twin)))
+
+
+@pytest.mark.parametrize("info", cases(contract="bare_tensor"))
+def test_a_bare_tensor_as_params_is_torchs_type_error(info):
+    bare = torch.randn(4, 3)
+    with pytest.raises(TypeError) as theirs:
+        torch.optim.SGD(bare, lr=0.1)
+    # Not taken as a list of its rows, as iterating over it would give.
+    refused(TypeError, re.escape(str(theirs.value)), lambda: info.cls(bare, **info.options))

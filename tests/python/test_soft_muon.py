@@ -600,3 +600,59 @@ def test_transposed_needs_two_dimensional_matrices():
 
     with pytest.raises(RuntimeError, match="Invalid transposed"):
         _C.Muon([([conv], True)], transposed=True)
+
+
+# ---- a tensor lr -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(), (1,)])
+@pytest.mark.parametrize("name", ["Muon", "SoftMuon"])
+def test_a_device_lr_tensor_is_never_read_on_the_host(monkeypatch, request, name, shape):
+    """A CUDA lr (matrix and AdamW groups) steps without a host sync, in every phase, with
+    transposed groups too; checked on fake CUDA tensors (test_sync_free.py)."""
+    sync_free = pytest.importorskip("test_sync_free")
+    if not torch.backends.cuda.is_built():
+        pytest.skip("fake CUDA tensors need a CUDA build of torch")
+    # torch has no fake kernel for its fused AdamW with a tensor lr (the AdamW groups' op):
+    # an in-place op with no outputs, so a Meta kernel that does nothing serves, for this
+    # test only.
+    meta = torch.library.Library("aten", "IMPL")
+    meta.impl("_fused_adamw_.tensor_lr", lambda *args, **kwargs: None, "Meta")
+    request.addfinalizer(meta._destroy)
+    schedule = dict(sign_steps=2, transition_steps=3) if name == "SoftMuon" else {}
+    with sync_free.fake_cuda(monkeypatch, None) as recorder:
+        params = sync_free.vectors_and_matrices()
+        groups = sync_free.muon_groups(params)
+        square = [p for p in groups[0]["params"] if p.dim() == 2]
+        groups[0]["params"] = [p for p in groups[0]["params"] if p.dim() != 2]
+        groups.append(dict(params=square, use_muon=True, transposed=True))
+        lr = torch.full(shape, 0.02, device="cuda")
+        adamw_lr = torch.full(shape, 1e-3, device="cuda")
+        opt = getattr(softsign, name)(
+            groups, lr=lr, adamw_lr=adamw_lr, weight_decay=0.01, **schedule
+        )
+        sync_free.run_steps(recorder, opt, params, 7)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_a_device_lr_path_steps_as_the_float_lr(transposed):
+    """The path a device lr takes (decay and lr * u formed as tensors, then muon_apply_ at
+    lr 1), run here with a CPU tensor routed to it: within rounding of the float path, in
+    every phase, and not at all after a failed fit."""
+    from softsign.optim import soft_muon
+
+    lr = torch.tensor(0.02, dtype=torch.float64)
+    params = randn_params([(16, 8), (8, 24)], torch.float64)
+    twin = clone_params(params)
+    options = dict(sign_steps=2, transition_steps=3, weight_decay=0.1)
+    groups = lambda ps, lr: [dict(params=ps, use_muon=True, transposed=transposed, lr=lr)]
+    opt = softsign.SoftMuon(groups(params, float(lr)), **options)
+    tensor_lr = softsign.SoftMuon(groups(twin, lr), **options)
+    real = soft_muon._device_lr
+    try:
+        soft_muon._device_lr = lambda x: isinstance(x, torch.Tensor)
+        train([(opt, params), (tensor_lr, twin)], 7)
+    finally:
+        soft_muon._device_lr = real
+    for a, b in zip(params, twin):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-15)

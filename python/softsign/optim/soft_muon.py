@@ -126,9 +126,12 @@ class _MuonBase(ScheduledOptimizer):
     _group_keys = {"use_muon": True}
 
     def __init__(self, params, options):
-        params = list(params)
-        if params and not isinstance(params[0], dict):
-            params = self._route(params)
+        # A bare tensor is left to torch.optim.Optimizer, which refuses it with its TypeError
+        # (list() would make it a list of its rows).
+        if not isinstance(params, torch.Tensor):
+            params = list(params)
+            if params and not isinstance(params[0], dict):
+                params = self._route(params)
         super().__init__(params, options)
 
     @staticmethod
@@ -293,7 +296,8 @@ class _MuonBase(ScheduledOptimizer):
         return bufs
 
     def _muon(self, group, keys, params, grads, tau, failed):
-        if group["transposed"]:  # muon_step_ takes its scale from the stored shape
+        # muon_step_ takes its scale from the stored shape and its lr as a host number.
+        if group["transposed"] or _device_lr(group["lr"]):
             return self._muon_staged(group, keys, params, grads, tau, failed)
         ops.muon_step_(
             params,
@@ -355,18 +359,42 @@ class _MuonBase(ScheduledOptimizer):
         else:
             updates = exchange.scatter(results, params)
             updates.update({i: results[i] for i in exchange.plain})
+        self._apply(group, keys, params, [updates[i] for i in range(len(params))], failed)
+
+    def _apply(self, group, keys, params, updates, failed):
+        """muon_apply_ with the update scale of each key's whole (out, in) matrix."""
         dims = []
         for key in keys:
             rows, cols = _sharding.matrix_dims(key)  # the whole matrix's, not a shard's
             dims += [cols, rows] if group["transposed"] else [rows, cols]
+        lr, weight_decay = group["lr"], float(group["weight_decay"])
+        if not _device_lr(lr):
+            ops.muon_apply_(
+                params,
+                updates,
+                lr=float(lr),
+                weight_decay=weight_decay,
+                adjust_lr=group["adjust_lr"],
+                matrix_dims=dims,
+                found_inf=failed,
+            )
+            return
+        # An lr on the device is not read on the host (that would wait for the device): the
+        # decay p + (-lr wd) p and lr * u are formed on the device, and muon_apply_ at lr 1
+        # adds the scaled update. Within rounding of the float path (lr * u rounds once
+        # more). A failed fit (`failed` nonzero) makes lr 0: nothing moves.
+        lr = lr.to(params[0].device, non_blocking=True).reshape(())
+        if failed is not None:
+            lr = lr * (1 - failed)
+        if weight_decay != 0:
+            torch._foreach_add_(params, torch._foreach_mul(params, -weight_decay * lr))
         ops.muon_apply_(
             params,
-            [updates[i] for i in range(len(params))],
-            lr=float(group["lr"]),
-            weight_decay=float(group["weight_decay"]),
+            torch._foreach_mul(updates, lr),
+            lr=1.0,
+            weight_decay=0.0,
             adjust_lr=group["adjust_lr"],
             matrix_dims=dims,
-            found_inf=failed,
         )
 
     def _adamw(self, group, keys, params, grads):
@@ -382,8 +410,8 @@ class _MuonBase(ScheduledOptimizer):
             steps.append(state["step"])
         beta1, beta2 = group["betas"]
         lr = group["lr"]
-        if not isinstance(lr, torch.Tensor) or lr.device.type == "cpu":
-            lr = float(lr)  # a device lr tensor is passed on: reading it would wait
+        # A device lr tensor is passed on (reading it would wait), as a 0-dim one.
+        lr = lr.reshape(()) if _device_lr(lr) else float(lr)
         # torch.optim.AdamW(fused=True)'s own functional form: it counts the steps, then
         # runs torch._fused_adamw_. Under torch.compile, dynamo leaves torch's fused
         # optimizers to run eagerly (a graph break), which works, where a bare call of the
@@ -404,6 +432,12 @@ class _MuonBase(ScheduledOptimizer):
             amsgrad=False,
             maximize=False,
         )
+
+
+def _device_lr(lr) -> bool:
+    """Whether lr is a tensor on an accelerator, which step() must not read on the host (a
+    CPU tensor is read there without waiting for any device)."""
+    return isinstance(lr, torch.Tensor) and lr.device.type != "cpu"
 
 
 def _tensor(p) -> torch.Tensor:
@@ -428,7 +462,8 @@ class SoftMuon(_MuonBase):
     Args:
         params: parameters, (name, parameter) pairs, or param group dicts with
             "use_muon" (True: matrices, the Muon path; False: AdamW).
-        lr: step size of the matrix groups, a float >= 0. Default 0.02.
+        lr: step size of the matrix groups, >= 0 (a float or a one-element tensor; one on
+            the device is not read on the host). Default 0.02.
         momentum: EMA momentum in [0, 1): buf = lerp(buf, g, 1 - momentum), the buffer
             starting at zero. Default 0.95.
         nesterov: orthogonalize lerp(g, buf, momentum) instead of buf. Default True.
@@ -518,7 +553,8 @@ class Muon(_MuonBase):
     Args:
         params: parameters, (name, parameter) pairs, or param group dicts with
             "use_muon" (True: matrices, the Muon path; False: AdamW).
-        lr: step size of the matrix groups, a float >= 0. Default 0.02.
+        lr: step size of the matrix groups, >= 0 (a float or a one-element tensor; one on
+            the device is not read on the host). Default 0.02.
         momentum: EMA momentum in [0, 1): buf = lerp(buf, g, 1 - momentum). Default 0.95.
         nesterov: orthogonalize lerp(g, buf, momentum) instead of buf. Default True.
         weight_decay: decoupled weight decay of the matrices, >= 0. Default 0.
@@ -528,7 +564,8 @@ class Muon(_MuonBase):
         transposed: the group's matrices are stored as (in, out), like transformers'
             Conv1D (GPT-2): the update scale is computed for the (out, in) matrix. Needs
             2-D matrices. Default False.
-        adamw_lr: learning rate of the AdamW groups, >= 0. Default 3e-4.
+        adamw_lr: learning rate of the AdamW groups, >= 0 (a float or a one-element
+            tensor). Default 3e-4.
         adamw_betas: AdamW's (beta1, beta2), each in [0, 1). Default (0.9, 0.95).
         adamw_eps: AdamW's denominator epsilon, >= 0. Default 1e-10.
         adamw_weight_decay: AdamW's decoupled weight decay, >= 0. Default 0.

@@ -359,7 +359,7 @@ LION = (
 
 _MUON_BELOW_ONE = Range(low=0.0, high=1.0, high_open=True)
 MUON = (
-    _lr(0.02, tensor=False),
+    _lr(0.02),
     Option("momentum", 0.95, "EMA momentum: buf = lerp(buf, g, 1 - momentum)", _MUON_BELOW_ONE),
     Option("nesterov", True, "orthogonalize lerp(g, buf, momentum) instead of buf"),
     _weight_decay("decoupled weight decay of the matrices"),
