@@ -81,85 +81,77 @@ def _skip(params, temperature, found_inf):
 def _direction(
     g, bufs, op, grad_scale, *, momentum, dampening, nesterov, maximize, first_step, lion_beta1=None
 ):
-    """(d, the scratch list or None) of one (device, dtype) bucket in opmath `op`, the
+    """(d, whether d is a scratch list) of one (device, dtype) bucket in opmath `op`, the
     buffers updated in place. Heavy ball: buf = g on the first step, else momentum * buf +
     (1 - dampening) * g; d = buf (g + momentum * buf with Nesterov). Lion (lion_beta1 given,
     momentum = dampening = beta2): d = b1 * buf + (1 - b1) * g from the buffer before its
-    update, the buffer read as 0 on the first step (Note [lion rule]). d is the scratch list
-    when there is one (free to overwrite), else the gradients themselves. At most two fresh
-    lists: a fresh tensor costs as much as a few passes (its pages are new), so the scratch
-    list is reused from one stage to the next. Every product and sum is rounded on its own,
-    as in the kernels."""
+    update, the buffer read as 0 on the first step (Note [lion rule]). A scratch list is
+    this step's own (free to overwrite); otherwise d is the gradients or the buffers.
+
+    Each pass over the bucket costs about the same, so passes are what this counts: a
+    product by 1 - dampening = 1 is skipped (exact), and a fresh list from an out-of-place
+    op costs less than a copy into an old one and an in-place op. Every product and sum is
+    still rounded on its own, as in the kernels."""
     if grad_scale is not None:
         g = torch._foreach_div(g, grad_scale.to(op))
         if maximize:
             torch._foreach_neg_(g)
     elif maximize:
         g = torch._foreach_neg(g)
-    owned = None  # a scratch list of this step's, free to overwrite
     if lion_beta1 is not None:
-        owned = torch._foreach_mul(g, _one_minus(lion_beta1, op))  # (1 - b1) g
+        d = torch._foreach_mul(g, _one_minus(lion_beta1, op))  # (1 - b1) g
         if first_step:  # b1 * 0 + (1 - b1) g, as the kernels add it: a -0 becomes +0
-            d = owned
             torch._foreach_add_(d, 0.0)
-            moved = torch._foreach_mul(g, _one_minus(dampening, op))
-            torch._foreach_add_(moved, 0.0)
-            torch._foreach_copy_(bufs, moved)
+            torch._foreach_copy_(bufs, g)
+            torch._foreach_mul_(bufs, _one_minus(dampening, op))
+            torch._foreach_add_(bufs, 0.0)
         else:
+            mixed = d
             d = torch._foreach_mul(bufs, lion_beta1)
-            torch._foreach_add_(d, owned)
-            moved = owned  # reused: (1 - b2) g
-            torch._foreach_copy_(moved, g)
-            torch._foreach_mul_(moved, _one_minus(dampening, op))
+            torch._foreach_add_(d, mixed)
+            del mixed
+            moved = torch._foreach_mul(g, _one_minus(dampening, op))  # (1 - b2) g
             torch._foreach_mul_(bufs, momentum)
             torch._foreach_add_(bufs, moved)
-            owned = d
-    elif momentum == 0:
-        d = g
+        return d, True
+    if momentum == 0:
+        return g, False
+    if first_step:
+        torch._foreach_copy_(bufs, g)
     else:
-        if first_step:
-            torch._foreach_copy_(bufs, g)
-        else:
-            owned = torch._foreach_mul(g, _one_minus(dampening, op))
-            torch._foreach_mul_(bufs, momentum)
-            torch._foreach_add_(bufs, owned)
-        d = bufs
-        if nesterov:
-            if owned is None:
-                owned = torch._foreach_mul(bufs, momentum)
-            else:
-                torch._foreach_copy_(owned, bufs)
-                torch._foreach_mul_(owned, momentum)
-            torch._foreach_add_(owned, g)
-            d = owned
-    if owned is not None and d is not owned:
-        # d is the buffer: a copy into the scratch list costs less than a fresh list.
-        torch._foreach_copy_(owned, d)
-        d = owned
-    return d, owned
+        undamped = _one_minus(dampening, op)
+        moved = g if undamped == 1.0 else torch._foreach_mul(g, undamped)
+        torch._foreach_mul_(bufs, momentum)
+        torch._foreach_add_(bufs, moved)
+    if not nesterov:
+        return bufs, False
+    d = torch._foreach_mul(bufs, momentum)
+    torch._foreach_add_(d, g)
+    return d, True
 
 
 def _step_bucket(ps, gs, bufs, op, *, lr, weight_decay, temperature, grad_scale, **rule):
     """One (device, dtype) bucket, in place on `ps` and `bufs` (in opmath `op`)."""
-    d, owned = _direction(gs, bufs, op, grad_scale, **rule)
-    # u = sign(d) or tanh(tau * d), in the scratch list when d is one.
+    d, scratch = _direction(gs, bufs, op, grad_scale, **rule)
+    # u = sign(d) or tanh(tau * d), in place when d is a scratch list.
     if temperature is None:
-        if d is owned:
-            u = d
+        u = d if scratch else torch._foreach_sign(d)
+        if scratch:
             torch._foreach_sign_(u)
-        else:
-            u = torch._foreach_sign(d)
     else:
         tau = temperature.reshape(()).to(op)
-        if d is owned:
-            u = d
+        u = d if scratch else torch._foreach_mul(d, tau)
+        if scratch:
             torch._foreach_mul_(u, tau)
-        else:
-            u = torch._foreach_mul(d, tau)
         torch._foreach_tanh_(u)
     # p * (1 - lr * wd) - lr * u
     if isinstance(lr, torch.Tensor) or weight_decay != 0:
         torch._foreach_mul_(ps, 1 - lr * weight_decay)
+    if temperature is None and not isinstance(lr, torch.Tensor):
+        # lr * sign(d) is exact (0 or +-lr), so one fused pass p + (-lr) * u rounds as
+        # p - (lr * u) does.
+        torch._foreach_add_(ps, u, alpha=-lr)
+        return
     torch._foreach_mul_(u, lr)
     torch._foreach_sub_(ps, u)
 
