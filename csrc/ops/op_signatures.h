@@ -50,8 +50,8 @@ using RadixSelectAdvance = void(const at::Tensor& state, const at::Tensor& histo
                                 int64_t pass, int64_t digit_bits, int64_t key_bits);
 
 using TemperatureSchedule = at::Tensor(const at::Tensor& median, const at::Tensor& mad,
-                                       int64_t steps, double eps, int64_t newton_iters,
-                                       double tmax, c10::string_view kind);
+                                       int64_t steps, double eps, int64_t newton_iters, double tmax,
+                                       c10::string_view kind);
 
 using TemperatureAt = at::Tensor(const at::Tensor& median, const at::Tensor& mad, int64_t index,
                                  int64_t steps, double eps, int64_t newton_iters, double tmax,

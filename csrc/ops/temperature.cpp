@@ -3,6 +3,8 @@
 // radix_select.h) and the fit with its status. Everything stays on the tensors' device: no
 // host reads. Also the schedule's checks, which the temperature kernels share
 // (temperature.h).
+#include "temperature.h"
+
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -12,7 +14,6 @@
 
 #include "op_signatures.h"
 #include "softsign/ops.h"
-#include "temperature.h"
 
 namespace softsign::ops {
 
@@ -40,8 +41,8 @@ std::pair<at::Tensor, at::Tensor> temperature_inputs(const at::Tensor& median,
   TORCH_CHECK(median.device() == mad.device(), "softsign: expected the median and MAD on one ",
               "device, got ", median.device(), " and ", mad.device());
   TORCH_CHECK(at::isFloatingType(median.scalar_type()) && at::isFloatingType(mad.scalar_type()),
-              "softsign: expected a floating median and MAD, got ", median.scalar_type(),
-              " and ", mad.scalar_type());
+              "softsign: expected a floating median and MAD, got ", median.scalar_type(), " and ",
+              mad.scalar_type());
   return {median.to(at::kDouble).contiguous(), mad.to(at::kDouble).contiguous()};
 }
 

@@ -28,8 +28,8 @@ using TemperatureRange = void(const at::Tensor& median, const at::Tensor& mad, i
 
 template <TemperatureRange* range>
 at::Tensor temperature_schedule_entry(const at::Tensor& median, const at::Tensor& mad,
-                                      int64_t steps, double eps, int64_t newton_iters,
-                                      double tmax, c10::string_view kind) {
+                                      int64_t steps, double eps, int64_t newton_iters, double tmax,
+                                      c10::string_view kind) {
   const TemperatureRule rule = temperature_rule(steps, eps, newton_iters, tmax, kind);
   const auto [mu, s] = temperature_inputs(median, mad);
   at::Tensor out = at::empty({steps}, mu.options());

@@ -102,8 +102,7 @@ torch::Tensor ScheduledOptimizer<Rule>::step(LossClosure closure) {
       continue;
     }
     const auto [median, mad] = Rule::statistics(work[i], o, home_device(i));
-    fits[i] =
-        detail::GroupSchedule::launch(median, mad, schedule_params(o));
+    fits[i] = detail::GroupSchedule::launch(median, mad, schedule_params(o));
   }
   // 3. Commit: step counts, fit results, then the updates.
   for (size_t i = 0; i < n; ++i) {

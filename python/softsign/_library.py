@@ -80,9 +80,7 @@ def _temperature_at_fake(median, mad, index, steps, **kwargs):
 
 @torch.library.register_fake("softsign::fit_temperature")
 def _fit_temperature_fake(median, mad, **kwargs):
-    return median.new_empty((3,), dtype=torch.float64), median.new_empty(
-        (2,), dtype=torch.float64
-    )
+    return median.new_empty((3,), dtype=torch.float64), median.new_empty((2,), dtype=torch.float64)
 
 
 def _work_dtype(t: torch.Tensor, float32: bool) -> torch.dtype:

@@ -263,7 +263,9 @@ def test_temperature_at_any_transition_length(kind, device):
     mad = torch.tensor(2e-3, dtype=torch.float64, device=device)
     steps = 10**12
     for j in [0, 10**6, steps // 2, steps - 1]:
-        got = ops.temperature_at(median, mad, j, steps, eps=1e-4, newton_iters=10, tmax=1e9, kind=kind)
+        got = ops.temperature_at(
+            median, mad, j, steps, eps=1e-4, newton_iters=10, tmax=1e9, kind=kind
+        )
         want = reference.temperature_at(1e-3, 2e-3, j, steps, kind=kind)
         assert got.item() == pytest.approx(want, rel=1e-12)
 

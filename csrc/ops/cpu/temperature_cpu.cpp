@@ -25,14 +25,13 @@ void temperature_range_cpu(const at::Tensor& median, const at::Tensor& mad, int6
 }  // namespace softsign::ops
 
 // Note [one signature per op].
-static_assert(std::is_same_v<
-              decltype(softsign::ops::temperature_schedule_entry<
-                       &softsign::ops::temperature_range_cpu>),
-              softsign::ops::sig::TemperatureSchedule>);
 static_assert(
     std::is_same_v<
-        decltype(softsign::ops::temperature_at_entry<&softsign::ops::temperature_range_cpu>),
-        softsign::ops::sig::TemperatureAt>);
+        decltype(softsign::ops::temperature_schedule_entry<&softsign::ops::temperature_range_cpu>),
+        softsign::ops::sig::TemperatureSchedule>);
+static_assert(std::is_same_v<
+              decltype(softsign::ops::temperature_at_entry<&softsign::ops::temperature_range_cpu>),
+              softsign::ops::sig::TemperatureAt>);
 
 TORCH_LIBRARY_IMPL(softsign, CPU, m) {
   m.impl("temperature_schedule",

@@ -9,9 +9,10 @@
 static_assert(std::is_same_v<decltype(softsign::ops::temperature_schedule_entry<
                                       &softsign::ops::temperature_range_launch<>>),
                              softsign::ops::sig::TemperatureSchedule>);
-static_assert(std::is_same_v<decltype(softsign::ops::temperature_at_entry<
-                                      &softsign::ops::temperature_range_launch<>>),
-                             softsign::ops::sig::TemperatureAt>);
+static_assert(
+    std::is_same_v<
+        decltype(softsign::ops::temperature_at_entry<&softsign::ops::temperature_range_launch<>>),
+        softsign::ops::sig::TemperatureAt>);
 
 TORCH_LIBRARY_IMPL(softsign, CUDA, m) {
   m.impl("temperature_schedule",

@@ -3,9 +3,9 @@
 // Built by nvcc (temperature_kernel.cu) and, as host code, by the cuda_host tests.
 #pragma once
 
-#include "kernel_common.cuh"
 #include <limits>
 
+#include "kernel_common.cuh"
 #include "temperature.h"
 
 namespace softsign::ops {
@@ -38,12 +38,9 @@ void temperature_range_launch(const at::Tensor& median, const at::Tensor& mad, i
 #if defined(__CUDACC__)
   const c10::cuda::CUDAGuard guard(out.device());
 #endif
-  const TemperatureRangeOp<kThreads> op{median.const_data_ptr<double>(),
-                                        mad.const_data_ptr<double>(),
-                                        first,
-                                        n,
-                                        rule,
-                                        out.mutable_data_ptr<double>()};
+  const TemperatureRangeOp<kThreads> op{
+      median.const_data_ptr<double>(), mad.const_data_ptr<double>(), first, n, rule,
+      out.mutable_data_ptr<double>()};
   mt::launch_grid<kThreads>(static_cast<int>(blocks), op);
 }
 

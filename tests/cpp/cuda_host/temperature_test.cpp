@@ -29,8 +29,8 @@ at::Tensor kernel_schedule(double mu, double s, int64_t steps, const std::string
 }
 
 at::Tensor kernel_at(double mu, double s, int64_t index, int64_t steps, const std::string& kind) {
-  return ops::temperature_at_entry<&ops::temperature_range_launch<32>>(
-      scalar(mu), scalar(s), index, steps, 1e-4, 10, 1e9, kind);
+  return ops::temperature_at_entry<&ops::temperature_range_launch<32>>(scalar(mu), scalar(s), index,
+                                                                       steps, 1e-4, 10, 1e9, kind);
 }
 
 void expect_same_bits(const at::Tensor& got, const at::Tensor& want) {
@@ -60,8 +60,8 @@ TEST(TemperatureKernel, ScheduleMatchesTheCpuOp) {
       const at::Tensor got = kernel_schedule(fit.mu, fit.s, 100, kind);
       EXPECT_EQ(ch::counters().launches, 1);
       EXPECT_EQ(ch::counters().blocks, 4);
-      expect_same_bits(got, ops::temperature_schedule(scalar(fit.mu), scalar(fit.s), 100, 1e-4,
-                                                      10, 1e9, kind));
+      expect_same_bits(
+          got, ops::temperature_schedule(scalar(fit.mu), scalar(fit.s), 100, 1e-4, 10, 1e9, kind));
     }
   }
 }
@@ -76,8 +76,7 @@ TEST(TemperatureKernel, OneIndexIsItsScheduleEntry) {
     EXPECT_EQ(tau.item<double>(), schedule[j].item<double>());
   }
   // Past the end: the last temperature (the phase after the transition).
-  EXPECT_EQ(kernel_at(1e-3, 2e-3, 5000, 1000, "tanh").item<double>(),
-            schedule[999].item<double>());
+  EXPECT_EQ(kernel_at(1e-3, 2e-3, 5000, 1000, "tanh").item<double>(), schedule[999].item<double>());
 }
 
 TEST(TemperatureKernel, AnyTransitionLengthCostsOneIndex) {
@@ -87,11 +86,11 @@ TEST(TemperatureKernel, AnyTransitionLengthCostsOneIndex) {
   const double first = kernel_at(1e-3, 2e-3, 0, steps, "algebraic").item<double>();
   const double late = kernel_at(1e-3, 2e-3, steps - 1, steps, "algebraic").item<double>();
   EXPECT_EQ(ch::counters().blocks, 2);
-  EXPECT_EQ(first, ops::temperature_at(scalar(1e-3), scalar(2e-3), 0, steps, 1e-4, 10, 1e9,
-                                       "algebraic")
-                       .item<double>());
-  EXPECT_EQ(late, ops::temperature_at(scalar(1e-3), scalar(2e-3), steps - 1, steps, 1e-4, 10,
-                                      1e9, "algebraic")
+  EXPECT_EQ(first,
+            ops::temperature_at(scalar(1e-3), scalar(2e-3), 0, steps, 1e-4, 10, 1e9, "algebraic")
+                .item<double>());
+  EXPECT_EQ(late, ops::temperature_at(scalar(1e-3), scalar(2e-3), steps - 1, steps, 1e-4, 10, 1e9,
+                                      "algebraic")
                       .item<double>());
   EXPECT_GT(first, late);  // the temperature falls over the transition
   EXPECT_GE(late, 1.0);
