@@ -4,11 +4,13 @@ schedulers, state_dict resume, bad input, dtypes, the C++ path, GradScaler, Soft
 phase as Muon): parity with torch.optim.Muon, routing (muon_param_groups), late fits, the ops
 and the spectral maps."""
 
+import copy
 import warnings
 
 import pytest
 import torch
-from optim_registry import MUON_PARAMS, clone_params, grads_for, randn_params, train
+from optim_registry import MUON_OPTIONS, MUON_PARAMS, clone_params, grads_for, randn_params, train
+from optim_registry import flat as flat_params
 from torch import nn
 
 import softsign
@@ -656,3 +658,210 @@ def test_a_device_lr_path_steps_as_the_float_lr(transposed):
         soft_muon._device_lr = real
     for a, b in zip(params, twin):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-15)
+
+
+# ---- warm starts: train with Muon, finish with SoftMuon ---------------------------------------
+
+# S = 9, T = 3: the transition after the warm start at step 5.
+WARM_SCHEDULE = dict(total_steps=12, alpha_sign=0.75)
+
+
+def _copy_into(params, values):
+    with torch.no_grad():
+        for p, q in zip(params, values):
+            p.copy_(q)
+
+
+@pytest.mark.parametrize("source", ["Muon", "SoftMuon"])
+def test_warm_start_from_muon_steps_as_one_soft_muon_run(source):
+    """Muon for 5 steps, its checkpoint loaded into a fresh Muon, SoftMuon warm-started from
+    it: bit for bit an uninterrupted SoftMuon run, through the sign phase, the fit at step
+    S + 1 = 10 and the transition (SoftMuon's sign phase is Muon)."""
+    straight = MUON_PARAMS()
+    whole = softsign.SoftMuon(straight, **MUON_OPTIONS, **WARM_SCHEDULE)
+    train([(whole, flat_params(straight))], 12)
+
+    a = MUON_PARAMS()
+    plain = dict(MUON_OPTIONS, total_steps=100) if source == "SoftMuon" else MUON_OPTIONS
+    first = getattr(softsign, source)(a, **plain)
+    train([(first, flat_params(a))], 5)
+    b = MUON_PARAMS()
+    checkpoint = getattr(softsign, source)(b, **plain)
+    checkpoint.load_state_dict(first.state_dict())
+    _copy_into(flat_params(b), flat_params(a))
+    opt = softsign.SoftMuon(b, **MUON_OPTIONS, **WARM_SCHEDULE)
+    opt.warm_start_from(checkpoint)
+    assert [g["step"] for g in opt.param_groups] == [5, 5]
+
+    def phase(k):
+        assert (opt.temperature() is None) == (k <= 9), k
+
+    train([(opt, flat_params(b))], 7, start=6, each=phase)
+    assert all(torch.equal(p, q) for p, q in zip(flat_params(b), flat_params(straight)))
+    assert opt.temperature() == whole.temperature()
+    for p, q in zip(flat_params(b), flat_params(straight)):
+        for key, value in whole.state[q].items():
+            assert torch.equal(opt.state[p][key], value), key
+
+
+def _torch_recipe(params, **adamw):
+    """torch.optim.Muon on the 2-D matrices, torch.optim.AdamW on the rest, with the
+    options of MUON_OPTIONS (torch's recipe)."""
+    matrices = [p for p in params if p.ndim == 2]
+    others = [p for p in params if p.ndim != 2]
+    muon = torch.optim.Muon(matrices, lr=0.02, weight_decay=0.05)
+    adamw = torch.optim.AdamW(
+        others, **dict(dict(lr=1e-3, betas=(0.9, 0.95), eps=1e-10, weight_decay=0.01), **adamw)
+    )
+    groups = [dict(params=matrices, use_muon=True), dict(params=others, use_muon=False)]
+    return muon, adamw, groups
+
+
+def test_warm_start_from_torch_muon_and_adamw():
+    params = randn_params([(16, 8), (16, 8), (8, 24), (10,), (15,)])
+    muon, adamw, groups = _torch_recipe(params)
+    train([(_Both(muon, adamw), params)], 3)
+    opt = softsign.SoftMuon(groups, **MUON_OPTIONS, **WARM_SCHEDULE)
+    with pytest.raises(ValueError, match="step="):  # torch's optimizers count no steps
+        opt.warm_start_from(muon, adamw)
+    opt.warm_start_from(muon, adamw, step=3)
+    assert [g["step"] for g in opt.param_groups] == [3, 3]
+    for p in muon.param_groups[0]["params"]:
+        assert torch.equal(opt.state[p]["momentum_buffer"], muon.state[p]["momentum_buffer"])
+        assert opt.state[p]["momentum_buffer"] is not muon.state[p]["momentum_buffer"]
+    for p in adamw.param_groups[0]["params"]:
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(opt.state[p][key], adamw.state[p][key]), key
+        assert opt.state[p]["step"].dtype == torch.float32
+
+    # It goes on as torch's pair would, until its transition: the same update rule, with
+    # Newton-Schulz in bfloat16 batched here and one matrix at a time there (each update
+    # within ~2 bf16 ulps of lr * scale, the scale sqrt(2) at most here); AdamW to float32
+    # rounding.
+    twin = clone_params(params)
+    twin_muon, twin_adamw, _ = _torch_recipe(twin)
+    twin_muon.load_state_dict(muon.state_dict())
+    twin_adamw.load_state_dict(adamw.state_dict())
+    train([(opt, params), (_Both(twin_muon, twin_adamw), twin)], 6, start=4)
+    assert opt.temperature() is None
+    for a, b in zip(params, twin):
+        atol = 6 * 0.02 * 2**0.5 * 2**-6 if a.ndim == 2 else 1e-6
+        torch.testing.assert_close(a, b, rtol=0, atol=atol)
+    train([(opt, params)], 1, start=10)  # S + 1: the transition starts on time
+    assert opt.temperature() is not None
+
+
+class _Both:
+    """Two torch optimizers stepped as one (train() steps one optimizer per run)."""
+
+    def __init__(self, *optimizers):
+        self.optimizers = optimizers
+
+    def step(self):
+        for o in self.optimizers:
+            o.step()
+
+
+def test_warm_start_warns_where_the_update_differs_but_the_state_carries():
+    params = randn_params([(16, 8), (6,)])
+    matrices, others = params[:1], params[1:]
+    muon = torch.optim.Muon(
+        matrices, lr=0.02, adjust_lr_fn="match_rms_adamw", ns_coefficients=(3.0, -3.2, 1.2)
+    )
+    adamw = torch.optim.AdamW(others, lr=1e-3, betas=(0.9, 0.95))
+    train([(_Both(muon, adamw), params)], 2)
+    opt = softsign.Muon([dict(params=matrices, use_muon=True), dict(params=others, use_muon=False)])
+    with pytest.warns(UserWarning) as record:
+        opt.warm_start_from(muon, adamw, step=2)
+    (message,) = [str(w.message) for w in record]
+    assert "adjust_lr: 'match_rms_adamw' in Muon, 'original' here" in message
+    assert "ns_coefficients" in message and "its own" in message
+    assert torch.equal(
+        opt.state[matrices[0]]["momentum_buffer"], muon.state[matrices[0]]["momentum_buffer"]
+    )
+
+
+def _refusals():
+    """(source factory, target groups' overrides, message) of warm starts that must fail."""
+    return [
+        # A different EMA momentum: the buffer would mean another average.
+        (
+            lambda m, o: [
+                torch.optim.Muon(m, momentum=0.9),
+                torch.optim.AdamW(o, betas=(0.9, 0.95)),
+            ],
+            {},
+            r"momentum.*0\.95.*0\.9.*do not mean the same thing",
+        ),
+        (
+            lambda m, o: [
+                torch.optim.Muon(m, nesterov=False),
+                torch.optim.AdamW(o, betas=(0.9, 0.95)),
+            ],
+            {},
+            "nesterov",
+        ),
+        # AdamW's moments with other betas, or an AMSGrad state this optimizer has no slot for.
+        (lambda m, o: [torch.optim.Muon(m), torch.optim.AdamW(o)], {}, "betas"),
+        (
+            lambda m, o: [
+                torch.optim.Muon(m),
+                torch.optim.AdamW(o, betas=(0.9, 0.95), amsgrad=True),
+            ],
+            {},
+            "amsgrad",
+        ),
+        # A matrix that AdamW stepped, in a matrix group here.
+        (
+            lambda m, o: [torch.optim.AdamW(m + o, betas=(0.9, 0.95))],
+            {},
+            "AdamW parameter there: give it a use_muon=False group here",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_refusals())))
+def test_warm_start_refuses_a_state_that_means_something_else(case):
+    make, _, match = _refusals()[case]
+    params = randn_params([(16, 8), (6,)])
+    matrices, others = params[:1], params[1:]
+    sources = make(matrices, others)
+    train([(_Both(*sources), params)], 2)
+    opt = softsign.SoftMuon(
+        [dict(params=matrices, use_muon=True), dict(params=others, use_muon=False)],
+        **WARM_SCHEDULE,
+    )
+    train([(opt, params)], 1)
+    before = copy.deepcopy(opt.state_dict())
+    with pytest.raises(ValueError, match=match):
+        opt.warm_start_from(*sources, step=2)
+    after = opt.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    for i, state in before["state"].items():
+        assert all(torch.equal(v, after["state"][i][k]) for k, v in state.items())
+
+
+def test_warm_start_needs_every_param_and_starts_unstepped_ones_fresh():
+    a, b = randn_params([(8, 4)]), randn_params([(6, 3)], seed=1)
+    muon = softsign.Muon(a)
+    with pytest.raises(ValueError, match="in none of the given optimizers"):
+        softsign.SoftMuon(a + b, **WARM_SCHEDULE).warm_start_from(muon)
+    source = softsign.Muon(a + b)
+    train([(source, a)], 2)  # b never gets a gradient there
+    opt = softsign.SoftMuon(a + b, **WARM_SCHEDULE)
+    with pytest.warns(UserWarning, match="1 parameter"):
+        opt.warm_start_from(source)
+    assert "momentum_buffer" in opt.state[a[0]] and "momentum_buffer" not in opt.state[b[0]]
+
+
+@pytest.mark.parametrize("source", ["Muon", "torch"])
+def test_loading_a_muon_state_into_soft_muon_names_warm_start_from(source):
+    params = randn_params([(8, 4)])
+    if source == "Muon":
+        first = softsign.Muon(params)
+    else:
+        first = torch.optim.Muon(params)
+    train([(first, params)], 2)
+    opt = softsign.SoftMuon(params, **WARM_SCHEDULE)
+    with pytest.raises(ValueError, match="warm_start_from"):
+        opt.load_state_dict(first.state_dict())

@@ -1,25 +1,34 @@
-"""Warm starts (issue: train with Signum/Lion, finish with SoftSignum/SoftLion): reading a
-live optimizer's per-parameter state as the momentum rule of an element-wise optimizer.
+"""Warm starts (issue: train with Signum/Lion/Muon, finish with SoftSignum/SoftLion/SoftMuon):
+reading a live optimizer's per-parameter state as the state of one of ours.
 
-A source is described by `SourceRule`: the ops' keywords of its momentum rule (as
-ElementwiseOptimizer._rule gives them), its maximize flag, the state key of its buffer and
-the step count of its group, when it keeps one. Rules must be equal for the buffer to mean
-the same thing; anything else is refused with the difference named.
+A source (and the target, group by group) is described by `SourceRule`: its update rule as
+far as the carried state depends on it (for an element-wise optimizer the ops' momentum
+keywords and maximize; for Muon the EMA momentum and Nesterov; for AdamW the betas), the
+per-parameter state keys it carries, the step count of its group when it keeps one, and
+the details of the update that leave the state's meaning alone (Muon's update scale and
+Newton-Schulz coefficients). Rules must be equal for the state to mean the same thing;
+anything else is refused with the difference named. A difference in the details is a
+warned fallback: the state carries over and the target's own update is used.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import torch
+
+# Muon's quintic Newton-Schulz as softsign runs it (csrc/ops/spectral_maps.cpp): the
+# coefficients (a, b, c) and the epsilon of X / (||X||_F + eps); torch.optim.Muon's defaults.
+_NEWTON_SCHULZ = dict(ns_coefficients=(3.4445, -4.7750, 2.0315), ns_eps=1e-7)
 
 
 @dataclass
 class SourceRule:
-    rule: dict  # the ops' momentum keywords: momentum, dampening, nesterov, lion_beta1
-    maximize: bool
-    buffer: str | None  # the state key of the buffer; None: the rule keeps none
+    rule: dict  # what the carried state's meaning depends on; must be equal
+    keys: tuple  # the per-parameter state keys carried (equal rules carry as many)
     step: int | None  # the group's step count, where the source records one
+    details: dict = field(default_factory=dict)  # the rest of the update: a difference warns
 
 
 def _lion_rule(beta1, beta2) -> dict:
@@ -28,41 +37,97 @@ def _lion_rule(beta1, beta2) -> dict:
     )
 
 
+def _adamw(betas, step, *, amsgrad=False, maximize=False) -> SourceRule:
+    # AdamW's moments are EMAs of g and g^2 with these betas, and their bias correction
+    # reads the per-parameter step; eps, lr and the weight decay are the target's own.
+    rule = dict(
+        update="AdamW",
+        betas=tuple(float(b) for b in betas),
+        amsgrad=bool(amsgrad),
+        maximize=bool(maximize),
+    )
+    return SourceRule(rule, ("exp_avg", "exp_avg_sq", "step"), step)
+
+
+def _muon(momentum, nesterov, step, **details) -> SourceRule:
+    # The buffer is an EMA of the gradients (lerp with 1 - momentum) in torch.optim.Muon and
+    # in ours; Nesterov decides the direction it gives.
+    rule = dict(update="Muon", momentum=float(momentum), nesterov=bool(nesterov))
+    return SourceRule(rule, ("momentum_buffer",), step, details)
+
+
 def source_rule(source, group) -> SourceRule:
-    """The momentum rule of `group` of optimizer `source`; TypeError for a kind this
-    module does not know."""
+    """The rule of `group` of optimizer `source` (softsign's, or one of torch's and
+    lion-pytorch's); TypeError for a kind this module does not know."""
     from ._elementwise import ElementwiseOptimizer
+    from .soft_muon import _MuonBase
 
     if isinstance(source, ElementwiseOptimizer):
-        buffer = source._buffer if source._buffered(group) else None
-        return SourceRule(source._rule(group), bool(group["maximize"]), buffer, group["step"])
+        keys = (source._buffer,) if source._buffered(group) else ()
+        rule = dict(source._rule(group), maximize=bool(group["maximize"]))
+        return SourceRule(rule, keys, group["step"])
+    if isinstance(source, _MuonBase):
+        if not group["use_muon"]:
+            return _adamw(group["betas"], group["step"])
+        return _muon(
+            group["momentum"],
+            group["nesterov"],
+            group["step"],
+            adjust_lr=group["adjust_lr"],
+            transposed=bool(group["transposed"]),
+            **_NEWTON_SCHULZ,
+        )
     if type(source) is torch.optim.SGD:
         momentum = float(group["momentum"])
         rule = dict(
-            momentum=momentum, dampening=float(group["dampening"]), nesterov=bool(group["nesterov"])
+            momentum=momentum,
+            dampening=float(group["dampening"]),
+            nesterov=bool(group["nesterov"]),
+            maximize=bool(group.get("maximize", False)),
         )
-        return SourceRule(
-            rule,
-            bool(group.get("maximize", False)),
-            "momentum_buffer" if momentum != 0 else None,
+        return SourceRule(rule, ("momentum_buffer",) if momentum else (), None)
+    if type(source) is torch.optim.Muon:
+        # torch.optim.Muon keeps no step count. Its scale "spectral_unclamped" is not one of
+        # ours: like any other difference of scale it warns, and ours is used.
+        return _muon(
+            group["momentum"],
+            group["nesterov"],
             None,
+            adjust_lr=group["adjust_lr_fn"] or "original",
+            transposed=False,  # its scale is always the stored shape's
+            ns_coefficients=tuple(float(c) for c in group["ns_coefficients"]),
+            ns_eps=float(group["eps"]),
         )
+    if type(source) is torch.optim.AdamW:
+        # Its per-parameter steps are carried; a group step count it does not keep.
+        return _adamw(group["betas"], None, amsgrad=group["amsgrad"], maximize=group["maximize"])
     if type(source).__module__.startswith("lion_pytorch"):
         beta1, beta2 = group["betas"]
-        return SourceRule(_lion_rule(beta1, beta2), False, "exp_avg", None)
+        return SourceRule(dict(_lion_rule(beta1, beta2), maximize=False), ("exp_avg",), None)
     raise TypeError(
         f"warm_start_from: cannot read the state of {type(source).__name__}; it takes "
-        "softsign's element-wise optimizers, torch.optim.SGD and lion_pytorch.Lion"
+        "softsign's optimizers, torch.optim.SGD, torch.optim.Muon, torch.optim.AdamW and "
+        "lion_pytorch.Lion"
     )
 
 
-def _same_rule(a: dict, b: dict) -> bool:
+def _same(a: dict, b: dict) -> bool:
     keys = set(a) | set(b)
     return all(a.get(k) == b.get(k) for k in keys)
 
 
+def _carried(value, p: torch.Tensor, key: str) -> torch.Tensor:
+    """A copy of a source's state value for param p: AdamW's step as the float32 tensor on
+    p's device that the fused AdamW op counts in (torch's may be a CPU tensor, or a number
+    in old checkpoints); a buffer as it is."""
+    if key == "step":
+        return torch.as_tensor(value).to(device=p.device, dtype=torch.float32, copy=True)
+    return value.detach().clone(memory_format=torch.preserve_format)
+
+
 def warm_start(target, sources, step: int | None) -> None:
-    """ElementwiseOptimizer.warm_start_from: see its docstring."""
+    """ElementwiseOptimizer.warm_start_from and _MuonBase.warm_start_from: see their
+    docstrings."""
     name = type(target).__name__
     owner = {}  # param -> (source, its group)
     for source in sources:
@@ -70,14 +135,9 @@ def warm_start(target, sources, step: int | None) -> None:
             for p in group["params"]:
                 owner[p] = (source, group)
     # Everything is checked before anything is written.
-    plans, steps = [], set()
+    plans, steps, differences = [], set(), {}
     for gi, group in enumerate(target.param_groups):
-        mine = SourceRule(
-            target._rule(group),
-            bool(group["maximize"]),
-            target._buffer if target._buffered(group) else None,
-            None,
-        )
+        mine = source_rule(target, group)
         for p in group["params"]:
             if p not in owner:
                 raise ValueError(
@@ -86,17 +146,30 @@ def warm_start(target, sources, step: int | None) -> None:
                 )
             source, src_group = owner[p]
             theirs = source_rule(source, src_group)
-            if not _same_rule(mine.rule, theirs.rule) or mine.maximize != theirs.maximize:
+            if not _same(mine.rule, theirs.rule):
+                hint = ""
+                kinds = {mine.rule.get("update"), theirs.rule.get("update")}
+                if kinds == {"Muon", "AdamW"}:
+                    hint = (
+                        f" (a {theirs.rule.get('update')} parameter there: give it a "
+                        f"use_muon={theirs.rule.get('update') == 'Muon'} group here)"
+                    )
                 raise ValueError(
-                    f"{name}.warm_start_from: param group {gi} steps with "
-                    f"{dict(mine.rule, maximize=mine.maximize)}, but its source "
-                    f"{type(source).__name__} with {dict(theirs.rule, maximize=theirs.maximize)}: "
-                    "their momentum buffers do not mean the same thing"
+                    f"{name}.warm_start_from: param group {gi} steps with {mine.rule}, but "
+                    f"a parameter of shape {tuple(p.shape)} in its source "
+                    f"{type(source).__name__} with {theirs.rule}{hint}: their states do not "
+                    "mean the same thing"
                 )
+            for key in set(mine.details) | set(theirs.details):
+                if mine.details.get(key) != theirs.details.get(key):
+                    differences[(type(source).__name__, key)] = (
+                        theirs.details.get(key),
+                        mine.details.get(key),
+                    )
             if theirs.step is not None:
                 steps.add(theirs.step)
             state = source.state.get(p, {})
-            plans.append((p, state.get(theirs.buffer) if theirs.buffer else None, mine.buffer))
+            plans.append((p, {key: state.get(src) for key, src in zip(mine.keys, theirs.keys)}))
     if step is None:
         if len(steps) != 1:
             raise ValueError(
@@ -114,26 +187,36 @@ def warm_start(target, sources, step: int | None) -> None:
             f"{name}.warm_start_from: invalid step {step!r} (expected an integer >= 0)"
         )
     missing = 0
-    for p, buffer, key in plans:
-        if key is None:
-            continue
-        if buffer is None:
+    for p, values in plans:
+        if values and any(v is None for v in values.values()):
             missing += 1
-            target.state[p].pop(key, None)  # starts its buffer at its next gradient
-        else:
-            target.state[p][key] = buffer.detach().clone(memory_format=torch.preserve_format)
+            for key in values:  # starts its state at its next gradient
+                target.state[p].pop(key, None)
+            continue
+        for key, value in values.items():
+            target.state[p][key] = _carried(value, p, key)
     for group in target.param_groups:
         group["step"] = step
         group["fit"] = None
     target._init_runtime()
+
+    from .._fit import user_stacklevel
+
     if missing:
-        import warnings
-
-        from .._fit import user_stacklevel
-
         warnings.warn(
-            f"{name}.warm_start_from: {missing} parameter(s) have no buffer in their source "
+            f"{name}.warm_start_from: {missing} parameter(s) have no state in their source "
             "(never stepped there); theirs starts at their next gradient, as on a first step",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+    if differences:
+        listed = "; ".join(
+            f"{key}: {theirs!r} in {source}, {mine!r} here"
+            for (source, key), (theirs, mine) in sorted(differences.items())
+        )
+        warnings.warn(
+            f"{name}.warm_start_from: the state carries over, but the update differs from "
+            f"the source's ({listed}); this optimizer steps with its own",
             UserWarning,
             stacklevel=user_stacklevel(),
         )

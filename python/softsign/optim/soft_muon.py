@@ -20,7 +20,7 @@ from .. import _select
 from .._fit import user_stacklevel
 from .._library import ops
 from ..reference.options import ADAMW_GROUP, OPTIONS, SCHEDULE
-from . import _sharding
+from . import _sharding, _warm_start
 from ._base import ScheduledOptimizer, given
 
 _ADAMW_KEYS = {"lr": "adamw_lr", "betas": "adamw_betas", "eps": "adamw_eps"}
@@ -133,6 +133,26 @@ class _MuonBase(ScheduledOptimizer):
             if params and not isinstance(params[0], dict):
                 params = self._route(params)
         super().__init__(params, options)
+
+    def warm_start_from(self, *optimizers, step: int | None = None) -> None:
+        """Continues the training of `optimizers` (live, or after loading their checkpoints):
+        the usual recipe is Muon for most of the run, then SoftMuon from that checkpoint.
+        Sources: softsign's Muon and SoftMuon, or torch.optim.Muon with torch.optim.AdamW
+        for the other params (torch's recipe). Params are matched by identity, each to a
+        group of the same kind: a matrix group's momentum buffer comes from a Muon group,
+        whose momentum and nesterov must equal this group's; an AdamW group's exp_avg,
+        exp_avg_sq and per-parameter step from an AdamW group with the same betas (no
+        amsgrad, no maximize). Anything else raises ValueError naming the difference,
+        before anything changes. The group step count continues from the sources' (pass
+        `step=` where they record none, as torch's optimizers), so the transition falls
+        where total_steps says; this optimizer keeps its own options. Where the source's
+        update differs in what the state does not depend on (adjust_lr, transposed, or
+        torch.optim.Muon's ns_coefficients and eps), the state carries over, this
+        optimizer's own update is used, and a UserWarning names the difference. A param
+        with no state in its source starts it at its next gradient (a warning says how
+        many). After a warm start from Muon at step k, SoftMuon with the same options steps
+        bit for bit as Muon until its transition."""
+        _warm_start.warm_start(self, optimizers, step)
 
     @staticmethod
     def _route(params):
