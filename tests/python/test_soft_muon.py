@@ -865,3 +865,17 @@ def test_loading_a_muon_state_into_soft_muon_names_warm_start_from(source):
     opt = softsign.SoftMuon(params, **WARM_SCHEDULE)
     with pytest.raises(ValueError, match="warm_start_from"):
         opt.load_state_dict(first.state_dict())
+
+
+@pytest.mark.parametrize("source", ["torch.optim.Muon", "torch.optim.AdamW"])
+def test_loading_another_optimizers_state_into_muon_names_warm_start_from(source):
+    """torch's groups have no use_muon: taken as they are, they would become matrix groups
+    with torch's options; the state is refused and the optimizer left as it was."""
+    params = randn_params([(8, 4)])
+    first = torch.optim.Muon(params) if source.endswith("Muon") else torch.optim.AdamW(params)
+    train([(first, params)], 2)
+    opt = softsign.Muon(params)
+    before = copy.deepcopy(opt.state_dict())
+    with pytest.raises(ValueError, match="warm_start_from"):
+        opt.load_state_dict(first.state_dict())
+    assert opt.state_dict() == before

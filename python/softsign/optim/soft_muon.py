@@ -134,6 +134,21 @@ class _MuonBase(ScheduledOptimizer):
                 params = self._route(params)
         super().__init__(params, options)
 
+    def load_state_dict(self, state_dict):
+        """torch.optim's load_state_dict of a Muon/SoftMuon state. A state without "use_muon"
+        in its groups comes from another optimizer (torch.optim.Muon, AdamW): its groups
+        would silently take this optimizer's routing and options, so it is refused."""
+        for i, group in enumerate(state_dict["param_groups"]):
+            if "use_muon" not in group:
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: param group {i} of the state has "
+                    "no use_muon; it comes from another optimizer (torch.optim.Muon, "
+                    "AdamW, ...). Load it into that optimizer and call "
+                    f"{type(self).__name__}.warm_start_from(it) (torch.optim.Muon with its "
+                    "AdamW: warm_start_from(muon, adamw, step=k))"
+                )
+        super().load_state_dict(state_dict)
+
     def warm_start_from(self, *optimizers, step: int | None = None) -> None:
         """Continues the training of `optimizers` (live, or after loading their checkpoints):
         the usual recipe is Muon for most of the run, then SoftMuon from that checkpoint.
