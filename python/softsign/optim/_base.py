@@ -14,6 +14,8 @@ schedule tensor) is a softsign._fit.GroupSchedule that the optimizer holds per g
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -28,6 +30,19 @@ from ._validate import check_transition_length
 def given(local_vars: dict) -> dict:
     """The keyword options of a constructor call, from its locals()."""
     return {k: v for k, v in local_vars.items() if k not in ("self", "params", "__class__")}
+
+
+@contextmanager
+def _hooks_held(optimizer: Optimizer, name: str):
+    """torch.optim.Optimizer's hooks of kind `name`, taken out for the call within (which
+    then runs none of them) and put back after: the caller runs them itself, where torch's
+    order puts them relative to what this base adds to state_dict and load_state_dict."""
+    hooks = getattr(optimizer, name)
+    setattr(optimizer, name, OrderedDict())
+    try:
+        yield hooks
+    finally:
+        setattr(optimizer, name, hooks)
 
 
 @dataclass
@@ -89,6 +104,8 @@ class ScheduledOptimizer(Optimizer):
         """torch's add_param_group between two hooks: `_prepare_group` on the user's dict
         (aliases already resolved), `_check_group` on the group as added, which is taken out
         again if the check fails: a refused group leaves the optimizer as it was."""
+        if not isinstance(param_group, dict):  # torch's check, before anything reads it
+            raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
         group = self._table.resolve_aliases(dict(param_group))
         super().add_param_group(self._prepare_group(group))
         try:
@@ -130,8 +147,24 @@ class ScheduledOptimizer(Optimizer):
         return schedule
 
     # -- checkpoints --------------------------------------------------------------------
+    def __getstate__(self):
+        # A fit whose status the host has not read yet lives only in the group's schedule,
+        # which a copy (deepcopy, pickle) rebuilds from the group dicts: it is read into
+        # them first (waiting for the device, as state_dict() does), or the copy would fit
+        # again on other gradients.
+        for schedule in self._group_schedules.values():
+            schedule.settle(wait=True)
+        return super().__getstate__()
+
     def __setstate__(self, state):
+        defaults = state.get("defaults", getattr(self, "defaults", {}))
+        known = "differentiable" in defaults
         super().__setstate__(state)
+        if not known:
+            # torch.optim's __setstate__ (run by load_state_dict and by unpickling) adds its
+            # own optimizers' "differentiable" flag, which these have not: add_param_group
+            # would copy it into every later group.
+            self.defaults.pop("differentiable", None)
         for group in self.param_groups:
             group.setdefault("step", 0)
             group.setdefault("fit", None)
@@ -141,19 +174,41 @@ class ScheduledOptimizer(Optimizer):
         """torch.optim's state dict; a group's "fit" is always {"median", "mad"} (None before
         the fit: strict JSON, as checkpoint tools and loggers write it, has no NaN), so that
         the state dict of a fresh optimizer has the keys of a fitted one:
-        torch.distributed.checkpoint loads into such a template."""
+        torch.distributed.checkpoint loads into such a template. The post hooks
+        (register_state_dict_post_hook) see the dict in that form, as the caller gets it."""
         for schedule in self._group_schedules.values():
             schedule.settle(wait=True)
-        sd = super().state_dict()
+        with _hooks_held(self, "_optimizer_state_dict_post_hooks") as post_hooks:
+            sd = super().state_dict()
         for group in sd["param_groups"]:  # copies made by Optimizer.state_dict
-            if "fit" in group and group["fit"] is None:
-                group["fit"] = {"median": None, "mad": None}
+            if "fit" in group:
+                # The copies share the group's fit dict: a new one, so that changing the
+                # state dict leaves the optimizer as it was.
+                fit = group["fit"]
+                group["fit"] = {"median": None, "mad": None} if fit is None else dict(fit)
+        for hook in post_hooks.values():
+            result = hook(self, sd)
+            sd = sd if result is None else result
         return sd
 
     def load_state_dict(self, state_dict):
         """torch.optim's load_state_dict; a group saved without some of our keys (by another
         optimizer with the same per-parameter state, say lion-pytorch's Lion) takes their
-        defaults."""
+        defaults. The pre hooks (register_load_state_dict_pre_hook) run first, as in torch:
+        on the dict as given, before anything here reads it (a hook may adapt another
+        optimizer's dict); the post hooks last, on the optimizer as loaded."""
+        state_dict = state_dict.copy()  # shallow, as torch's: hooks may replace its keys
+        pre = _hooks_held(self, "_optimizer_load_state_dict_pre_hooks")
+        post = _hooks_held(self, "_optimizer_load_state_dict_post_hooks")
+        with pre as pre_hooks, post as post_hooks:
+            for hook in pre_hooks.values():
+                result = hook(self, state_dict)
+                state_dict = state_dict if result is None else result
+            self._load_state_dict(state_dict)
+        for hook in post_hooks.values():
+            hook(self)
+
+    def _load_state_dict(self, state_dict):
         groups = []
         for group in state_dict["param_groups"]:
             group = dict(group)

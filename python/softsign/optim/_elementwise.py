@@ -64,6 +64,15 @@ class ElementwiseOptimizer(ScheduledOptimizer):
             raise ValueError(f"Invalid fused=True: fused kernels exist for {_FUSED_DEVICES} only")
         super()._check_group(group)
 
+    def _plan(self, group):
+        plan = super()._plan(group)
+        for b in plan.buckets.values():
+            # fused=True on a device without kernels (meta params, which the constructor
+            # lets through) raises here, while every group is still planned: before any
+            # change, as the step's other refusals.
+            self._fused(group, b.device)
+        return plan
+
     def _bucket_of(self, group, p):
         state = self.state.get(p)
         fresh = self._buffered(group) and (state is None or self._buffer not in state)
@@ -73,7 +82,8 @@ class ElementwiseOptimizer(ScheduledOptimizer):
     def _fused(group, device) -> bool:
         fused = group["fused"]
         if fused and device.type not in _FUSED_DEVICES:
-            # Reached for meta params, which the constructor lets through (to_empty()).
+            # Reached for meta params, which the constructor lets through (to_empty()),
+            # by _plan before the step changes anything.
             raise ValueError(
                 f"Invalid fused=True: fused kernels exist for {_FUSED_DEVICES} only, got "
                 f"params on {device.type}"

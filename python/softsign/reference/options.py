@@ -106,8 +106,9 @@ class Pair:
         items = tuple(value)
         if len(items) != 2:
             raise ValueError(f"Invalid {label}: {value!r} (expected two numbers)")
-        for item in items:
-            self.item.check(self.item_label, item)
+        # torch.optim.Adam's text, which users and tests match: "beta parameter at index 0".
+        for i, item in enumerate(items):
+            self.item.check(f"{self.item_label} parameter at index {i}", item)
 
     def __str__(self) -> str:
         return f"each {self.item}"
@@ -259,7 +260,8 @@ def _lr(default: float, *, tensor: bool = True) -> Option:
 
 
 def _weight_decay(doc="decoupled weight decay: p *= 1 - lr * weight_decay first") -> Option:
-    return Option("weight_decay", 0.0, doc, NONNEGATIVE)
+    # Labels "... value" give torch.optim's texts ("Invalid weight_decay value: -1.0").
+    return Option("weight_decay", 0.0, doc, NONNEGATIVE, label="weight_decay value")
 
 
 _MAXIMIZE = Option("maximize", False, "ascend the objective (step on -g) instead of descending")
@@ -330,13 +332,20 @@ _needs_a_schedule.per_group = True
 def _nesterov_needs_momentum(values: Mapping) -> None:
     if values.get("nesterov") and (values["momentum"] <= 0 or values["dampening"] != 0):
         raise ValueError(
-            "Invalid nesterov: Nesterov momentum requires momentum > 0 and dampening = 0"
+            "Invalid nesterov: Nesterov momentum requires a momentum and zero dampening "
+            "(momentum > 0, dampening = 0)"
         )
 
 
 HEAVY_BALL = (
     _lr(1e-3),
-    Option("momentum", 0.9, "heavy-ball momentum; 0 is signSGD with no buffer", UNIT),
+    Option(
+        "momentum",
+        0.9,
+        "heavy-ball momentum; 0 is signSGD with no buffer",
+        UNIT,
+        label="momentum value",
+    ),
     Option("dampening", 0.0, "scales the gradient's share of the buffer by 1 - dampening", UNIT),
     _weight_decay(),
     Option("nesterov", False, "d = g + momentum * buf (needs momentum > 0, dampening = 0)"),
@@ -360,7 +369,13 @@ LION = (
 _MUON_BELOW_ONE = Range(low=0.0, high=1.0, high_open=True)
 MUON = (
     _lr(0.02),
-    Option("momentum", 0.95, "EMA momentum: buf = lerp(buf, g, 1 - momentum)", _MUON_BELOW_ONE),
+    Option(
+        "momentum",
+        0.95,
+        "EMA momentum: buf = lerp(buf, g, 1 - momentum)",
+        _MUON_BELOW_ONE,
+        label="momentum value",
+    ),
     Option("nesterov", True, "orthogonalize lerp(g, buf, momentum) instead of buf"),
     _weight_decay("decoupled weight decay of the matrices"),
     Option("ns_steps", 5, "Newton-Schulz steps of the sign phase", Range(low=0, integer=True)),
