@@ -17,8 +17,8 @@ this file holds the rest:
 * copies:        copy.deepcopy(opt) and pickle keep every public attribute, and the copy
                  steps bit for bit as the original (also with a fit whose status the host
                  has not read yet);
-* lr tensors:    1 and 2 dims of one element step as the float; more elements are refused
-                 with torch's text (constructor and add_param_group);
+* lr tensors:    2 dims of one element step as the float; more elements are refused with
+                 torch's text (constructor and add_param_group);
 * schedulers:    a LambdaLR with one lambda per group and a OneCycleLR that also cycles the
                  momentum (or Lion's beta1), against the float64 reference;
 * group options: each option set in one param group only takes effect there: the group
@@ -106,9 +106,9 @@ def step_with(opt, params, k):
     opt.step()
 
 
-def run_to(info, phase, groups=None):
+def run_to(info, phase, groups=None, device="cpu"):
     """An optimizer of the entry stepped to the end of `phase` (test_contract.stop_in)."""
-    groups = info.params() if groups is None else groups
+    groups = info.params(torch.float32, device) if groups is None else groups
     opt = info.cls(groups, **info.options)
     train([(opt, flat(groups))], stop_in(info, phase))
     return opt, groups
@@ -126,13 +126,13 @@ def _groups_json(sd) -> str:
 
 
 @pytest.mark.parametrize("info,phase", torch_cases("state_dict", expand=_phases))
-def test_the_state_dict_after_loading_is_the_loaded_one(info, phase):
+def test_the_state_dict_after_loading_is_the_loaded_one(info, phase, device):
     """What load_state_dict is given comes back from state_dict(), bit for bit; loading
     changes nothing in the given dict."""
-    opt, _ = run_to(info, phase)
+    opt, _ = run_to(info, phase, device=device)
     saved = copy.deepcopy(opt.state_dict())
     given = copy.deepcopy(saved)
-    fresh, _ = run_to(info, "sign") if info.schedule else run_to(info, "mid")
+    fresh, _ = run_to(info, "sign" if info.schedule else "mid", device=device)
     fresh.load_state_dict(given)
     assert_same_state(fresh.state_dict(), saved)
     assert_same_state(given, saved)
@@ -248,12 +248,16 @@ def test_param_names_survive_loading_either_way(info):
 @pytest.mark.parametrize(
     "info,dtype", torch_cases("state_dict", expand=lambda i: [(torch.float64,), (torch.bfloat16,)])
 )
-def test_loading_casts_the_state_to_each_params_dtype(info, dtype):
-    """torch's rule: floating state takes the dtype (and device) of its param, a per-param
-    "step" is kept as saved; the group step counts and fits are numbers, kept as well."""
+def test_loading_casts_the_state_to_each_params_dtype(info, dtype, device):
+    """torch's rule: floating state takes the dtype and device of its param (a CPU
+    checkpoint into a model on `device`), a per-param "step" is kept as saved; the group
+    step counts and fits are numbers, kept as well."""
     opt, groups = run_to(info, "transition" if info.schedule else "mid")
     sd = opt.state_dict()
-    cast = clone_groups(groups, dtype)
+    cast = [
+        dict(g, params=[p.detach().to(device, dtype).requires_grad_() for p in g["params"]])
+        for g in groups
+    ]
     other = info.cls(cast, **info.options)
     other.load_state_dict(sd)
     for i, p in enumerate(flat(cast)):
@@ -262,7 +266,8 @@ def test_loading_casts_the_state_to_each_params_dtype(info, dtype):
             if key == "step":
                 assert value.dtype == saved.dtype and torch.equal(value, saved)
             else:
-                assert value.dtype == dtype and torch.equal(value, saved.to(dtype)), key
+                assert value.dtype == dtype and value.device == p.device, key
+                assert torch.equal(value.cpu(), saved.to(dtype)), key
     for mine, theirs in zip(other.state_dict()["param_groups"], sd["param_groups"]):
         assert mine["step"] == theirs["step"] and mine.get("fit") == theirs.get("fit")
     train([(other, flat(cast))], 2, start=stop_in(info, "after" if info.schedule else "mid"))
@@ -450,8 +455,8 @@ def _public(obj) -> set:
 
 
 @pytest.mark.parametrize("info,phase", torch_cases("copies", expand=_phases))
-def test_a_deep_copy_steps_bit_for_bit_as_the_original(info, phase):
-    opt, groups = run_to(info, phase)
+def test_a_deep_copy_steps_bit_for_bit_as_the_original(info, phase, device):
+    opt, groups = run_to(info, phase, device=device)
     twin = copy.deepcopy(opt)
     assert _public(twin) == _public(opt)
     twin_params = flat(twin.param_groups)
@@ -502,12 +507,12 @@ def test_a_copy_keeps_a_fit_whose_status_is_on_its_way(info, monkeypatch):
 # ---- lr tensors ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("info,dims", torch_cases("lr_tensor", expand=lambda i: [(1,), (2,)]))
-def test_a_one_element_lr_tensor_of_any_dims_steps_as_the_float(info, dims):
-    """torch's test_tensor_lr: lr as a tensor of shape [1] * dims (0 dims:
+@pytest.mark.parametrize("info", torch_cases("lr_tensor"))
+def test_a_two_dim_lr_tensor_steps_as_the_float(info, device):
+    """torch's test_tensor_lr: lr as a tensor of shape [1] * dims (0 and 1 dims:
     test_contract.test_an_lr_tensor_steps_as_the_float)."""
-    groups, twin = info.params(), info.params()
-    lr = torch.tensor(info.options["lr"]).reshape([1] * dims)
+    groups, twin = info.params(torch.float32, device), info.params(torch.float32, device)
+    lr = torch.tensor(info.options["lr"], device=device).reshape(1, 1)
     # The float is the tensor's value (float32, as torch.tensor(0.02) holds it).
     runs = [(info.cls(groups, **dict(info.options, lr=float(lr))), flat(groups))]
     runs.append((info.cls(twin, **dict(info.options, lr=lr)), flat(twin)))
@@ -858,11 +863,11 @@ def test_invalid_values_get_torchs_texts(info, case):
 
 
 @pytest.mark.parametrize("info,phase", torch_cases("step", expand=_phases))
-def test_a_step_without_gradients_moves_nothing(info, phase):
+def test_a_step_without_gradients_moves_nothing(info, phase, device):
     """torch's test_step_is_noop_when_params_have_no_grad, in every phase: no param and no
     per-param state moves (the groups count the step: their schedule counts step() calls,
     as an LR scheduler does)."""
-    opt, groups = run_to(info, phase)
+    opt, groups = run_to(info, phase, device=device)
     params = flat(groups)
     opt.zero_grad()
     before = [p.detach().clone() for p in params], copy.deepcopy(opt.state_dict())
@@ -981,3 +986,11 @@ def test_defaults_hold_the_options_and_every_group_key(info):
     for group in opt.param_groups + twin.param_groups:
         extra = set(group) - set(opt.defaults) - {"params", "param_names"}
         assert not extra, extra
+
+
+@pytest.mark.parametrize("info", torch_cases("step"))
+def test_it_prints_and_keeps_no_empty_state(info):
+    """torch's test_optimizer_can_be_printed and test_non_empty_state."""
+    opt, groups = run_to(info, "after" if info.schedule else "mid")
+    assert all(f"Parameter Group {gi}" in repr(opt) for gi in range(len(groups)))
+    assert opt.state and all(len(state) > 0 for state in opt.state.values())
