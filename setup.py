@@ -147,5 +147,8 @@ setup(
     ext_modules=[CMakeExtension("softsign._C")],
     cmdclass={"build_ext": CMakeBuild},
     install_requires=[_torch_requirement()],
+    # softsign.integrations.hf (the Trainer callback, param groups for transformers models)
+    # and softsign.integrations.lightning: `pip install --no-build-isolation ".[hf]"`.
+    extras_require={"hf": ["transformers", "accelerate"], "lightning": ["lightning"]},
     zip_safe=False,
 )

@@ -3,6 +3,7 @@ CPU and CUDA kernels."""
 
 from . import functional, reference
 from ._library import ops
+from .integrations import temperature, unwrap
 from .optim import Lion, Muon, Signum, SoftLion, SoftMuon, SoftSignum, muon_param_groups
 
 __version__ = "0.1.0"
@@ -18,4 +19,6 @@ __all__ = [
     "muon_param_groups",
     "ops",
     "reference",
+    "temperature",
+    "unwrap",
 ]

@@ -27,6 +27,19 @@ from .reference.temperature import resolve_phases as _phases_of
 PENDING, OK, ZERO_MAD, NON_FINITE = 0, 1, 2, 3
 
 
+# total_steps="auto": the run's length, filled in by a trainer callback before the first
+# step (softsign.integrations.fill_total_steps).
+AUTO = "auto"
+
+
+def unfilled(group) -> bool:
+    """Whether the group's schedule still waits for its total_steps: "auto", and not both
+    explicit sign_steps and transition_steps (which make total_steps unused)."""
+    return group.get("total_steps") == AUTO and (
+        group.get("sign_steps") is None or group.get("transition_steps") is None
+    )
+
+
 def resolve_phases(group) -> tuple[float, int]:
     """(S, T) of a group; S is inf for a group with no schedule options (Signum, Muon)."""
     if group.get("total_steps", None) is None and group.get("sign_steps", None) is None:

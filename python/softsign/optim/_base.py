@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.optim import Optimizer
 
-from .._fit import GroupSchedule
+from .._fit import GroupSchedule, unfilled
 from ..reference.options import OptionTable
 from . import _sharding
 from ._validate import check_transition_length
@@ -234,16 +234,42 @@ class ScheduledOptimizer(Optimizer):
         super().load_state_dict(dict(state_dict, param_groups=groups))
         self._init_runtime()
 
+    def _refuse_unfilled(self) -> None:
+        """total_steps="auto" must be filled (by a trainer callback) before the first step:
+        the schedule is never guessed."""
+        for i, group in enumerate(self.param_groups):
+            if self._scheduled(group) and unfilled(group):
+                raise RuntimeError(
+                    f"{type(self).__name__}: param group {i} has total_steps='auto', and no "
+                    "callback filled it before the first step; add "
+                    "softsign.integrations.hf.SoftsignCallback() to the Trainer's callbacks "
+                    "(or softsign.integrations.lightning.SoftsignCallback() to Lightning's), "
+                    "or call softsign.integrations.fill_total_steps(optimizer, n) first"
+                )
+
     def temperature(self, group: int = 0) -> float | None:
         """The temperature tau used by the group's last step; None in the sign phase or
         before the fit. Reads a device value: call it for logging, not in a hot loop."""
-        if not self._scheduled(self.param_groups[group]):
+        if not self._scheduled(self.param_groups[group]) or unfilled(self.param_groups[group]):
             return None
         return self._group_schedule(group).last_temperature()
+
+    def saturation(self, group: int = 0, threshold: float | None = None) -> float | None:
+        """The fraction of the group's coordinates (SoftMuon: singular values) still in
+        sign-like saturation after its last step, |tau * d| > threshold, d read from the
+        momentum buffers in state; by default the threshold is where the map is within 1%
+        of +-1 (atanh(0.99) for tanh, 7.02 for SoftMuon's map). 1.0 in the sign phase, None
+        for a group without a schedule (SoftMuon's AdamW groups). Computed when asked (it
+        waits for the device), never in step(). The details:
+        softsign.integrations.saturation."""
+        from ..integrations._observe import saturation
+
+        return saturation(self, group, threshold)
 
     # -- the step -----------------------------------------------------------------------
     @torch.no_grad()
     def step(self, closure=None):
+        self._refuse_unfilled()
         loss = None
         if closure is not None:
             with torch.enable_grad():

@@ -33,6 +33,8 @@ def check_transition_length(group: dict, owner: str) -> None:
     (alpha_sign = 1, or sign_steps >= total_steps) do not warn: that run is Signum (Muon)."""
     total, alpha = group["total_steps"], float(group["alpha_sign"])
     sign_steps, transition_steps = group["sign_steps"], group["transition_steps"]
+    if total == "auto" and transition_steps is None:
+        return  # checked when a trainer callback fills it (integrations.fill_total_steps)
     least = MIN_TRANSITION_STEPS
     if transition_steps is not None:
         length = int(transition_steps)

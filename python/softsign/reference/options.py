@@ -80,6 +80,20 @@ class Range:
 
 
 @dataclass(frozen=True)
+class RunLength(Range):
+    """An integer count of steps, or "auto": the run's length, which a trainer callback
+    fills in before the first step (softsign.integrations; the Python optimizers only)."""
+
+    def check(self, label: str, value) -> None:
+        if isinstance(value, str) and value == "auto":
+            return
+        super().check(label, value)
+
+    def __str__(self) -> str:
+        return f'{super().__str__()}, or "auto"'
+
+
+@dataclass(frozen=True)
 class OneOf:
     """One of a few values (compared with ==)."""
 
@@ -144,7 +158,7 @@ class Option:
     name: str
     default: object
     doc: str
-    check: Range | OneOf | Pair | None = None
+    check: Range | OneOf | Pair | None = None  # RunLength is a Range
     optional: bool = False
     label: str = ""
     tensor: bool = True  # a one-element tensor is accepted as well
@@ -277,8 +291,9 @@ SCHEDULE = (
     Option(
         "total_steps",
         None,
-        "planned number of step() calls; with alpha_sign it sets S and T",
-        Range(low=1, integer=True),
+        "planned number of step() calls; with alpha_sign it sets S and T; \"auto\": filled "
+        "in by a trainer callback (softsign.integrations)",
+        RunLength(low=1, integer=True),
         optional=True,
     ),
     Option(
