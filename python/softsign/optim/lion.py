@@ -94,6 +94,8 @@ class SoftLion(_LionRule):
         weight_decay: decoupled weight decay, >= 0. Default 0.
         total_steps: planned number of step() calls, an integer >= 1; with alpha_sign it
             sets S and T. Required unless both sign_steps and transition_steps are given.
+            "auto": the run's length, filled in before the first step by a trainer
+            callback (softsign.integrations); a step() before that raises RuntimeError.
         alpha_sign: fraction of total_steps spent in the sign (Lion) phase, in [0, 1].
             Default 0.9.
         sign_steps: explicit S, an integer >= 0. Alias: sign_iters. Default None.

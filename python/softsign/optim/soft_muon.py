@@ -508,7 +508,10 @@ class SoftMuon(_MuonBase):
             Default 5.
         total_steps: planned number of step() calls, an integer >= 1; with alpha_sign it
             sets S and T. Required unless both sign_steps and transition_steps are given.
-        alpha_sign: fraction of total_steps in the sign (Muon) phase, in (0, 1]:
+            "auto": the run's length, filled in before the first step by a trainer
+            callback (softsign.integrations); a step() before that raises RuntimeError.
+        alpha_sign: fraction of total_steps in the sign (Muon) phase, in [0, 1] (0: the fit
+            at the first step):
             S = round(alpha_sign * total_steps). Default 0.9.
         sign_steps: explicit S, an integer >= 0. Alias: sign_iters. Default None.
         transition_steps: explicit T, an integer >= 1. Alias: transition_iters.

@@ -50,6 +50,8 @@ class SoftSignum(_HeavyBall):
             dampening = 0. Default False.
         total_steps: planned number of step() calls, an integer >= 1; with alpha_sign it
             sets S and T. Required unless both sign_steps and transition_steps are given.
+            "auto": the run's length, filled in before the first step by a trainer
+            callback (softsign.integrations); a step() before that raises RuntimeError.
         alpha_sign: fraction of total_steps spent in the sign phase, in [0, 1]:
             S = round(alpha_sign * total_steps) (half away from zero). The paper reports
             stable results for 0.3 to 0.9. Default 0.9.
