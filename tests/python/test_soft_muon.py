@@ -879,3 +879,22 @@ def test_loading_another_optimizers_state_into_muon_names_warm_start_from(source
     with pytest.raises(ValueError, match="warm_start_from"):
         opt.load_state_dict(first.state_dict())
     assert opt.state_dict() == before
+
+
+def test_a_load_pre_hook_may_adapt_a_foreign_state_first():
+    """torch runs load_state_dict's pre hooks on the dict as given: one that marks
+    torch.optim.Muon's groups use_muon=True makes its state loadable into Muon."""
+    params = randn_params([(8, 4)])
+    first = torch.optim.Muon(params, lr=0.02)
+    train([(first, params)], 2)
+    opt = softsign.Muon(params)
+
+    def adapt(optimizer, state_dict):
+        groups = [dict(g, use_muon=True) for g in state_dict["param_groups"]]
+        return dict(state_dict, param_groups=groups)
+
+    opt.register_load_state_dict_pre_hook(adapt)
+    opt.load_state_dict(first.state_dict())
+    assert opt.param_groups[0]["use_muon"] is True
+    buf = first.state[params[0]]["momentum_buffer"]
+    assert torch.equal(opt.state[params[0]]["momentum_buffer"], buf)

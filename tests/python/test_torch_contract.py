@@ -61,17 +61,13 @@ from torch.optim.optimizer import (
 from softsign import _fit
 from softsign.reference.options import ADAMW_GROUP
 
-# (optimizer, contract) -> the break, for contracts known not to hold yet.
+# (optimizer, contract) -> why the contract does not hold for it.
 KNOWN_BREAKS = {
     **dict.fromkeys(
-        [("Muon", "nontensor_step"), ("SoftMuon", "nontensor_step")],
-        "an AdamW state whose 'step' is a number (torch's older checkpoints) fails in "
-        "torch._fused_adamw_ at the next step",
-    ),
-    **dict.fromkeys(
         [("Muon", "defaults_keys"), ("SoftMuon", "defaults_keys")],
-        "the AdamW groups hold betas (and Muon's eps) that opt.defaults lacks (they "
-        "default from adamw_betas, adamw_eps)",
+        "kept on purpose: the AdamW groups hold betas (and Muon's eps) that opt.defaults "
+        "lacks (they default from adamw_betas, adamw_eps); with betas in defaults, "
+        "OneCycleLR would cycle beta1 and leave the matrix groups' momentum alone",
     ),
 }
 

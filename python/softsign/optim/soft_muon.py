@@ -134,10 +134,13 @@ class _MuonBase(ScheduledOptimizer):
                 params = self._route(params)
         super().__init__(params, options)
 
-    def load_state_dict(self, state_dict):
-        """torch.optim's load_state_dict of a Muon/SoftMuon state. A state without "use_muon"
-        in its groups comes from another optimizer (torch.optim.Muon, AdamW): its groups
-        would silently take this optimizer's routing and options, so it is refused."""
+    def _load_state_dict(self, state_dict):
+        """After the load pre hooks (which may adapt a foreign state): a state without
+        "use_muon" in its groups comes from another optimizer (torch.optim.Muon, AdamW), whose
+        groups would silently take this optimizer's routing and options, so it is refused
+        before anything changes. AdamW's per-parameter "step" is made what torch's fused
+        AdamW reads: a float32 tensor on the parameter's device (older checkpoints hold a
+        number, and torch leaves a CPU step on the CPU for groups without "fused")."""
         for i, group in enumerate(state_dict["param_groups"]):
             if "use_muon" not in group:
                 raise ValueError(
@@ -147,7 +150,20 @@ class _MuonBase(ScheduledOptimizer):
                     f"{type(self).__name__}.warm_start_from(it) (torch.optim.Muon with its "
                     "AdamW: warm_start_from(muon, adamw, step=k))"
                 )
-        super().load_state_dict(state_dict)
+        super()._load_state_dict(state_dict)
+        for group in self.param_groups:
+            if group["use_muon"]:
+                continue
+            for p in group["params"]:
+                state = self.state.get(p, {})
+                step = state.get("step")
+                if step is not None and not (
+                    torch.is_tensor(step)
+                    and step.dtype == torch.float32
+                    and step.device == _sharding.local(p).device
+                ):
+                    value = step if torch.is_tensor(step) else torch.tensor(float(step))
+                    state["step"] = value.to(_sharding.local(p).device, torch.float32).reshape(())
 
     def warm_start_from(self, *optimizers, step: int | None = None) -> None:
         """Continues the training of `optimizers` (live, or after loading their checkpoints):
