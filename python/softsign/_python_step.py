@@ -147,13 +147,14 @@ def _step_bucket(ps, gs, bufs, op, *, lr, weight_decay, temperature, grad_scale,
     # p * (1 - lr * wd) - lr * u
     if isinstance(lr, torch.Tensor) or weight_decay != 0:
         torch._foreach_mul_(ps, 1 - lr * weight_decay)
-    if temperature is None and not isinstance(lr, torch.Tensor):
-        # lr * sign(d) is exact (0 or +-lr), so one fused pass p + (-lr) * u rounds as
-        # p - (lr * u) does.
-        torch._foreach_add_(ps, u, alpha=-lr)
+    if isinstance(lr, torch.Tensor):
+        torch._foreach_mul_(u, lr)
+        torch._foreach_sub_(ps, u)
         return
-    torch._foreach_mul_(u, lr)
-    torch._foreach_sub_(ps, u)
+    # One pass p + (-lr) * u, which the CPU contracts into a fused multiply-add. In the sign
+    # phase lr * u is exact (0 or +-lr), so it rounds as the kernels' p - (lr * u); in the
+    # soft phase it may differ from them in the last bit (the contract's tolerance there).
+    torch._foreach_add_(ps, u, alpha=-lr)
 
 
 def soft_sign_step_(
