@@ -1,7 +1,9 @@
 """The soft-sign step in plain PyTorch ops: the fallback for devices without a fused
 kernel (fused=False) and the pure-PyTorch baseline of the benchmarks. Same math and
 same no-op rule as the kernels (Note [soft-sign element math] in csrc/ops): each product
-and sum rounded on its own in the opmath type, float32 (float64 for float64 params).
+and sum rounded on its own in the opmath type, float32 (float64 for float64 params), but
+for the soft phase's last pass p + (-lr) * tanh(tau * d), which may contract into a fused
+multiply-add (one pass less; the last bit may differ from the kernel's).
 
 Each (device, dtype) bucket is stepped by torch's _foreach ops, a handful of multi-tensor
 kernels per step rather than a few small ops per tensor (bench_step.py times it against
