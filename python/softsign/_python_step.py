@@ -3,7 +3,8 @@ kernel (fused=False) and the pure-PyTorch baseline of the benchmarks. Same math 
 same no-op rule as the kernels (Note [soft-sign element math] in csrc/ops): each product
 and sum rounded on its own in the opmath type, float32 (float64 for float64 params), but
 for the soft phase's last pass p + (-lr) * tanh(tau * d), which may contract into a fused
-multiply-add (one pass less; the last bit may differ from the kernel's).
+multiply-add (one pass less; the last bit may differ from the kernel's), and Lion's two
+averages, formed by lerp (Note [lion rule]; the same up to rounding).
 
 Each (device, dtype) bucket is stepped by torch's _foreach ops, a handful of multi-tensor
 kernels per step rather than a few small ops per tensor (bench_step.py times it against
@@ -93,7 +94,7 @@ def _direction(
     Each pass over the bucket costs about the same, so passes are what this counts: a
     product by 1 - dampening = 1 is skipped (exact), and a fresh list from an out-of-place
     op costs less than a copy into an old one and an in-place op. Every product and sum is
-    still rounded on its own, as in the kernels."""
+    still rounded on its own, as in the kernels, but Lion's lerp after its first step."""
     if grad_scale is not None:
         g = torch._foreach_div(g, grad_scale.to(op))
         if maximize:
@@ -108,13 +109,12 @@ def _direction(
             torch._foreach_mul_(bufs, _one_minus(dampening, op))
             torch._foreach_add_(bufs, 0.0)
         else:
-            mixed = d
-            d = torch._foreach_mul(bufs, lion_beta1)
-            torch._foreach_add_(d, mixed)
-            del mixed
-            moved = torch._foreach_mul(g, _one_minus(dampening, op))  # (1 - b2) g
-            torch._foreach_mul_(bufs, momentum)
-            torch._foreach_add_(bufs, moved)
+            # Each average in one pass, by lerp (as torch's foreach optimizers and
+            # lion-pytorch's community form them): b1 * buf + (1 - b1) * g up to rounding,
+            # where the kernels round both products (nine passes instead of four: see
+            # benchmarks/README.md). A c within rounding of 0 may take the other sign.
+            d = torch._foreach_lerp(bufs, g, _one_minus(lion_beta1, op))
+            torch._foreach_lerp_(bufs, g, _one_minus(dampening, op))
         return d, True
     if momentum == 0:
         return g, False

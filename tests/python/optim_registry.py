@@ -47,6 +47,9 @@ An optimizer joins every contract by ONE entry in OPTIMIZERS. Its fields:
                 the plain optimizers.
     skips       {contract: reason}: contracts (names in CONTRACTS) known not to hold, each
                 with why; those tests are skipped with that reason.
+    unfused_lerp  its fused=False path forms its averages by lerp (Lion's), equal to the
+                kernel's up to rounding rather than bit for bit: the fused contract then
+                allows a rare sign flip where a direction is within rounding of 0.
 
 An entry with a schedule (total_steps and alpha_sign, or sign_steps and transition_steps,
 in its options) fits a temperature at step S + 1: opt.temperature(group) is compared with
@@ -121,6 +124,7 @@ class OptimInfo:
     variants: dict = field(default_factory=dict)
     plain: OptimInfo | None = None
     skips: dict = field(default_factory=dict)
+    unfused_lerp: bool = False
 
     def __post_init__(self):
         unknown = set(self.skips) - set(CONTRACTS)
@@ -534,6 +538,7 @@ LION = replace(
     invalid=LION_INVALID,
     group_options=(LION_GROUP,),
     variants=LION_VARIANTS,
+    unfused_lerp=True,
 )
 MUON = OptimInfo(
     name="Muon",

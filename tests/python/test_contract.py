@@ -349,17 +349,33 @@ def _assert_fused_matches_unfused(info, dtype, device):
     # On the CPU the sign phase and the fit step (tau_0 = tmax: tanh(tau d) = sign(d)) agree
     # bit for bit; after them the kernel's tanh and PyTorch's differ in the last bit now and
     # then. (On CUDA, where the kernel may contract into FMAs, TOLERANCES throughout.)
-    exact = torch.device(device).type == "cpu"
+    # Lion's unfused averages (lerp) round differently from the kernel's throughout: there
+    # a direction within rounding of 0 may step the other way (2 lr), in a few elements.
+    exact = torch.device(device).type == "cpu" and not info.unfused_lerp
+    lr = max(float(g["lr"]) for g in runs[False][0].param_groups)
 
     def check(k):
         tol = dict(rtol=0, atol=0) if exact and k <= S + 1 else TOLERANCES[dtype]
         for fused, (_, params) in runs.items():
             for p, q in zip(params, runs[False][1]):
+                if info.unfused_lerp:
+                    p, q = _without_rare_flips(p, q, lr * k, tol)
                 torch.testing.assert_close(
                     p, q, **tol, msg=lambda m, fused=fused: f"fused={fused}, step {k}: {m}"
                 )
 
     train(list(runs.values()), info.steps, each=check)
+
+
+def _without_rare_flips(p, q, bound, tol):
+    """p and q with the elements that differ beyond `tol` made equal, after checking those
+    are sign flips: at most one in 10000 (or one), each within the steps' worth of 2 lr."""
+    off = ~torch.isclose(p.double(), q.double(), **tol)
+    assert off.sum() <= max(1, p.numel() // 10000), "too many sign flips for rounding"
+    assert ((p.double() - q.double()).abs()[off] <= 2 * bound * (1 + 1e-3) + 1e-6).all()
+    q = q.clone()
+    q[off] = p[off]
+    return p, q
 
 
 def _variants(info):

@@ -58,28 +58,27 @@ def _params(name, model):
 # -- unwrap and temperature ----------------------------------------------------------------
 
 
-class _Accelerated:  # accelerate's AcceleratedOptimizer keeps the optimizer in .optimizer
+def _wrapper(name, attribute):
+    """A wrapper class that keeps the optimizer in `attribute` and passes param_groups and
+    step() through: accelerate's AcceleratedOptimizer (.optimizer), Lightning's
+    LightningOptimizer (._optimizer)."""
+
     def __init__(self, optimizer):
-        self.optimizer = optimizer
+        setattr(self, attribute, optimizer)
 
-    @property
-    def param_groups(self):
-        return self.optimizer.param_groups
+    return type(
+        name,
+        (),
+        {
+            "__init__": __init__,
+            "param_groups": property(lambda self: getattr(self, attribute).param_groups),
+            "step": lambda self, closure=None: getattr(self, attribute).step(closure),
+        },
+    )
 
-    def step(self, closure=None):
-        return self.optimizer.step(closure)
 
-
-class _Lightning(_Accelerated):  # Lightning's LightningOptimizer keeps it in ._optimizer
-    def __init__(self, optimizer):
-        self._optimizer = optimizer
-
-    @property
-    def param_groups(self):
-        return self._optimizer.param_groups
-
-    def step(self, closure=None):
-        return self._optimizer.step(closure)
+_Accelerated = _wrapper("_Accelerated", "optimizer")
+_Lightning = _wrapper("_Lightning", "_optimizer")
 
 
 def test_unwrap_sees_through_wrappers_and_nested_wrappers():

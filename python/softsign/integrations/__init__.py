@@ -23,7 +23,18 @@ from ._observe import (
 )
 from ._schedule import AUTO, fill_total_steps
 
+
+def missing_framework(module: str, packages: str) -> ImportError:
+    """The error of softsign.integrations.<module> imported without its framework (the
+    extra of the same name installs it)."""
+    return ImportError(
+        f"softsign.integrations.{module} needs {packages}: pip install "
+        f'"softsign[{module}]", or pip install {packages}'
+    )
+
+
 __all__ = [
+    "missing_framework",
     "AUTO",
     "NULL_SINGULAR_VALUE",
     "PHASES",

@@ -24,10 +24,9 @@ try:
     from transformers.pytorch_utils import Conv1D
     from transformers.trainer_callback import DefaultFlowCallback
 except ImportError as error:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "softsign.integrations.hf needs transformers (and accelerate): "
-        'pip install "softsign[hf]", or pip install transformers accelerate'
-    ) from error
+    from . import missing_framework
+
+    raise missing_framework("hf", "transformers accelerate") from error
 
 from torch import nn
 

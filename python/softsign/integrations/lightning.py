@@ -16,10 +16,9 @@ import math
 try:
     import lightning.pytorch as pl
 except ImportError as error:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        'softsign.integrations.lightning needs lightning: pip install "softsign[lightning]", '
-        "or pip install lightning"
-    ) from error
+    from . import missing_framework
+
+    raise missing_framework("lightning", "lightning") from error
 
 from ._observe import metrics, unwrap
 from ._schedule import fill_total_steps
