@@ -291,7 +291,7 @@ SCHEDULE = (
     Option(
         "total_steps",
         None,
-        "planned number of step() calls; with alpha_sign it sets S and T; \"auto\": filled "
+        'planned number of step() calls; with alpha_sign it sets S and T; "auto": filled '
         "in by a trainer callback (softsign.integrations)",
         RunLength(low=1, integer=True),
         optional=True,
