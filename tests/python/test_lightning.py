@@ -59,10 +59,13 @@ def _trainer(**over):
     return L.Trainer(**{**options, **over})
 
 
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_bf16_mixed_with_gradient_clipping_trains_through_the_transition(name):
+def test_mixed_precision_with_gradient_clipping_trains_through_the_transition(name, precision):
+    """16-mixed runs a GradScaler (on the CPU too): with fused left at its default the
+    optimizer does not claim the scaler's unscaling, so Lightning may unscale and clip."""
     model = _Tiny(OPTIMIZERS[name])
-    trainer = _trainer()
+    trainer = _trainer(precision=precision)
     before = [p.detach().clone() for p in model.parameters()]
     trainer.fit(model, _loader())
     opt = trainer.optimizers[0]
@@ -70,6 +73,14 @@ def test_bf16_mixed_with_gradient_clipping_trains_through_the_transition(name):
     assert opt.temperature() is not None or name == "Signum"
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_16_mixed_clipping_is_refused_where_fused_true_claims_the_unscaling():
+    """torch's convention: an explicit fused=True takes the scaler's scale into its step
+    (no separate unscale), so clipping, which needs unscaled gradients, cannot be offered."""
+    model = _Tiny(lambda p: softsign.SoftSignum(p, lr=1e-2, total_steps=8, fused=True))
+    with pytest.raises(Exception, match="unscal"):
+        _trainer(precision="16-mixed").fit(model, _loader())
 
 
 class _Recorder(L.pytorch.loggers.Logger):
