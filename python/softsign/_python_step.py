@@ -82,7 +82,17 @@ def _skip(params, temperature, found_inf):
 
 
 def _direction(
-    g, bufs, op, grad_scale, *, momentum, dampening, nesterov, maximize, first_step, lion_beta1=None
+    g,
+    bufs,
+    op,
+    grad_scale,
+    *,
+    momentum,
+    dampening,
+    nesterov,
+    maximize,
+    first_step,
+    lion_beta1=None,
 ):
     """(d, whether d is a scratch list) of one (device, dtype) bucket in opmath `op`, the
     buffers updated in place. Heavy ball: buf = g on the first step, else momentum * buf +
@@ -93,8 +103,9 @@ def _direction(
 
     Each pass over the bucket costs about the same, so passes are what this counts: a
     product by 1 - dampening = 1 is skipped (exact), and a fresh list from an out-of-place
-    op costs less than a copy into an old one and an in-place op. Every product and sum is
-    still rounded on its own, as in the kernels, but Lion's lerp after its first step."""
+    op costs less than a copy into an old one and an in-place op (measured on the CPU, in
+    steady state). Every product and sum is still rounded on its own, as in the kernels,
+    but Lion's lerp after its first step."""
     if grad_scale is not None:
         g = torch._foreach_div(g, grad_scale.to(op))
         if maximize:
@@ -102,8 +113,8 @@ def _direction(
     elif maximize:
         g = torch._foreach_neg(g)
     if lion_beta1 is not None:
-        d = torch._foreach_mul(g, _one_minus(lion_beta1, op))  # (1 - b1) g
         if first_step:  # b1 * 0 + (1 - b1) g, as the kernels add it: a -0 becomes +0
+            d = torch._foreach_mul(g, _one_minus(lion_beta1, op))
             torch._foreach_add_(d, 0.0)
             torch._foreach_copy_(bufs, g)
             torch._foreach_mul_(bufs, _one_minus(dampening, op))
