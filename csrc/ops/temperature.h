@@ -4,8 +4,10 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <torch/library.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "op_signatures.h"
 #include "temperature_math.h"
@@ -49,6 +51,17 @@ at::Tensor temperature_at_entry(const at::Tensor& median, const at::Tensor& mad,
   at::Tensor out = at::empty({}, mu.options());
   range(mu, s, std::min(index, steps - 1), rule, out);
   return out;
+}
+
+// Registers both ops of one device over its range function, each entry checked against its
+// op's function type (Note [one signature per op]).
+template <TemperatureRange* range>
+void register_temperature_ops(torch::Library& m) {
+  static_assert(
+      std::is_same_v<decltype(&temperature_schedule_entry<range>), sig::TemperatureSchedule*>);
+  static_assert(std::is_same_v<decltype(&temperature_at_entry<range>), sig::TemperatureAt*>);
+  m.impl("temperature_schedule", &temperature_schedule_entry<range>);
+  m.impl("temperature_at", &temperature_at_entry<range>);
 }
 
 }  // namespace softsign::ops

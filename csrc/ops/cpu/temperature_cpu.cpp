@@ -3,8 +3,6 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <type_traits>
-
 #include "temperature.h"
 
 namespace softsign::ops {
@@ -24,18 +22,6 @@ void temperature_range_cpu(const at::Tensor& median, const at::Tensor& mad, int6
 }  // namespace
 }  // namespace softsign::ops
 
-// Note [one signature per op].
-static_assert(
-    std::is_same_v<
-        decltype(softsign::ops::temperature_schedule_entry<&softsign::ops::temperature_range_cpu>),
-        softsign::ops::sig::TemperatureSchedule>);
-static_assert(std::is_same_v<
-              decltype(softsign::ops::temperature_at_entry<&softsign::ops::temperature_range_cpu>),
-              softsign::ops::sig::TemperatureAt>);
-
 TORCH_LIBRARY_IMPL(softsign, CPU, m) {
-  m.impl("temperature_schedule",
-         &softsign::ops::temperature_schedule_entry<&softsign::ops::temperature_range_cpu>);
-  m.impl("temperature_at",
-         &softsign::ops::temperature_at_entry<&softsign::ops::temperature_range_cpu>);
+  softsign::ops::register_temperature_ops<&softsign::ops::temperature_range_cpu>(m);
 }
