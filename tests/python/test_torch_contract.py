@@ -102,8 +102,10 @@ def step_with(opt, params, k):
     opt.step()
 
 
-def run_to(info, phase, groups=None, device="cpu"):
-    """An optimizer of the entry stepped to the end of `phase` (test_contract.stop_in)."""
+def run_to(info, phase=None, groups=None, device="cpu"):
+    """An optimizer of the entry stepped to the end of `phase` (test_contract.stop_in; by
+    default mid-transition, or mid-run without a schedule)."""
+    phase = phase or ("transition" if info.schedule else "mid")
     groups = info.params(torch.float32, device) if groups is None else groups
     opt = info.cls(groups, **info.options)
     train([(opt, flat(groups))], stop_in(info, phase))
@@ -248,7 +250,7 @@ def test_loading_casts_the_state_to_each_params_dtype(info, dtype, device):
     """torch's rule: floating state takes the dtype and device of its param (a CPU
     checkpoint into a model on `device`), a per-param "step" is kept as saved; the group
     step counts and fits are numbers, kept as well."""
-    opt, groups = run_to(info, "transition" if info.schedule else "mid")
+    opt, groups = run_to(info)
     sd = opt.state_dict()
     cast = [
         dict(g, params=[p.detach().to(device, dtype).requires_grad_() for p in g["params"]])
@@ -353,7 +355,7 @@ def _mark_post(o, sd):
 
 @pytest.mark.parametrize("info", torch_cases("hooks"))
 def test_state_dict_hooks(info):
-    opt, _ = run_to(info, "transition" if info.schedule else "mid")
+    opt, _ = run_to(info)
     plain = opt.state_dict()
     pre = opt.register_state_dict_pre_hook(_mark_pre)
     post = opt.register_state_dict_post_hook(_mark_post)
@@ -374,19 +376,17 @@ def test_state_dict_hooks(info):
     assert _groups_json(seen[0]) == _groups_json(plain) == _groups_json(wrapped["wrapped"])
 
 
-def _lr_002(o, sd):
-    sd["param_groups"][0]["lr"] = 0.002
-
-
-def _lr_003(o, sd):
-    sd = copy.deepcopy(sd)
-    sd["param_groups"][0]["lr"] = 0.003
-    return sd
-
-
 @pytest.mark.parametrize("info", torch_cases("hooks"))
 def test_load_state_dict_hooks(info):
-    opt, _ = run_to(info, "transition" if info.schedule else "mid")
+    def _lr_002(o, sd):  # changes the dict in place
+        sd["param_groups"][0]["lr"] = 0.002
+
+    def _lr_003(o, sd):  # returns another dict
+        sd = copy.deepcopy(sd)
+        sd["param_groups"][0]["lr"] = 0.003
+        return sd
+
+    opt, _ = run_to(info)
     sd = opt.state_dict()
     # torch's test_load_state_dict_pre_hook_and_prepend: hooks run in order, a prepended one
     # first, and a returned dict replaces the one loaded.
@@ -467,7 +467,7 @@ def test_a_deep_copy_steps_bit_for_bit_as_the_original(info, phase, device):
 
 @pytest.mark.parametrize("info", torch_cases("copies"))
 def test_a_pickled_optimizer_steps_bit_for_bit_as_the_original(info):
-    opt, groups = run_to(info, "transition" if info.schedule else "mid")
+    opt, groups = run_to(info)
     # One pickle of both: the copy's params are its state's keys.
     twin = pickle.loads(pickle.dumps(opt))
     assert type(twin) is type(opt) and _public(twin) == _public(opt)
