@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -111,6 +112,27 @@ TEST(SoftMuon, ResumeInTheTransitionIsBitIdentical) {
   for (int64_t k = 7; k <= 8; ++k) step_with_seeded_grads(second, resumed, k);
   for (size_t i = 0; i < straight.size(); ++i) EXPECT_TRUE(torch::equal(straight[i], resumed[i]));
   EXPECT_EQ(second.temperature(), uninterrupted.temperature());
+}
+
+TEST(SoftMuon, AnOptionMissingFromAnOlderCheckpointKeepsItsDefault) {
+  // The options of a group as a checkpoint saved before `transposed` existed holds them.
+  SoftMuonOptions saved(0.05);
+  saved.transposed(true).total_steps(40);
+  torch::serialize::OutputArchive out;
+  SoftMuonOptions::for_each_field([&](const char* key, auto field) {
+    if (std::string(key) != "transposed") {
+      softsign::optim::detail::write_value(out, key, saved.*field);
+    }
+  });
+  std::stringstream stream;
+  out.save_to(stream);
+  torch::serialize::InputArchive in;
+  in.load_from(stream);
+  SoftMuonOptions read;
+  softsign::optim::detail::read_options(read, in);
+  EXPECT_EQ(read.lr(), 0.05);
+  EXPECT_EQ(read.total_steps(), std::optional<int64_t>(40));
+  EXPECT_FALSE(read.transposed());  // the default, not what the newer options held
 }
 
 TEST(SoftMuon, StepLRScalesBothGroups) {

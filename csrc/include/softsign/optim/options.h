@@ -111,12 +111,13 @@ void write_options(const Options& o, torch::serialize::OutputArchive& archive) {
       [&](const char* key, auto field) { write_value(archive, key, o.*field); });
 }
 
+// An option missing from the archive (a checkpoint saved before the option existed) keeps
+// the value `o` holds: its default, since torch::optim reads a group into fresh options.
 template <typename Options>
 void read_options(Options& o, torch::serialize::InputArchive& archive) {
   Options::for_each_field([&](const char* key, auto field) {
     c10::IValue value;
-    archive.read(key, value);
-    read_value(value, o.*field);
+    if (archive.try_read(key, value)) read_value(value, o.*field);
   });
 }
 
