@@ -304,6 +304,11 @@ def test_an_auto_optimizer_copies_and_pickles():
             twin.step()  # the refusal is part of the copy
 
 
+def test_a_soft_optimizer_without_a_schedule_names_auto():
+    with pytest.raises(ValueError, match='total_steps="auto"'):
+        softsign.SoftSignum(_mlp().parameters())
+
+
 def test_only_the_soft_optimizers_take_auto():
     w = list(_mlp().parameters())
     for cls in (softsign.Signum, softsign.Muon, softsign.Lion):

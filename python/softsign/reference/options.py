@@ -337,7 +337,8 @@ def _needs_a_schedule(values: Mapping) -> None:
     ):
         raise ValueError(
             "Invalid schedule: pass total_steps (the transition starts at "
-            "round(alpha_sign * total_steps)), or both sign_steps and transition_steps"
+            "round(alpha_sign * total_steps)), or both sign_steps and transition_steps, or "
+            'total_steps="auto" for a trainer callback to fill in (softsign.integrations)'
         )
 
 
