@@ -120,10 +120,10 @@ def _direction(
             torch._foreach_mul_(bufs, _one_minus(dampening, op))
             torch._foreach_add_(bufs, 0.0)
         else:
-            # Each average in one pass, by lerp (as torch's foreach optimizers and
-            # lion-pytorch's community form them): b1 * buf + (1 - b1) * g up to rounding,
-            # where the kernels round both products (nine passes instead of four: see
-            # benchmarks/README.md). A c within rounding of 0 may take the other sign.
+            # Each average in one pass, by lerp (as pytorch-optimizer's foreach Lion forms
+            # them): b1 * buf + (1 - b1) * g up to rounding, where the kernels round both
+            # products (nine passes instead of four: see benchmarks/README.md). A c within
+            # rounding of 0 may take the other sign.
             d = torch._foreach_lerp(bufs, g, _one_minus(lion_beta1, op))
             torch._foreach_lerp_(bufs, g, _one_minus(dampening, op))
         return d, True
