@@ -1,9 +1,9 @@
 // Shared by the CPU and CUDA kernels of softsign::soft_sign_step_: the input contract
 // check and the element math. Note [soft-sign element math]: both kernels and the
-// composite soft_sign_direction compute exactly this, in float32 registers. The CUDA
-// kernel calls these functions; the CPU kernel spells the same expressions out on vectors,
-// one loop per momentum case (soft_sign_step_kernel.cpp), so that a change here must be
-// made there too (test_ops.py holds both to the reference).
+// composite soft_sign_direction compute exactly this, in float32 registers. The momentum
+// rules live in momentum_rules.h (Note [momentum rules]): the CPU kernels and the composite
+// call them; the CUDA kernels call momentum_direction below, the same rules in one formula.
+// test_ops.py holds them to the reference, the cuda_host suite the CUDA kernels to the CPU.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -14,30 +14,10 @@
 #include <type_traits>
 #include <vector>
 
+#include "momentum_rules.h"
 #include "op_signatures.h"
 
 namespace softsign::ops {
-
-// Plain-number options of one fused call, as the kernels see them.
-// Kept in double so float64 params get the exact options; float32 math rounds them once.
-struct StepScalars {
-  double momentum;
-  double dampening;
-  double weight_decay;
-  bool nesterov;
-  bool maximize;
-  bool first_step;
-  // Note [lion rule]: Lion's direction (lion_beta1 given) is interpolated from the buffer
-  // *before* its update, d = b1 * buf + (1 - b1) * g, and the buffer then moves as the
-  // heavy ball's with momentum = dampening = b2: buf = b2 * buf + (1 - b2) * g. The buffer
-  // starts at zero, so on the first step it is not read (taken as 0) rather than set to g.
-  // Lion always keeps a buffer, even when b2 = 0.
-  bool lion = false;
-  double lion_beta1 = 0.0;
-
-  // Whether the rule keeps a buffer per param (and the call passes one).
-  C10_HOST_DEVICE bool buffered() const { return lion || momentum != 0.0; }
-};
 
 // The kernels' scalars of a call; lion_beta1 selects Note [lion rule].
 inline StepScalars step_scalars(double momentum, double dampening, double weight_decay,
@@ -128,9 +108,25 @@ C10_HOST_DEVICE inline T add_rn(T a, T b) {
   return rounded<false>(a, b);
 }
 
-// Momentum update of one element in opmath type T (float32, float64 for double params);
-// returns the direction d and writes the new buffer. g is already unscaled and
-// sign-flipped for maximize.
+// The rounding of the CUDA kernels and the CPU selection (Note [momentum rules]).
+struct RoundedMath {
+  template <typename T>
+  C10_HOST_DEVICE static T mul(T a, T b) {
+    return mul_rn(a, b);
+  }
+  template <typename T>
+  C10_HOST_DEVICE static T add(T a, T b) {
+    return add_rn(a, b);
+  }
+};
+
+// Momentum update of one element in opmath type T (float32, float64 for double params), as
+// the CUDA kernels form it: returns the direction d and writes the new buffer. g is already
+// unscaled and sign-flipped for maximize. The same math as the rules of Note [momentum
+// rules], folded into one formula: the kernels decide the rule per element, and each rule
+// as its own code path made the histogram kernels spill at ptxas's register
+// target (tests/cpp/kernel_budget.py). The cuda_host suite holds it to the CPU op bit for
+// bit, rule by rule.
 template <typename T>
 C10_HOST_DEVICE inline T momentum_direction(T g, T& buf, const StepScalars& s) {
   if (!s.buffered()) return g;

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "op_signatures.h"
+#include "soft_sign_step.h"
 #include "softsign/ops.h"
 
 namespace softsign::ops {
@@ -55,9 +56,19 @@ at::ScalarType opmath_of(const at::Tensor& t) {
 // Mirrors Note [soft-sign element math] with ATen ops, without writing anything.
 sig::SoftSignDirection soft_sign_direction_impl;  // Note [one signature per op]
 
-// 1 - x as the kernels form it: in the opmath type (float32: 1 - float(x)).
-double one_minus(double x, at::ScalarType op) {
-  return op == at::kDouble ? 1.0 - x : static_cast<double>(1.0f - static_cast<float>(x));
+// The tensor arithmetic of Note [momentum rules]: a double coefficient times a tensor is
+// computed in the tensor's dtype, as the kernels compute in their opmath type.
+struct TensorMath {
+  static at::Tensor mul(double c, const at::Tensor& t) { return c * t; }
+  static at::Tensor add(const at::Tensor& a, const at::Tensor& b) { return a + b; }
+};
+
+// The rule's coefficients as the kernels round them in the opmath type `op`, held exactly
+// in doubles (float32: 1 - float(x), not float(1 - x)).
+template <typename Rule>
+Coeffs<double> tensor_coeffs(const StepScalars& s, at::ScalarType op) {
+  return op == at::kDouble ? Rule::template coeffs<double>(s)
+                           : coeffs_as<double>(Rule::template coeffs<float>(s));
 }
 
 std::vector<at::Tensor> soft_sign_direction_impl(at::TensorList grads,
@@ -69,28 +80,29 @@ std::vector<at::Tensor> soft_sign_direction_impl(at::TensorList grads,
   TORCH_CHECK(momentum_buffers.empty() || momentum_buffers.size() == grads.size(),
               "softsign: expected one momentum buffer per grad or none, got ",
               momentum_buffers.size(), " for ", grads.size());
+  const StepScalars s =
+      step_scalars(momentum, dampening, 0.0, nesterov, maximize, first_step, lion_beta1);
   std::vector<at::Tensor> out;
   out.reserve(grads.size());
-  for (size_t i = 0; i < grads.size(); ++i) {
-    const auto op = opmath_of(grads[i]);
-    at::Tensor g = grads[i].to(op);
-    if (grad_scale.has_value()) g = g / grad_scale->to(op);
-    if (maximize) g = -g;
-    if (lion_beta1.has_value()) {  // Note [lion rule]: the buffer before its update
-      const at::Tensor mixed = one_minus(*lion_beta1, op) * g;
-      out.push_back(first_step || momentum_buffers.empty()
-                        ? *lion_beta1 * at::zeros_like(g) + mixed
-                        : *lion_beta1 * momentum_buffers[i].to(op) + mixed);
-      continue;
+  with_form(s, [&](auto form) {
+    using Form = decltype(form);
+    for (size_t i = 0; i < grads.size(); ++i) {
+      const auto op = opmath_of(grads[i]);
+      at::Tensor g = grads[i].to(op);
+      if (grad_scale.has_value()) g = g / grad_scale->to(op);
+      if (maximize) g = -g;
+      // A zero buffer where the kernels read none (first step, or no buffers passed).
+      at::Tensor old = g;  // unread without a buffer
+      if constexpr (Form::Rule::kBuffered) {
+        old = Form::kReads && !momentum_buffers.empty() ? momentum_buffers[i].to(op)
+                                                        : at::zeros_like(g);
+      }
+      at::Tensor d = Form::template direction<TensorMath>(
+          g, old, static_cast<at::Tensor*>(nullptr), tensor_coeffs<typename Form::Rule>(s, op));
+      // A fresh tensor even where d is the grad itself.
+      out.push_back(d.is_same(grads[i]) ? d.clone() : d);
     }
-    if (momentum == 0.0) {
-      out.push_back(g.clone());  // a fresh tensor even when g is the grad itself
-      continue;
-    }
-    const double undamped = one_minus(dampening, op);
-    const at::Tensor buf = first_step ? g : momentum * momentum_buffers[i].to(op) + undamped * g;
-    out.push_back(nesterov ? g + momentum * buf : buf.clone());
-  }
+  });
   return out;
 }
 

@@ -42,60 +42,24 @@ std::vector<Chunk> chunks_of(at::TensorList tensors) {
   return chunks;
 }
 
-// How the direction is formed: momentum_direction of soft_sign_step.h, one case per
-// template instance so that the key loop has no branch. d = g; d = g + m g (first
-// Nesterov step); d = buf' or g + m buf' with buf' = m buf + (1 - dampening) g, where buf
-// is read, or 0 when a call passes no buffers (the same arithmetic, signed zeros included);
-// d = b1 buf + (1 - b1) g with buf read, or 0 on a first step (Note [lion rule]).
-enum class Mode {
-  kDirect,
-  kFirstNesterov,
-  kBuffer,
-  kBufferNesterov,
-  kZero,
-  kZeroNesterov,
-  kLion,
-  kLionZero
-};
-
-Mode mode_of(const StepScalars& s, bool has_buffers) {
-  if (s.lion) return has_buffers && !s.first_step ? Mode::kLion : Mode::kLionZero;
-  if (s.momentum == 0.0) return Mode::kDirect;
-  if (s.first_step) return s.nesterov ? Mode::kFirstNesterov : Mode::kDirect;
-  if (!has_buffers) return s.nesterov ? Mode::kZeroNesterov : Mode::kZero;
-  return s.nesterov ? Mode::kBufferNesterov : Mode::kBuffer;
-}
-
 // Keys of a block: stage 0 the order-preserving key of d (32 or 64 bits); stage 1 that of
-// |d - mu| in float64. NaN statistics give NaN keys (is_nan_key).
-template <typename scalar_t, typename Key, int kStage, Mode kMode>
+// |d - mu| in float64. NaN statistics give NaN keys (is_nan_key). d is formed by the call's
+// form of Note [momentum rules], from the buffer where kRead, else from a zero buffer (the
+// same arithmetic, signed zeros included, as the composite soft_sign_direction).
+template <typename scalar_t, typename Key, int kStage, typename Form, bool kRead>
 void keys_of_block(const scalar_t* g, const scalar_t* b, int64_t len, const RadixContext& c,
                    Key* keys) {
   using opmath_t = at::opmath_type<scalar_t>;
   const opmath_t scale = static_cast<opmath_t>(c.grad_scale);
   const opmath_t sign = c.step.maximize ? opmath_t(-1) : opmath_t(1);
-  const opmath_t m = static_cast<opmath_t>(c.step.momentum);
-  const opmath_t keep = opmath_t(1) - static_cast<opmath_t>(c.step.dampening);
-  const opmath_t b1 = static_cast<opmath_t>(c.step.lion_beta1);
-  const opmath_t b1_keep = opmath_t(1) - b1;
+  const Coeffs<opmath_t> rule = Form::Rule::template coeffs<opmath_t>(c.step);
   const double mu = c.mu;
   for (int64_t i = 0; i < len; ++i) {
     // Division by 1 and multiplication by +-1 are exact: no branch needed for either.
     const opmath_t gi = static_cast<opmath_t>(g[i]) / scale * sign;
-    opmath_t d;
-    if constexpr (kMode == Mode::kDirect) {
-      d = gi;
-    } else if constexpr (kMode == Mode::kFirstNesterov) {
-      d = gi + m * gi;
-    } else if constexpr (kMode == Mode::kLion || kMode == Mode::kLionZero) {
-      const opmath_t old = kMode == Mode::kLion ? static_cast<opmath_t>(b[i]) : opmath_t(0);
-      d = b1 * old + b1_keep * gi;
-    } else {
-      constexpr bool kRead = kMode == Mode::kBuffer || kMode == Mode::kBufferNesterov;
-      const opmath_t old = kRead ? static_cast<opmath_t>(b[i]) : opmath_t(0);
-      const opmath_t buf = m * old + keep * gi;
-      d = kMode == Mode::kBufferNesterov || kMode == Mode::kZeroNesterov ? gi + m * buf : buf;
-    }
+    const opmath_t old = kRead ? static_cast<opmath_t>(b[i]) : opmath_t(0);
+    const opmath_t d =
+        Form::template direction<RoundedMath>(gi, old, static_cast<opmath_t*>(nullptr), rule);
     if constexpr (kStage == 1) {
       keys[i] = radix::key_of(std::fabs(static_cast<double>(d) - mu));
     } else if constexpr (std::is_same_v<Key, uint64_t>) {
@@ -118,7 +82,8 @@ inline bool is_nan_key(Key key) {
 
 // Calls visit(element, key) for every element of the chunk whose key's digits above
 // this pass's equal the prefix (every element on pass 0), nan() per NaN on pass 0.
-template <typename scalar_t, typename Key, int kStage, Mode kMode, typename Visit, typename Nan>
+template <typename scalar_t, typename Key, int kStage, typename Form, bool kRead, typename Visit,
+          typename Nan>
 void visit_typed(const scalar_t* g, const scalar_t* b, int64_t n, const RadixContext& c,
                  Visit& visit, Nan& nan) {
   const bool check = c.spec.pass > 0;
@@ -127,8 +92,8 @@ void visit_typed(const scalar_t* g, const scalar_t* b, int64_t n, const RadixCon
   Key keys[kBlock];
   for (int64_t base = 0; base < n; base += kBlock) {
     const int64_t len = std::min(kBlock, n - base);
-    keys_of_block<scalar_t, Key, kStage, kMode>(g + base, b == nullptr ? nullptr : b + base, len, c,
-                                                keys);
+    keys_of_block<scalar_t, Key, kStage, Form, kRead>(g + base, b == nullptr ? nullptr : b + base,
+                                                      len, c, keys);
     for (int64_t i = 0; i < len; ++i) {
       const Key key = keys[i];
       if (is_nan_key(key)) {
@@ -141,28 +106,23 @@ void visit_typed(const scalar_t* g, const scalar_t* b, int64_t n, const RadixCon
   }
 }
 
-// Calls f(std::integral_constant<Mode, m>{}) for the one of `Modes` that `m` is.
-template <Mode... Modes, typename F>
-void with_mode(Mode m, F&& f) {
-  ((m == Modes && (f(std::integral_constant<Mode, Modes>{}), true)) || ...);
-}
-
 template <typename Visit, typename Nan>
 void visit_chunk(const at::Tensor& g, const at::Tensor* b, int64_t begin, int64_t len,
                  const RadixContext& c, Visit& visit, Nan& nan) {
-  const Mode mode = mode_of(c.step, b != nullptr);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, g.scalar_type(), "radix_cpu", [&] {
     const scalar_t* gp = g.const_data_ptr<scalar_t>() + begin;
     const scalar_t* bp = b != nullptr ? b->const_data_ptr<scalar_t>() + begin : nullptr;
     auto run = [&](auto key_tag, auto stage_tag) {
       using Key = decltype(key_tag);
       constexpr int kStage = decltype(stage_tag)::value;
-      with_mode<Mode::kDirect, Mode::kFirstNesterov, Mode::kBuffer, Mode::kBufferNesterov,
-                Mode::kZero, Mode::kZeroNesterov, Mode::kLion, Mode::kLionZero>(
-          mode, [&](auto mode_tag) {
-            visit_typed<scalar_t, Key, kStage, decltype(mode_tag)::value>(gp, bp, len, c, visit,
-                                                                          nan);
-          });
+      with_form(c.step, [&](auto form) {
+        using Form = decltype(form);
+        if (Form::kReads && bp != nullptr) {
+          visit_typed<scalar_t, Key, kStage, Form, Form::kReads>(gp, bp, len, c, visit, nan);
+        } else {
+          visit_typed<scalar_t, Key, kStage, Form, false>(gp, bp, len, c, visit, nan);
+        }
+      });
     };
     if (c.spec.stage == 1) {
       run(uint64_t{}, std::integral_constant<int, 1>{});

@@ -120,60 +120,49 @@ struct Chunk {
   int64_t end;
 };
 
-// How a call forms the direction d from g and the buffer: momentum_direction of
-// soft_sign_step.h, one case per loop, so that each loop is straight-line code. One loop
-// that branched on the options per vector kept its vectors on the stack, and ran at half
-// this speed on data in cache (0.40 against 0.20 ns per float32 element, one core).
-// kLion and kLionFirst: Note [lion rule] (the first step reads no buffer).
-enum class Momentum { kNone, kFirst, kFirstNesterov, kHeavyBall, kNesterov, kLion, kLionFirst };
+// The vector arithmetic of Note [momentum rules]: every product rounded alone.
+struct VecMath {
+  template <typename Vec>
+  static Vec mul(const Vec& a, const Vec& b) {
+    return product(a, b);
+  }
+  template <typename Vec>
+  static Vec add(const Vec& a, const Vec& b) {
+    return a + b;
+  }
+};
 
 // The call's scalars as vectors, made once per parallel task rather than per element.
-template <typename opmath_t>
+template <typename opmath_t, typename Rule>
 struct Lanes {
   using Vec = at::vec::Vectorized<opmath_t>;
-  Vec momentum, undamped, b1, b1_keep, lr, decay, tau, scale, flip;
-  bool scaled, first_step;
+  Coeffs<Vec> rule;
+  Vec lr, decay, tau, scale, flip;
+  bool scaled;
 
   explicit Lanes(const CpuStepArgs& a)
-      : momentum(static_cast<opmath_t>(a.step.momentum)),
-        undamped(opmath_t(1) - static_cast<opmath_t>(a.step.dampening)),
-        b1(static_cast<opmath_t>(a.step.lion_beta1)),
-        b1_keep(opmath_t(1) - static_cast<opmath_t>(a.step.lion_beta1)),
+      : rule(coeffs_as<Vec>(Rule::template coeffs<opmath_t>(a.step))),
         lr(static_cast<opmath_t>(a.lr)),
         decay(Vec(1) - lr * Vec(static_cast<opmath_t>(a.step.weight_decay))),
         tau(static_cast<opmath_t>(a.tau)),
         scale(static_cast<opmath_t>(a.grad_scale)),
         flip(a.step.maximize ? opmath_t(-0.0) : opmath_t(0)),  // maximize: the sign bit
         // Dividing by 1 is exact: skipping it changes no bit and saves a slow division.
-        scaled(static_cast<opmath_t>(a.grad_scale) != opmath_t(1)),
-        first_step(a.step.first_step) {}
+        scaled(static_cast<opmath_t>(a.grad_scale) != opmath_t(1)) {}
 };
 
 // One vector of elements, per Note [soft-sign element math]: the new parameter, and the
-// new buffer in buf.
-template <bool kSoft, Momentum kMomentum, typename opmath_t>
+// new buffer in buf (which holds the old one, or zeros where the form reads none).
+template <bool kSoft, typename Form, typename opmath_t>
 inline at::vec::Vectorized<opmath_t> step_vec(at::vec::Vectorized<opmath_t> p,
                                               at::vec::Vectorized<opmath_t> g,
                                               at::vec::Vectorized<opmath_t>& buf,
-                                              const Lanes<opmath_t>& c) {
+                                              const Lanes<opmath_t, typename Form::Rule>& c) {
   using Vec = at::vec::Vectorized<opmath_t>;
   if (c.scaled) g = g / c.scale;
   g = g ^ c.flip;
-  Vec d = g;
-  if constexpr (kMomentum == Momentum::kLion || kMomentum == Momentum::kLionFirst) {
-    const Vec old = kMomentum == Momentum::kLion ? buf : Vec(opmath_t(0));
-    d = product(c.b1, old) + product(c.b1_keep, g);
-    buf = product(c.momentum, old) + product(c.undamped, g);
-  } else if constexpr (kMomentum == Momentum::kFirst || kMomentum == Momentum::kFirstNesterov) {
-    buf = g;
-  } else if constexpr (kMomentum != Momentum::kNone) {
-    buf = product(c.momentum, buf) + product(c.undamped, g);
-  }
-  if constexpr (kMomentum == Momentum::kHeavyBall) {
-    d = buf;
-  } else if constexpr (kMomentum == Momentum::kNesterov || kMomentum == Momentum::kFirstNesterov) {
-    d = g + product(c.momentum, buf);
-  }
+  const Vec old = buf;
+  const Vec d = Form::template direction<VecMath>(g, old, &buf, c.rule);
   Vec u;
   if constexpr (kSoft) {
     u = tanh_vec(c.tau * d);
@@ -189,14 +178,12 @@ inline at::vec::Vectorized<opmath_t> step_vec(at::vec::Vectorized<opmath_t> p,
 // not the vector tanh, and libm's float64 tanh not Sleef's), so an element's result
 // would depend on where its tensor starts and ends, and a sharded parameter (FSDP2) would
 // not step exactly as the whole one.
-template <bool kSoft, Momentum kMomentum, typename scalar_t, typename opmath_t>
+template <bool kSoft, typename Form, typename scalar_t, typename opmath_t>
 void step_block(scalar_t* p, const scalar_t* g, scalar_t* b, int64_t len,
-                const Lanes<opmath_t>& c) {
+                const Lanes<opmath_t, typename Form::Rule>& c) {
   using Vec = at::vec::Vectorized<opmath_t>;
-  // On the first step the buffer may be uninitialized memory: never read it.
-  constexpr bool kReadBuf = kMomentum == Momentum::kHeavyBall || kMomentum == Momentum::kNesterov ||
-                            kMomentum == Momentum::kLion || kMomentum == Momentum::kNone;
-  const bool read_buf = kReadBuf && b != nullptr && !c.first_step;
+  // A call passes buffers exactly when its rule keeps them (check_soft_sign_step).
+  const bool read_buf = Form::kReads && b != nullptr;
   if constexpr (std::is_same_v<scalar_t, opmath_t>) {
     // float32 and float64: whole vectors with plain loads and stores, then the tail with
     // partial ones (zeros in the unused lanes).
@@ -204,13 +191,13 @@ void step_block(scalar_t* p, const scalar_t* g, scalar_t* b, int64_t len,
     int64_t i = 0;
     for (; i < whole; i += Vec::size()) {
       Vec bv = read_buf ? Vec::loadu(b + i) : Vec(opmath_t(0));
-      step_vec<kSoft, kMomentum>(Vec::loadu(p + i), Vec::loadu(g + i), bv, c).store(p + i);
+      step_vec<kSoft, Form>(Vec::loadu(p + i), Vec::loadu(g + i), bv, c).store(p + i);
       if (b != nullptr) bv.store(b + i);
     }
     if (i < len) {
       const int64_t n = len - i;
       Vec bv = read_buf ? Vec::loadu(b + i, n) : Vec(opmath_t(0));
-      step_vec<kSoft, kMomentum>(Vec::loadu(p + i, n), Vec::loadu(g + i, n), bv, c).store(p + i, n);
+      step_vec<kSoft, Form>(Vec::loadu(p + i, n), Vec::loadu(g + i, n), bv, c).store(p + i, n);
       if (b != nullptr) bv.store(b + i, n);
     }
   } else {
@@ -228,7 +215,7 @@ void step_block(scalar_t* p, const scalar_t* g, scalar_t* b, int64_t len,
     std::fill(bv + len, bv + padded, opmath_t(0));
     for (int64_t i = 0; i < padded; i += Vec::size()) {
       Vec bi = Vec::loadu(bv + i);
-      step_vec<kSoft, kMomentum>(Vec::loadu(pv + i), Vec::loadu(gv + i), bi, c).store(pv + i);
+      step_vec<kSoft, Form>(Vec::loadu(pv + i), Vec::loadu(gv + i), bi, c).store(pv + i);
       bi.store(bv + i);
     }
     for (int64_t j = 0; j < len; ++j) {
@@ -238,7 +225,7 @@ void step_block(scalar_t* p, const scalar_t* g, scalar_t* b, int64_t len,
   }
 }
 
-template <bool kSoft, Momentum kMomentum, typename scalar_t>
+template <bool kSoft, typename Form, typename scalar_t>
 void step_bucket(const std::vector<size_t>& members, at::TensorList params, at::TensorList grads,
                  at::TensorList bufs, const CpuStepArgs& args) {
   std::vector<Chunk> chunks;
@@ -249,15 +236,14 @@ void step_bucket(const std::vector<size_t>& members, at::TensorList params, at::
     }
   }
   at::parallel_for(0, static_cast<int64_t>(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
-    const Lanes<at::opmath_type<scalar_t>> c(args);
+    const Lanes<at::opmath_type<scalar_t>, typename Form::Rule> c(args);
     for (int64_t k = lo; k < hi; ++k) {
       const Chunk& ch = chunks[k];
       auto* p = params[ch.tensor].data_ptr<scalar_t>();
       const auto* g = grads[ch.tensor].const_data_ptr<scalar_t>();
       auto* b = bufs.empty() ? nullptr : bufs[ch.tensor].data_ptr<scalar_t>();
       for (int64_t i = ch.begin; i < ch.end; i += kBlock) {
-        step_block<kSoft, kMomentum>(p + i, g + i, b ? b + i : nullptr,
-                                     std::min(kBlock, ch.end - i), c);
+        step_block<kSoft, Form>(p + i, g + i, b ? b + i : nullptr, std::min(kBlock, ch.end - i), c);
       }
     }
   });
@@ -266,26 +252,9 @@ void step_bucket(const std::vector<size_t>& members, at::TensorList params, at::
 template <bool kSoft, typename scalar_t>
 void step_bucket(const std::vector<size_t>& members, at::TensorList params, at::TensorList grads,
                  at::TensorList bufs, const CpuStepArgs& args) {
-  const StepScalars& s = args.step;
-  if (s.lion) {
-    if (s.first_step) {
-      step_bucket<kSoft, Momentum::kLionFirst, scalar_t>(members, params, grads, bufs, args);
-    } else {
-      step_bucket<kSoft, Momentum::kLion, scalar_t>(members, params, grads, bufs, args);
-    }
-  } else if (s.momentum == 0.0) {
-    step_bucket<kSoft, Momentum::kNone, scalar_t>(members, params, grads, bufs, args);
-  } else if (s.first_step) {
-    if (s.nesterov) {
-      step_bucket<kSoft, Momentum::kFirstNesterov, scalar_t>(members, params, grads, bufs, args);
-    } else {
-      step_bucket<kSoft, Momentum::kFirst, scalar_t>(members, params, grads, bufs, args);
-    }
-  } else if (s.nesterov) {
-    step_bucket<kSoft, Momentum::kNesterov, scalar_t>(members, params, grads, bufs, args);
-  } else {
-    step_bucket<kSoft, Momentum::kHeavyBall, scalar_t>(members, params, grads, bufs, args);
-  }
+  with_form(args.step, [&](auto form) {
+    step_bucket<kSoft, decltype(form), scalar_t>(members, params, grads, bufs, args);
+  });
 }
 
 }  // namespace

@@ -1,0 +1,147 @@
+// Note [momentum rules]
+// How an element-wise optimizer forms its direction d from the gradient g (already
+// unscaled, and negated for maximize) and the old value of its buffer, and the buffer's new
+// value. Each rule is written once, here, over any lane type, and every kernel calls it:
+//   - the CPU selection kernel on float / double;
+//   - the CPU step kernel on at::vec::Vectorized;
+//   - the composite soft_sign_direction on whole tensors (coefficients as doubles).
+// Arithmetic goes through the caller's Math (Math::mul, Math::add), so each caller keeps its
+// own way of rounding every product alone (Note [soft-sign element math]): the fit must
+// select among exactly the directions the step applies.
+//
+// The CUDA kernels fold the rules into one formula instead (momentum_direction in
+// soft_sign_step.h: the reason is there), which the cuda_host suite holds to the CPU op.
+//
+// with_form() picks a call's rule and its compile-time variant once per call, so that the
+// kernels loop over straight-line code (one loop that branched on the options per vector
+// ran at half speed on data in cache).
+//
+// Adding a rule: its struct below, its branch in with_form, its scalars in StepScalars, its
+// case in momentum_direction, and cuda_host cases for it.
+#pragma once
+
+#include <c10/macros/Macros.h>
+
+#include <type_traits>
+
+namespace softsign::ops {
+
+// Plain-number options of one fused call, as the kernels see them.
+// Kept in double so float64 params get the exact options; float32 math rounds them once.
+struct StepScalars {
+  double momentum;
+  double dampening;
+  double weight_decay;
+  bool nesterov;
+  bool maximize;
+  bool first_step;
+  bool lion = false;  // LionRule, with lion_beta1
+  double lion_beta1 = 0.0;
+
+  // Whether the rule keeps a buffer per param (and the call passes one).
+  C10_HOST_DEVICE bool buffered() const { return lion || momentum != 0.0; }
+};
+
+// A rule's coefficients in the caller's lane type, formed once per call (coeffs<T>) in the
+// opmath type T, as the math rounds them (float32: 1 - float(x), not float(1 - x)).
+template <typename T>
+struct Coeffs {
+  T v[4];
+  const T& operator[](int i) const { return v[i]; }
+};
+
+// Each coefficient converted to another lane type (a vector of it, or a double).
+template <typename To, typename From>
+Coeffs<To> coeffs_as(const Coeffs<From>& c) {
+  return {{To(c[0]), To(c[1]), To(c[2]), To(c[3])}};
+}
+
+// A rule's direction: d from g and old (zero where the rule reads no buffer, the kernel's
+// job), and, when buf is not null, the buffer's new value in *buf. `first` (the buffers'
+// first step) and `nesterov` are std::bool_constant (with_form), so each form compiles to
+// its own straight-line code.
+
+// No momentum: d = g, and no buffer.
+struct PlainRule {
+  static constexpr bool kBuffered = false;
+  template <typename T>
+  static Coeffs<T> coeffs(const StepScalars&) {
+    return {{T(0), T(0), T(0), T(0)}};
+  }
+  template <typename Math, typename V, typename C, typename B1, typename B2>
+  static V direction(const V& g, const V&, V*, const Coeffs<C>&, B1, B2) {
+    return g;
+  }
+};
+
+// torch.optim.SGD's heavy ball (Signum, SoftSignum): buf = m buf + (1 - dampening) g, and
+// d = buf, or g + m buf with Nesterov. A buffer's first step sets buf = g.
+struct HeavyBallRule {
+  static constexpr bool kBuffered = true;
+  enum { kMomentum, kUndamped };
+  template <typename T>
+  static Coeffs<T> coeffs(const StepScalars& s) {
+    return {{static_cast<T>(s.momentum), T(1) - static_cast<T>(s.dampening), T(0), T(0)}};
+  }
+  template <typename Math, typename V, typename C, typename B1, typename B2>
+  static V direction(const V& g, const V& old, V* buf, const Coeffs<C>& c, B1 first, B2 nesterov) {
+    const V moved = first ? g : Math::add(Math::mul(c[kMomentum], old), Math::mul(c[kUndamped], g));
+    if (buf != nullptr) *buf = moved;
+    return nesterov ? Math::add(g, Math::mul(c[kMomentum], moved)) : moved;
+  }
+};
+
+// Note [lion rule]: Lion (Lion, SoftLion) interpolates its direction from the buffer
+// *before* the buffer's update, d = b1 buf + (1 - b1) g, and the buffer then moves as an
+// average with b2 (the call's momentum; its dampening is b2 too): buf = b2 buf + (1 - b2) g.
+// The buffer starts at zero, so on its first step it is not read (taken as 0) rather than
+// set to g. Lion always keeps a buffer, even when b2 = 0.
+struct LionRule {
+  static constexpr bool kBuffered = true;
+  enum { kBeta1, kKeep1, kBeta2, kKeep2 };
+  template <typename T>
+  static Coeffs<T> coeffs(const StepScalars& s) {
+    return {{static_cast<T>(s.lion_beta1), T(1) - static_cast<T>(s.lion_beta1),
+             static_cast<T>(s.momentum), T(1) - static_cast<T>(s.dampening)}};
+  }
+  template <typename Math, typename V, typename C, typename B1, typename B2>
+  static V direction(const V& g, const V& old, V* buf, const Coeffs<C>& c, B1, B2) {
+    V d = Math::add(Math::mul(c[kBeta1], old), Math::mul(c[kKeep1], g));
+    if (buf != nullptr) *buf = Math::add(Math::mul(c[kBeta2], old), Math::mul(c[kKeep2], g));
+    return d;
+  }
+};
+
+// A call's rule with its variant: whether this is the buffers' first step, and Nesterov.
+template <typename R, bool kFirstStep, bool kNesterovStep>
+struct Form {
+  using Rule = R;
+  static constexpr bool kFirst = kFirstStep;
+  static constexpr bool kNesterov = kNesterovStep;
+  // Whether the old buffer value is read: never on a first step, when the buffer may be
+  // uninitialized memory.
+  static constexpr bool kReads = R::kBuffered && !kFirstStep;
+
+  template <typename Math, typename V, typename C>
+  static V direction(const V& g, const V& old, V* buf, const Coeffs<C>& c) {
+    return R::template direction<Math>(g, old, buf, c, std::bool_constant<kFirst>{},
+                                       std::bool_constant<kNesterov>{});
+  }
+};
+
+// Calls f(Form<...>{}) for the call's form, and returns what f returns.
+template <typename F>
+decltype(auto) with_form(const StepScalars& s, F&& f) {
+  if (s.lion) {
+    return s.first_step ? f(Form<LionRule, true, false>{}) : f(Form<LionRule, false, false>{});
+  }
+  if (s.momentum == 0.0) return f(Form<PlainRule, false, false>{});
+  if (s.first_step) {
+    return s.nesterov ? f(Form<HeavyBallRule, true, true>{})
+                      : f(Form<HeavyBallRule, true, false>{});
+  }
+  return s.nesterov ? f(Form<HeavyBallRule, false, true>{})
+                    : f(Form<HeavyBallRule, false, false>{});
+}
+
+}  // namespace softsign::ops
