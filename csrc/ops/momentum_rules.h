@@ -9,8 +9,8 @@
 // own way of rounding every product alone (Note [soft-sign element math]): the fit must
 // select among exactly the directions the step applies.
 //
-// The CUDA kernels fold the rules into one formula instead (momentum_direction in
-// soft_sign_step.h: the reason is there), which the cuda_host suite holds to the CPU op.
+// The CUDA kernels fold the rules into one formula instead (momentum_direction, at the end:
+// the reason is there), which the cuda_host suite holds to the CPU op.
 //
 // with_form() picks a call's rule and its compile-time variant once per call, so that the
 // kernels loop over straight-line code (one loop that branched on the options per vector
@@ -22,6 +22,7 @@
 
 #include <c10/macros/Macros.h>
 
+#include <cmath>
 #include <type_traits>
 
 namespace softsign::ops {
@@ -40,6 +41,44 @@ struct StepScalars {
 
   // Whether the rule keeps a buffer per param (and the call passes one).
   C10_HOST_DEVICE bool buffered() const { return lion || momentum != 0.0; }
+};
+
+// Products and sums rounded one at a time, as the ATen ops of soft_sign_direction and the
+// CPU kernels round them (the selection kernel is built without contraction, the step
+// kernel keeps its products opaque: product() there): nvcc would otherwise contract
+// a * b + c into one FMA, and the fit would not select among the directions the step
+// applies. The _rn intrinsics are never contracted.
+template <bool kMul, typename T>
+C10_HOST_DEVICE inline T rounded(T a, T b) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (std::is_same_v<T, double>) {
+    return kMul ? __dmul_rn(a, b) : __dadd_rn(a, b);
+  } else {
+    return kMul ? __fmul_rn(a, b) : __fadd_rn(a, b);
+  }
+#else
+  return kMul ? a * b : a + b;
+#endif
+}
+template <typename T>
+C10_HOST_DEVICE inline T mul_rn(T a, T b) {
+  return rounded<true>(a, b);
+}
+template <typename T>
+C10_HOST_DEVICE inline T add_rn(T a, T b) {
+  return rounded<false>(a, b);
+}
+
+// The rounding of the CUDA kernels and the CPU selection (Note [momentum rules]).
+struct RoundedMath {
+  template <typename T>
+  C10_HOST_DEVICE static T mul(T a, T b) {
+    return mul_rn(a, b);
+  }
+  template <typename T>
+  C10_HOST_DEVICE static T add(T a, T b) {
+    return add_rn(a, b);
+  }
 };
 
 // A rule's coefficients in the caller's lane type, formed once per call (coeffs<T>) in the
@@ -142,6 +181,31 @@ decltype(auto) with_form(const StepScalars& s, F&& f) {
   }
   return s.nesterov ? f(Form<HeavyBallRule, false, true>{})
                     : f(Form<HeavyBallRule, false, false>{});
+}
+
+// Momentum update of one element in opmath type T (float32, float64 for double params), as
+// the CUDA kernels form it: returns the direction d and writes the new buffer. g is already
+// unscaled and sign-flipped for maximize. The same math as the rules of Note [momentum
+// rules], folded into one formula: the kernels decide the rule per element, and each rule
+// as its own code path made the histogram kernels spill at ptxas's register
+// target (tests/cpp/kernel_budget.py). The cuda_host suite holds it to the CPU op bit for
+// bit, rule by rule.
+template <typename T>
+C10_HOST_DEVICE inline T momentum_direction(T g, T& buf, const StepScalars& s) {
+  if (!s.buffered()) return g;
+  const T m = static_cast<T>(s.momentum);
+  const T undamped = T(1) - static_cast<T>(s.dampening);
+  // One buffer formula for both rules keeps the kernels' registers few: the heavy ball's
+  // first step then discards it (its buffer starts at g), Lion's starts from a zero buffer.
+  const T old = s.first_step ? T(0) : buf;
+  const T moved = add_rn(mul_rn(m, old), mul_rn(undamped, g));
+  if (s.lion) {
+    const T b1 = static_cast<T>(s.lion_beta1);
+    buf = moved;
+    return add_rn(mul_rn(b1, old), mul_rn(T(1) - b1, g));
+  }
+  buf = s.first_step ? g : moved;
+  return s.nesterov ? add_rn(g, mul_rn(m, buf)) : buf;
 }
 
 }  // namespace softsign::ops
