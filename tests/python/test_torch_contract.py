@@ -138,6 +138,40 @@ def test_the_state_dict_after_loading_is_the_loaded_one(info, phase, device):
 
 
 @pytest.mark.parametrize("info", torch_cases("state_dict"))
+def test_dcp_creating_the_state_counts_no_step_and_fits_nothing(info):
+    """torch.distributed.checkpoint's get_optimizer_state_dict on an optimizer that has not
+    stepped yet calls step() with zero grads and lr 0, to create the state it saves. That
+    moves no weight, counts no step and fits nothing (with alpha_sign=0 the fit is the first
+    step: on those zero grads it would pin the temperature at tmax), and the run then steps
+    bit for bit as one never checkpointed."""
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    options = dict(info.options, **({"alpha_sign": 0.0} if info.schedule else {}))
+    runs = []
+    for checkpointed in (False, True):
+        groups = [  # nn.Parameters, so that a module can name them for DCP
+            dict(g, params=[torch.nn.Parameter(p.detach()) for p in g["params"]])
+            for g in info.params(torch.float32, "cpu")
+        ]
+        params = flat(groups)
+        opt = info.cls(groups, **options)
+        if checkpointed:
+            before = [p.detach().clone() for p in params]
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # no fit, so no degenerate-fit warning
+                saved = get_optimizer_state_dict(torch.nn.ParameterList(params), opt)
+            assert same_params(before, params)
+            assert saved["state"], "DCP needs the state created"
+            assert all(g["step"] == 0 and g["fit"] is None for g in opt.param_groups)
+            assert all(p.grad is None for p in params)
+        train([(opt, params)], info.steps)
+        runs.append((opt, params))
+    (plain, a), (checkpointed, b) = runs
+    assert same_params(a, b)
+    assert [g["fit"] for g in plain.param_groups] == [g["fit"] for g in checkpointed.param_groups]
+
+
+@pytest.mark.parametrize("info", torch_cases("state_dict"))
 def test_state_dicts_share_no_group_with_the_optimizer(info):
     """Optimizer.state_dict() copies each param group and load_state_dict deep-copies the
     loaded groups: changing either dict's groups afterwards (a group's fit included)

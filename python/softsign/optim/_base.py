@@ -14,6 +14,7 @@ schedule tensor) is a softsign._fit.GroupSchedule that the optimizer holds per g
 from __future__ import annotations
 
 import math
+import sys
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,6 +31,22 @@ from ._validate import check_transition_length
 def given(local_vars: dict) -> dict:
     """The keyword options of a constructor call, from its locals()."""
     return {k: v for k, v in local_vars.items() if k not in ("self", "params", "__class__")}
+
+
+def _called_to_create_state() -> bool:
+    """Whether step() was called by torch.distributed.checkpoint's _init_optim_state (see
+    _create_state). Asked only while the optimizer has no state."""
+    if torch.compiler.is_compiling():
+        return False
+    frame = sys._getframe(2)
+    for _ in range(8):  # step() is wrapped by torch's hooks and profiling decorators
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_name == "_init_optim_state" and "checkpoint" in code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextmanager
@@ -269,6 +286,8 @@ class ScheduledOptimizer(Optimizer):
     # -- the step -----------------------------------------------------------------------
     @torch.no_grad()
     def step(self, closure=None):
+        if not self.state and _called_to_create_state():
+            return self._create_state()
         self._refuse_unfilled()
         loss = None
         if closure is not None:
@@ -289,6 +308,25 @@ class ScheduledOptimizer(Optimizer):
             group["step"] += 1
             self._update(group, plan, tau, grad_scale, found_inf)
         return loss
+
+    def _create_state(self) -> None:
+        """torch.distributed.checkpoint calls step() on an optimizer that has no state yet,
+        with zero grads and lr 0, only to create its state (`_init_optim_state`, run by
+        get_optimizer_state_dict and set_optimizer_state_dict). Here that creates what a
+        first step would (zero buffers, AdamW's zero moments) and nothing else: no step is
+        counted (neither the group's nor AdamW's) and no temperature is fitted, so the run
+        then steps bit for bit as one never checkpointed. Stepped as an ordinary step, it
+        would move the schedule and AdamW's bias correction by one step and, where the fit
+        comes first (alpha_sign=0), fit those zero grads and pin the temperature at tmax."""
+        for group in self.param_groups:
+            lr, group["lr"] = group["lr"], 0.0  # a float: DCP's tensor 0 is on the CPU
+            try:
+                self._update(group, self._plan(group), None, None, None)
+            finally:
+                group["lr"] = lr
+        for state in self.state.values():
+            if torch.is_tensor(state.get("step")):
+                state["step"].zero_()
 
     def _plan(self, group) -> Plan:
         """The group's params with gradients (checked), bucketed by `_bucket_of`."""
