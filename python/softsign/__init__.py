@@ -1,22 +1,16 @@
 """softsign: SoftSignum, SoftMuon and SoftLion optimizers (and Signum, Muon, Lion) with fused
 CPU and CUDA kernels."""
 
-from . import functional, reference
+from . import functional, optim, reference
 from ._library import ops
 from .integrations import temperature, unwrap
-from .optim import Lion, Muon, Signum, SoftLion, SoftMuon, SoftSignum, muon_param_groups
+from .optim import *  # noqa: F403  (every optimizer: optim/__init__.py lists them once)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Lion",
-    "Muon",
-    "Signum",
-    "SoftLion",
-    "SoftMuon",
-    "SoftSignum",
+    *optim.__all__,
     "functional",
-    "muon_param_groups",
     "ops",
     "reference",
     "temperature",
