@@ -16,7 +16,7 @@
 #include "dtype_buckets.h"
 
 #ifndef CPU_CAPABILITY
-#error "compile with CPU_CAPABILITY defined (DEFAULT or AVX2)"
+#error "compile with CPU_CAPABILITY defined (DEFAULT, AVX2 or AVX512; see CMakeLists.txt)"
 #endif
 
 namespace softsign::ops::CPU_CAPABILITY {
