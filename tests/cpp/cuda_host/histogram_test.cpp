@@ -11,6 +11,7 @@
 #include "compare.h"
 #include "radix_select.h"
 #include "radix_select_kernel.cuh"
+#include "rule_cases.h"
 #include "softsign/ops.h"
 
 namespace {
@@ -113,18 +114,21 @@ TEST(HistogramKernel, EveryPassMatchesTheCpuOp) {
   }
 }
 
-// Note [lion rule]: d from the buffer before its update (b2 = 0.99 as momentum and
-// dampening), and from a zero buffer for grads whose buffers start this step.
-TEST(HistogramKernel, LionRuleMatchesTheCpuOp) {
+// Note [rule cases]: every form of every momentum rule, over grads whose buffers exist and,
+// for a first step, grads whose buffers start this step (read as zeros).
+TEST(HistogramKernel, EveryRuleCaseMatchesTheCpuOp) {
   at::manual_seed(3);
-  for (const auto& dtypes : std::vector<std::vector<at::ScalarType>>{
-           {at::kFloat}, {at::kBFloat16, at::kHalf}, {at::kDouble}}) {
-    Source s = make_source(dtypes, 0.99, false, true, true, false);
-    s.src.dampening = 0.99;
-    s.src.lion_beta1 = 0.9;
-    s.src.maximize = true;
-    const int64_t key_bits = dtypes[0] == at::kDouble ? 64 : 32;
-    expect_same_histograms(s, key_bits, "lion " + std::string(at::toString(dtypes[0])));
+  for (const auto& r : ops::testing::rule_cases()) {
+    for (const auto& dtypes : std::vector<std::vector<at::ScalarType>>{
+             {at::kFloat}, {at::kBFloat16, at::kHalf}, {at::kDouble}}) {
+      const ops::SoftSignStepArgs& a = r.args;
+      Source s = make_source(dtypes, a.momentum, a.nesterov, a.first_step, true, false);
+      s.src.dampening = a.dampening;
+      s.src.maximize = a.maximize;
+      s.src.lion_beta1 = a.lion_beta1;
+      const int64_t key_bits = dtypes[0] == at::kDouble ? 64 : 32;
+      expect_same_histograms(s, key_bits, r.name + " " + std::string(at::toString(dtypes[0])));
+    }
   }
 }
 

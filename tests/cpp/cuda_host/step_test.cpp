@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "compare.h"
+#include "rule_cases.h"
 #include "soft_sign_step_kernel.cuh"
 #include "softsign/ops.h"
 
@@ -120,42 +121,18 @@ void run_and_compare(const Inputs& in, const Case& c, Temp temp, const std::stri
 
 std::vector<Case> cases() {
   std::vector<Case> out;
-  auto args = [](double momentum, double dampening, bool nesterov, bool first) {
+  for (const auto& r : ops::testing::rule_cases()) out.push_back({r.name, r.args});
+  auto heavy_ball = [] {
     ops::SoftSignStepArgs a;
     a.lr = 0.01;
-    a.momentum = momentum;
-    a.dampening = dampening;
-    a.nesterov = nesterov;
-    a.first_step = first;
+    a.momentum = 0.9;
     return a;
   };
-  out.push_back({"no_momentum", args(0.0, 0.0, false, false)});
-  out.push_back({"heavy_ball", args(0.9, 0.0, false, false)});
-  out.push_back({"nesterov", args(0.9, 0.0, true, false)});
-  out.push_back({"dampening", args(0.9, 0.3, false, false)});
-  out.push_back({"first_step", args(0.9, 0.3, false, true)});
-  out.push_back({"first_step_nesterov", args(0.9, 0.0, true, true)});
-  Case m{"maximize_weight_decay", args(0.8, 0.0, true, false)};
-  m.args.maximize = true;
-  m.args.weight_decay = 0.1;
-  out.push_back(m);
-  // Note [lion rule]: b2 = 0.99 as momentum and dampening, b1 = 0.9; and b2 = 0, where a
-  // buffer is still kept.
-  for (const bool first : {false, true}) {
-    Case lion{first ? "lion_first_step" : "lion", args(0.99, 0.99, false, first)};
-    lion.args.lion_beta1 = 0.9;
-    lion.args.weight_decay = 0.1;
-    out.push_back(lion);
-  }
-  Case lion_zero{"lion_beta2_zero_maximize", args(0.0, 0.0, false, false)};
-  lion_zero.args.lion_beta1 = 0.5;
-  lion_zero.args.maximize = true;
-  out.push_back(lion_zero);
-  Case amp{"grad_scale_lr_tensor_found_inf_zero", args(0.9, 0.0, false, false)};
+  Case amp{"grad_scale_lr_tensor_found_inf_zero", heavy_ball()};
   amp.lr_tensor = amp.grad_scale = true;
   amp.found_inf = 0.0;
   out.push_back(amp);
-  Case skipped{"found_inf_nonzero", args(0.9, 0.0, false, false)};
+  Case skipped{"found_inf_nonzero", heavy_ball()};
   skipped.grad_scale = true;
   skipped.found_inf = 1.0;
   out.push_back(skipped);
