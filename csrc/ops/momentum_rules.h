@@ -69,7 +69,7 @@ C10_HOST_DEVICE inline T add_rn(T a, T b) {
   return rounded<false>(a, b);
 }
 
-// The rounding of the CUDA kernels and the CPU selection (Note [momentum rules]).
+// mul_rn / add_rn as a Math of Note [momentum rules] (the CPU selection kernel's).
 struct RoundedMath {
   template <typename T>
   C10_HOST_DEVICE static T mul(T a, T b) {

@@ -2,7 +2,7 @@
 // check and the element math. Note [soft-sign element math]: both kernels and the
 // composite soft_sign_direction compute exactly this, in float32 registers. The momentum
 // rules live in momentum_rules.h (Note [momentum rules]): the CPU kernels and the composite
-// call them; the CUDA kernels call momentum_direction below, the same rules in one formula.
+// call them; the CUDA kernels call momentum_direction there, the same rules in one formula.
 // test_ops.py holds them to the reference, the cuda_host suite the CUDA kernels to the CPU.
 #pragma once
 

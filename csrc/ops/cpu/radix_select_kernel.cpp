@@ -117,7 +117,7 @@ void visit_chunk(const at::Tensor& g, const at::Tensor* b, int64_t begin, int64_
       constexpr int kStage = decltype(stage_tag)::value;
       with_form(c.step, [&](auto form) {
         using Form = decltype(form);
-        if (Form::kReads && bp != nullptr) {
+        if (bp != nullptr) {  // a call's buffers are read where its form reads any
           visit_typed<scalar_t, Key, kStage, Form, Form::kReads>(gp, bp, len, c, visit, nan);
         } else {
           visit_typed<scalar_t, Key, kStage, Form, false>(gp, bp, len, c, visit, nan);
