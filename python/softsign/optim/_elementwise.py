@@ -3,7 +3,7 @@ torch.ops.softsign.soft_sign_step_: u = sign(d), or tanh(tau * d) once the sched
 where d comes from the gradient and a per-parameter buffer by the class's momentum rule.
 
 The rule reaches every op as the same keywords (momentum, dampening, nesterov and, for
-Lion, lion_beta1: Note [lion rule] in csrc/ops/soft_sign_step.h), so the step, the
+Lion, lion_beta1: Note [lion rule] in csrc/ops/momentum_rules.h), so the step, the
 directions and the selection passes of the fit all form d alike.
 """
 

@@ -1,6 +1,6 @@
 // softsign::optim::SoftLion and Lion: Lion (Chen et al. 2023, "Symbolic Discovery of
 // Optimization Algorithms") and its soft-sign version, over the same fused kernels as
-// SoftSignum (Note [lion rule] in csrc/ops/soft_sign_step.h). SoftLion is softsign's
+// SoftSignum (Note [lion rule] in csrc/ops/momentum_rules.h). SoftLion is softsign's
 // extension of the paper, not the paper's: Lion's sign becomes tanh(tau_j * c) with
 // SoftSignum's schedule, fitted to the distribution of c.
 #pragma once
