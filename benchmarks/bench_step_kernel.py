@@ -49,10 +49,12 @@ def timed(fn, device, min_seconds=0.3):
 
 # The ops' momentum arguments of each rule (Lion: b2 = 0.99 as momentum and dampening).
 RULES = {
-    "none": dict(momentum=0.0, dampening=0.0, nesterov=False, lion_beta1=None),
-    "heavy_ball": dict(momentum=0.9, dampening=0.0, nesterov=False, lion_beta1=None),
-    "nesterov": dict(momentum=0.9, dampening=0.0, nesterov=True, lion_beta1=None),
-    "lion": dict(momentum=0.99, dampening=0.99, nesterov=False, lion_beta1=0.9),
+    "none": dict(momentum=0.0, dampening=0.0, nesterov=False),
+    "heavy_ball": dict(momentum=0.9, dampening=0.0, nesterov=False),
+    "nesterov": dict(momentum=0.9, dampening=0.0, nesterov=True),
+    "lion": dict(
+        momentum=0.99, dampening=0.99, nesterov=False, momentum_rule="lion", rule_coeffs=[0.9]
+    ),
 }
 
 
@@ -63,7 +65,7 @@ def measure(n, device, rule="heavy_ball", fit=False):
     ps, gs, bs = ([torch.randn(n, generator=gen).to(device) for _ in range(2)] for _ in "pgb")
     tau = torch.tensor(3.0, dtype=torch.float64, device=device)
     momentum = RULES[rule]
-    bufs = bs if momentum["momentum"] != 0.0 or momentum["lion_beta1"] is not None else []
+    bufs = bs if momentum["momentum"] != 0.0 or "momentum_rule" in momentum else []
     ours = dict(momentum, lr=1e-9, weight_decay=0.0, maximize=False, first_step=False)
     ours.update(lr_tensor=None, grad_scale=None)
     step = torch.ops.softsign.soft_sign_step_

@@ -16,16 +16,43 @@
 // kernels loop over straight-line code (one loop that branched on the options per vector
 // ran at half speed on data in cache).
 //
-// Adding a rule: its struct below, its branch in with_form, its scalars in StepScalars, its
-// case in momentum_direction, and cuda_host cases for it.
+// The ops name a rule by a string (`momentum_rule`) and pass its own coefficients as a list
+// (`rule_coeffs`), beside the buffer's momentum and dampening that every rule shares: the
+// schemas, the op API, the drivers and the Python layer carry them through without knowing
+// any rule. Adding a rule touches this file alone among the kernels' sources: its entry in
+// kRuleSpecs (name, coefficient count, Nesterov), its struct, its branch in with_form and
+// its case in momentum_direction. The cuda_host suite runs every entry of kRuleSpecs
+// (tests/cpp/cuda_host/rule_cases.h), so a new rule is tested on both devices unasked.
 #pragma once
 
 #include <c10/macros/Macros.h>
 
 #include <cmath>
+#include <cstdint>
 #include <type_traits>
 
 namespace softsign::ops {
+
+// The rules the ops know. Rule ids index kRuleSpecs.
+enum class Rule : int8_t { kHeavyBall, kLion };
+
+// What the op layer checks of a rule: its name in the ops' `momentum_rule`, how many
+// `rule_coeffs` it takes, whether it has a Nesterov form, and whether it keeps a buffer
+// even with momentum 0 (the heavy ball with momentum 0 is the plain rule: d = g).
+struct RuleSpec {
+  const char* name;
+  Rule id;
+  int coeffs;
+  bool nesterov;
+  bool always_buffered;
+};
+inline constexpr RuleSpec kRuleSpecs[] = {
+    {"heavy_ball", Rule::kHeavyBall, 0, true, false},
+    {"lion", Rule::kLion, 1, false, true},
+};
+// The most coefficients a rule takes; raising it grows every kernel's arguments (check
+// cuda_kernel_budget).
+inline constexpr int kMaxRuleCoeffs = 1;
 
 // Plain-number options of one fused call, as the kernels see them.
 // Kept in double so float64 params get the exact options; float32 math rounds them once.
@@ -36,11 +63,11 @@ struct StepScalars {
   bool nesterov;
   bool maximize;
   bool first_step;
-  bool lion = false;  // LionRule, with lion_beta1
-  double lion_beta1 = 0.0;
+  Rule rule = Rule::kHeavyBall;
+  double coeffs[kMaxRuleCoeffs] = {};  // the rule's own (rule_coeffs)
 
   // Whether the rule keeps a buffer per param (and the call passes one).
-  C10_HOST_DEVICE bool buffered() const { return lion || momentum != 0.0; }
+  C10_HOST_DEVICE bool buffered() const { return rule != Rule::kHeavyBall || momentum != 0.0; }
 };
 
 // Products and sums rounded one at a time, as the ATen ops of soft_sign_direction and the
@@ -134,13 +161,13 @@ struct HeavyBallRule {
 // *before* the buffer's update, d = b1 buf + (1 - b1) g, and the buffer then moves as an
 // average with b2 (the call's momentum; its dampening is b2 too): buf = b2 buf + (1 - b2) g.
 // The buffer starts at zero, so on its first step it is not read (taken as 0) rather than
-// set to g. Lion always keeps a buffer, even when b2 = 0.
+// set to g. Lion always keeps a buffer, even when b2 = 0. Its one rule coefficient is b1.
 struct LionRule {
   static constexpr bool kBuffered = true;
   enum { kBeta1, kKeep1, kBeta2, kKeep2 };
   template <typename T>
   static Coeffs<T> coeffs(const StepScalars& s) {
-    return {{static_cast<T>(s.lion_beta1), T(1) - static_cast<T>(s.lion_beta1),
+    return {{static_cast<T>(s.coeffs[0]), T(1) - static_cast<T>(s.coeffs[0]),
              static_cast<T>(s.momentum), T(1) - static_cast<T>(s.dampening)}};
   }
   template <typename Math, typename V, typename C, typename B1, typename B2>
@@ -171,7 +198,7 @@ struct Form {
 // Calls f(Form<...>{}) for the call's form, and returns what f returns.
 template <typename F>
 decltype(auto) with_form(const StepScalars& s, F&& f) {
-  if (s.lion) {
+  if (s.rule == Rule::kLion) {
     return s.first_step ? f(Form<LionRule, true, false>{}) : f(Form<LionRule, false, false>{});
   }
   if (s.momentum == 0.0) return f(Form<PlainRule, false, false>{});
@@ -199,8 +226,12 @@ C10_HOST_DEVICE inline T momentum_direction(T g, T& buf, const StepScalars& s) {
   // first step then discards it (its buffer starts at g), Lion's starts from a zero buffer.
   const T old = s.first_step ? T(0) : buf;
   const T moved = add_rn(mul_rn(m, old), mul_rn(undamped, g));
-  if (s.lion) {
-    const T b1 = static_cast<T>(s.lion_beta1);
+  // Two rules: "not the heavy ball" is Lion. Testing it as buffered() does (rule != 0),
+  // rather than rule == kLion, keeps one predicate live: the other spilled at 40 registers.
+  static_assert(sizeof(kRuleSpecs) / sizeof(kRuleSpecs[0]) == 2,
+                "momentum_direction: fold the new rule into this formula");
+  if (s.rule != Rule::kHeavyBall) {
+    const T b1 = static_cast<T>(s.coeffs[0]);
     buf = moved;
     return add_rn(mul_rn(b1, old), mul_rn(T(1) - b1, g));
   }

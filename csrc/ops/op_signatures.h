@@ -22,29 +22,27 @@ namespace softsign::ops::sig {
   double lr, const std::optional<at::Tensor>& lr_tensor, double momentum,                    \
   double dampening, double weight_decay, bool nesterov, bool maximize, bool first_step,      \
   const std::optional<at::Tensor>& temperature, const std::optional<at::Tensor>& grad_scale, \
-  const std::optional<at::Tensor>& found_inf, std::optional<double> lion_beta1
+  const std::optional<at::Tensor>& found_inf, c10::string_view momentum_rule,              \
+  at::ArrayRef<double> rule_coeffs
 // clang-format on
 using SoftSignStep = void(SOFTSIGN_SOFT_SIGN_STEP_PARAMS);
 
-using SoftSignDirection = std::vector<at::Tensor>(at::TensorList grads,
-                                                  at::TensorList momentum_buffers, double momentum,
-                                                  double dampening, bool nesterov, bool maximize,
-                                                  bool first_step,
-                                                  const std::optional<at::Tensor>& grad_scale,
-                                                  std::optional<double> lion_beta1);
+using SoftSignDirection = std::vector<at::Tensor>(
+    at::TensorList grads, at::TensorList momentum_buffers, double momentum, double dampening,
+    bool nesterov, bool maximize, bool first_step, const std::optional<at::Tensor>& grad_scale,
+    c10::string_view momentum_rule, at::ArrayRef<double> rule_coeffs);
 
 using DirectionMedianMad = std::tuple<at::Tensor, at::Tensor>(
     at::TensorList grads, at::TensorList momentum_buffers, at::TensorList first_step_grads,
     double momentum, double dampening, bool nesterov, bool maximize,
-    const std::optional<at::Tensor>& grad_scale, std::optional<double> lion_beta1);
+    const std::optional<at::Tensor>& grad_scale, c10::string_view momentum_rule,
+    at::ArrayRef<double> rule_coeffs);
 
-using RadixSelectHistogram = at::Tensor(at::TensorList grads, at::TensorList momentum_buffers,
-                                        const at::Tensor& state, int64_t stage, int64_t pass,
-                                        int64_t digit_bits, int64_t key_bits, double momentum,
-                                        double dampening, bool nesterov, bool maximize,
-                                        bool first_step,
-                                        const std::optional<at::Tensor>& grad_scale,
-                                        std::optional<double> lion_beta1);
+using RadixSelectHistogram = at::Tensor(
+    at::TensorList grads, at::TensorList momentum_buffers, const at::Tensor& state, int64_t stage,
+    int64_t pass, int64_t digit_bits, int64_t key_bits, double momentum, double dampening,
+    bool nesterov, bool maximize, bool first_step, const std::optional<at::Tensor>& grad_scale,
+    c10::string_view momentum_rule, at::ArrayRef<double> rule_coeffs);
 
 using RadixSelectAdvance = void(const at::Tensor& state, const at::Tensor& histogram, int64_t stage,
                                 int64_t pass, int64_t digit_bits, int64_t key_bits);

@@ -227,7 +227,8 @@ std::tuple<at::Tensor, at::Tensor> run_selection(const SelectionSource& src,
 std::tuple<at::Tensor, at::Tensor> direction_median_mad_impl(
     at::TensorList grads, at::TensorList momentum_buffers, at::TensorList first_step_grads,
     double momentum, double dampening, bool nesterov, bool maximize,
-    const std::optional<at::Tensor>& grad_scale, std::optional<double> lion_beta1) {
+    const std::optional<at::Tensor>& grad_scale, c10::string_view momentum_rule,
+    at::ArrayRef<double> rule_coeffs) {
   // The histograms read a grad and its buffer with one index (Note [step layouts]):
   // dense copies where a grad is a strided view or its buffer is laid out otherwise.
   std::vector<at::Tensor> gs(grads.begin(), grads.end());
@@ -242,8 +243,16 @@ std::tuple<at::Tensor, at::Tensor> direction_median_mad_impl(
   for (auto& f : fs) {
     if (!f.is_non_overlapping_and_dense()) f = f.contiguous();
   }
-  const SelectionSource src{gs,       bs,       fs,         momentum,  dampening,
-                            nesterov, maximize, grad_scale, lion_beta1};
+  const SelectionSource src{gs,
+                            bs,
+                            fs,
+                            momentum,
+                            dampening,
+                            nesterov,
+                            maximize,
+                            grad_scale,
+                            std::string(momentum_rule),
+                            rule_coeffs.vec()};
   return run_selection(src, nullptr);
 }
 
@@ -268,7 +277,7 @@ std::tuple<at::Tensor, at::Tensor> direction_median_mad(const SelectionSource& s
                        .findSchemaOrThrow("softsign::direction_median_mad", "")
                        .typed<sig::DirectionMedianMad>();
   return op.call(src.grads, src.momentum_buffers, src.first_step_grads, src.momentum, src.dampening,
-                 src.nesterov, src.maximize, src.grad_scale, src.lion_beta1);
+                 src.nesterov, src.maximize, src.grad_scale, src.momentum_rule, src.rule_coeffs);
 }
 
 std::tuple<at::Tensor, at::Tensor> median_mad(at::TensorList tensors, const HistogramHook& hook) {

@@ -15,16 +15,14 @@
 
 namespace softsign::ops {
 
-// Whether the directions of `src` read its momentum buffers (heavy ball or Lion's rule).
-inline bool reads_buffers(const SelectionSource& src) {
-  return src.momentum != 0.0 || src.lion_beta1.has_value();
-}
-
 // The kernels' scalars for the directions of `src`; first_step for its first_step_grads.
 inline StepScalars scalars_of(const SelectionSource& src, bool first_step) {
   return step_scalars(src.momentum, src.dampening, 0.0, src.nesterov, src.maximize, first_step,
-                      src.lion_beta1);
+                      src.momentum_rule, src.rule_coeffs);
 }
+
+// Whether the directions of `src` read its momentum buffers (its rule keeps them).
+inline bool reads_buffers(const SelectionSource& src) { return scalars_of(src, false).buffered(); }
 
 // A device's own parts of the driver; either may be absent. Neither runs under a hook: a
 // hook may sum other ranks' counts, whose elements are not here to collect.

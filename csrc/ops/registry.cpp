@@ -12,21 +12,23 @@ TORCH_LIBRARY(softsign, m) {
       "soft_sign_step_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] momentum_buffers, *, "
       "float lr, Tensor? lr_tensor, float momentum, float dampening, float weight_decay, "
       "bool nesterov, bool maximize, bool first_step, Tensor? temperature, "
-      "Tensor? grad_scale, Tensor? found_inf, float? lion_beta1=None) -> ()");
+      "Tensor? grad_scale, Tensor? found_inf, str momentum_rule=\"heavy_ball\", float[] "
+      "rule_coeffs=[]) -> ()");
   m.def(
       "soft_sign_direction(Tensor[] grads, Tensor[] momentum_buffers, *, float momentum, "
       "float dampening, bool nesterov, bool maximize, bool first_step, Tensor? grad_scale, "
-      "float? lion_beta1=None) -> Tensor[]");
+      "str momentum_rule=\"heavy_ball\", float[] rule_coeffs=[]) -> Tensor[]");
   m.def("median_mad(Tensor[] tensors) -> (Tensor, Tensor)");
   m.def(
       "direction_median_mad(Tensor[] grads, Tensor[] momentum_buffers, "
       "Tensor[] first_step_grads, *, float momentum, float dampening, bool nesterov, "
-      "bool maximize, Tensor? grad_scale, float? lion_beta1=None) -> (Tensor, Tensor)");
+      "bool maximize, Tensor? grad_scale, str momentum_rule=\"heavy_ball\", float[] "
+      "rule_coeffs=[]) -> (Tensor, Tensor)");
   m.def(
       "radix_select_histogram(Tensor[] grads, Tensor[] momentum_buffers, Tensor state, *, "
       "int stage, int pass_, int digit_bits, int key_bits, float momentum, float dampening, "
       "bool nesterov, bool maximize, bool first_step, Tensor? grad_scale, "
-      "float? lion_beta1=None) -> Tensor");
+      "str momentum_rule=\"heavy_ball\", float[] rule_coeffs=[]) -> Tensor");
   m.def("radix_select_plan(Device device, *, bool wide_keys) -> int[]");
   m.def(
       "radix_select_advance_(Tensor(a!) state, Tensor histogram, *, int stage, int pass_, "
@@ -77,7 +79,7 @@ void soft_sign_step_(at::TensorList params, at::TensorList grads, at::TensorList
   static auto op = find_op("softsign::soft_sign_step_").typed<sig::SoftSignStep>();
   op.call(params, grads, momentum_buffers, args.lr, lr_tensor, args.momentum, args.dampening,
           args.weight_decay, args.nesterov, args.maximize, args.first_step, temperature, grad_scale,
-          found_inf, args.lion_beta1);
+          found_inf, args.momentum_rule, args.rule_coeffs);
 }
 
 std::vector<at::Tensor> soft_sign_direction(at::TensorList grads, at::TensorList momentum_buffers,
@@ -85,7 +87,7 @@ std::vector<at::Tensor> soft_sign_direction(at::TensorList grads, at::TensorList
                                             const std::optional<at::Tensor>& grad_scale) {
   static auto op = find_op("softsign::soft_sign_direction").typed<sig::SoftSignDirection>();
   return op.call(grads, momentum_buffers, args.momentum, args.dampening, args.nesterov,
-                 args.maximize, args.first_step, grad_scale, args.lion_beta1);
+                 args.maximize, args.first_step, grad_scale, args.momentum_rule, args.rule_coeffs);
 }
 
 at::Tensor radix_select_histogram(at::TensorList grads, at::TensorList momentum_buffers,
@@ -96,7 +98,7 @@ at::Tensor radix_select_histogram(at::TensorList grads, at::TensorList momentum_
   static auto op = find_op("softsign::radix_select_histogram").typed<sig::RadixSelectHistogram>();
   return op.call(grads, momentum_buffers, state, stage, pass, digit_bits, key_bits,
                  options.momentum, options.dampening, options.nesterov, options.maximize,
-                 first_step, grad_scale, options.lion_beta1);
+                 first_step, grad_scale, options.momentum_rule, options.rule_coeffs);
 }
 
 std::vector<int64_t> radix_select_plan(c10::Device device, bool wide_keys) {

@@ -27,16 +27,14 @@ void check_soft_sign_step(at::TensorList params, at::TensorList grads,
                           const std::optional<at::Tensor>& found_inf) {
   TORCH_CHECK(params.size() == grads.size(), "softsign: expected as many grads as params, got ",
               grads.size(), " and ", params.size());
-  TORCH_CHECK(!(s.lion && s.nesterov), "softsign: expected nesterov=False with lion_beta1");
   if (s.buffered()) {
     TORCH_CHECK(momentum_buffers.size() == params.size(),
                 "softsign: expected one momentum buffer per param, got ", momentum_buffers.size(),
                 " for ", params.size(), " params");
   } else {
-    TORCH_CHECK(
-        momentum_buffers.empty(),
-        "softsign: expected no momentum buffers with momentum = 0 (and no lion_beta1), got ",
-        momentum_buffers.size());
+    TORCH_CHECK(momentum_buffers.empty(),
+                "softsign: expected no momentum buffers with the heavy ball at momentum = 0, got ",
+                momentum_buffers.size());
   }
   if (params.empty()) return;
   const at::Device device = params[0].device();

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -19,12 +20,27 @@
 
 namespace softsign::ops {
 
-// The kernels' scalars of a call; lion_beta1 selects Note [lion rule].
+// The kernels' scalars of a call: the rule looked up by name in kRuleSpecs (Note [momentum
+// rules]) and its coefficients checked against it, before anything is read or written.
 inline StepScalars step_scalars(double momentum, double dampening, double weight_decay,
                                 bool nesterov, bool maximize, bool first_step,
-                                std::optional<double> lion_beta1) {
-  return StepScalars{momentum, dampening,  weight_decay,           nesterov,
-                     maximize, first_step, lion_beta1.has_value(), lion_beta1.value_or(0.0)};
+                                c10::string_view momentum_rule, at::ArrayRef<double> rule_coeffs) {
+  StepScalars s{momentum, dampening, weight_decay, nesterov, maximize, first_step};
+  const RuleSpec* spec = nullptr;
+  std::string known;
+  for (const RuleSpec& r : kRuleSpecs) {
+    if (momentum_rule == r.name) spec = &r;
+    known += known.empty() ? r.name : std::string(", ") + r.name;
+  }
+  TORCH_CHECK(spec != nullptr, "softsign: unknown momentum_rule '", momentum_rule,
+              "', expected one of ", known);
+  TORCH_CHECK(static_cast<int>(rule_coeffs.size()) == spec->coeffs, "softsign: momentum_rule '",
+              spec->name, "' takes ", spec->coeffs, " rule_coeffs, got ", rule_coeffs.size());
+  TORCH_CHECK(spec->nesterov || !nesterov, "softsign: momentum_rule '", spec->name,
+              "' has no Nesterov form: expected nesterov=False");
+  s.rule = spec->id;
+  for (size_t i = 0; i < rule_coeffs.size(); ++i) s.coeffs[i] = rule_coeffs[i];
+  return s;
 }
 
 // Validates a soft_sign_step_ call (lists, shapes, devices, dtypes, optional scalars).
@@ -52,8 +68,8 @@ struct SoftSignStepCall {
 // entry `run`: forms the kernels' scalars and validates the call before `run` steps it.
 template <auto run>
 void soft_sign_step_entry(SOFTSIGN_SOFT_SIGN_STEP_PARAMS) {
-  const StepScalars s =
-      step_scalars(momentum, dampening, weight_decay, nesterov, maximize, first_step, lion_beta1);
+  const StepScalars s = step_scalars(momentum, dampening, weight_decay, nesterov, maximize,
+                                     first_step, momentum_rule, rule_coeffs);
   check_soft_sign_step(params, grads, momentum_buffers, s, lr_tensor, temperature, grad_scale,
                        found_inf);
   run(SoftSignStepCall{params, grads, momentum_buffers, s, lr, lr_tensor, temperature, grad_scale,

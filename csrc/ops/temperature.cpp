@@ -71,17 +71,15 @@ Coeffs<double> tensor_coeffs(const StepScalars& s, at::ScalarType op) {
                            : coeffs_as<double>(Rule::template coeffs<float>(s));
 }
 
-std::vector<at::Tensor> soft_sign_direction_impl(at::TensorList grads,
-                                                 at::TensorList momentum_buffers, double momentum,
-                                                 double dampening, bool nesterov, bool maximize,
-                                                 bool first_step,
-                                                 const std::optional<at::Tensor>& grad_scale,
-                                                 std::optional<double> lion_beta1) {
+std::vector<at::Tensor> soft_sign_direction_impl(
+    at::TensorList grads, at::TensorList momentum_buffers, double momentum, double dampening,
+    bool nesterov, bool maximize, bool first_step, const std::optional<at::Tensor>& grad_scale,
+    c10::string_view momentum_rule, at::ArrayRef<double> rule_coeffs) {
   TORCH_CHECK(momentum_buffers.empty() || momentum_buffers.size() == grads.size(),
               "softsign: expected one momentum buffer per grad or none, got ",
               momentum_buffers.size(), " for ", grads.size());
-  const StepScalars s =
-      step_scalars(momentum, dampening, 0.0, nesterov, maximize, first_step, lion_beta1);
+  const StepScalars s = step_scalars(momentum, dampening, 0.0, nesterov, maximize, first_step,
+                                     momentum_rule, rule_coeffs);
   std::vector<at::Tensor> out;
   out.reserve(grads.size());
   with_form(s, [&](auto form) {

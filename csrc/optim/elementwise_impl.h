@@ -114,9 +114,9 @@ std::tuple<at::Tensor, at::Tensor> ElementwiseRule<Traits>::statistics(const Wor
   ops::SoftSignStepArgs args = Traits::step_args(o);
   if (work.buckets.size() == 1) {
     const DeviceBucket& b = work.buckets.front();
-    const ops::SelectionSource src{b.buffered.grads, b.buffered.bufs, b.fresh.grads,
-                                   args.momentum,    args.dampening,  args.nesterov,
-                                   args.maximize,    std::nullopt,    args.lion_beta1};
+    const ops::SelectionSource src{
+        b.buffered.grads, b.buffered.bufs, b.fresh.grads, args.momentum,      args.dampening,
+        args.nesterov,    args.maximize,   std::nullopt,  args.momentum_rule, args.rule_coeffs};
     return ops::direction_median_mad(src);
   }
   std::vector<at::Tensor> out;

@@ -31,7 +31,8 @@ ops::SoftSignStepArgs LionTraits::step_args(const Options& o) {
   args.dampening = beta2;
   args.weight_decay = o.weight_decay();
   args.maximize = o.maximize();
-  args.lion_beta1 = beta1;
+  args.momentum_rule = "lion";
+  args.rule_coeffs = {beta1};
   return args;
 }
 

@@ -3,8 +3,8 @@ kernel (fused=False) and the pure-PyTorch baseline of the benchmarks. Same math 
 same no-op rule as the kernels (Note [soft-sign element math] in csrc/ops): each product
 and sum rounded on its own in the opmath type, float32 (float64 for float64 params), but
 for the soft phase's last pass p + (-lr) * tanh(tau * d), which may contract into a fused
-multiply-add (one pass less; the last bit may differ from the kernel's), and Lion's two
-averages, formed by lerp (Note [lion rule]; the same up to rounding).
+multiply-add (one pass less; the last bit may differ from the kernel's), and where a rule
+says otherwise (Lion's two averages, formed by lerp: the same up to rounding).
 
 Each (device, dtype) bucket is stepped by torch's _foreach ops, a handful of multi-tensor
 kernels per step rather than a few small ops per tensor (bench_step.py times it against
@@ -56,7 +56,8 @@ def soft_sign_direction(grads, momentum_buffers, *, grad_scale, **rule):
     for (_, dtype), idx in _buckets(grads).items():
         op = torch.float64 if dtype == torch.float64 else torch.float32
         bufs = [momentum_buffers[i].to(op, copy=True) for i in idx] if momentum_buffers else []
-        if not bufs and (rule.get("lion_beta1") is not None or rule["momentum"] != 0):
+        keeps = _rule_of(rule.get("momentum_rule", "heavy_ball")).always_buffered
+        if not bufs and (keeps or rule["momentum"] != 0):
             bufs = [torch.zeros_like(grads[i], dtype=op) for i in idx]  # read as 0 (first step)
         gs = _in_opmath([grads[i] for i in idx], op)
         d, _ = _direction(gs, bufs, op, grad_scale, **rule)
@@ -81,52 +82,39 @@ def _skip(params, temperature, found_inf):
     return skip
 
 
-def _direction(
-    g,
-    bufs,
-    op,
-    grad_scale,
-    *,
-    momentum,
-    dampening,
-    nesterov,
-    maximize,
-    first_step,
-    lion_beta1=None,
-):
-    """(d, whether d is a scratch list) of one (device, dtype) bucket in opmath `op`, the
-    buffers updated in place. Heavy ball: buf = g on the first step, else momentum * buf +
-    (1 - dampening) * g; d = buf (g + momentum * buf with Nesterov). Lion (lion_beta1 given,
-    momentum = dampening = beta2): d = b1 * buf + (1 - b1) * g from the buffer before its
-    update, the buffer read as 0 on the first step (Note [lion rule]). A scratch list is
-    this step's own (free to overwrite); otherwise d is the gradients or the buffers.
+# The unfused momentum rules by the ops' `momentum_rule` name (Note [momentum rules] in
+# csrc/ops/momentum_rules.h): rule(g, bufs, op, *, momentum, dampening, nesterov,
+# first_step, coeffs) -> (d, whether d is a scratch list), the buffers updated in place. A
+# rule registers itself with @foreach_rule, usually beside the optimizer that uses it
+# (Lion's is in optim/lion.py).
+FOREACH_RULES: dict = {}
 
-    Each pass over the bucket costs about the same, so passes are what this counts: a
-    product by 1 - dampening = 1 is skipped (exact), and a fresh list from an out-of-place
-    op costs less than a copy into an old one and an in-place op (measured on the CPU, in
-    steady state). Every product and sum is still rounded on its own, as in the kernels,
-    but Lion's lerp after its first step."""
-    if grad_scale is not None:
-        g = torch._foreach_div(g, grad_scale.to(op))
-        if maximize:
-            torch._foreach_neg_(g)
-    elif maximize:
-        g = torch._foreach_neg(g)
-    if lion_beta1 is not None:
-        if first_step:  # b1 * 0 + (1 - b1) g, as the kernels add it: a -0 becomes +0
-            d = torch._foreach_mul(g, _one_minus(lion_beta1, op))
-            torch._foreach_add_(d, 0.0)
-            torch._foreach_copy_(bufs, g)
-            torch._foreach_mul_(bufs, _one_minus(dampening, op))
-            torch._foreach_add_(bufs, 0.0)
-        else:
-            # Each average in one pass, by lerp (as pytorch-optimizer's foreach Lion forms
-            # them): b1 * buf + (1 - b1) * g up to rounding, where the kernels round both
-            # products (nine passes instead of four: see benchmarks/README.md). A c within
-            # rounding of 0 may take the other sign.
-            d = torch._foreach_lerp(bufs, g, _one_minus(lion_beta1, op))
-            torch._foreach_lerp_(bufs, g, _one_minus(dampening, op))
-        return d, True
+
+def foreach_rule(name: str, *, always_buffered: bool):
+    """Registers an unfused rule; always_buffered: it keeps a buffer even at momentum 0."""
+
+    def register(fn):
+        fn.always_buffered = always_buffered
+        FOREACH_RULES[name] = fn
+        return fn
+
+    return register
+
+
+def _rule_of(momentum_rule: str):
+    try:
+        return FOREACH_RULES[momentum_rule]
+    except KeyError:
+        raise ValueError(
+            f"softsign: unknown momentum_rule '{momentum_rule}', expected one of "
+            + ", ".join(FOREACH_RULES)
+        ) from None
+
+
+@foreach_rule("heavy_ball", always_buffered=False)
+def _heavy_ball(g, bufs, op, *, momentum, dampening, nesterov, first_step, coeffs):
+    """buf = g on the first step, else momentum * buf + (1 - dampening) * g; d = buf
+    (g + momentum * buf with Nesterov); d = g with momentum 0."""
     if momentum == 0:
         return g, False
     if first_step:
@@ -141,6 +129,48 @@ def _direction(
     d = torch._foreach_mul(bufs, momentum)
     torch._foreach_add_(d, g)
     return d, True
+
+
+def _direction(
+    g,
+    bufs,
+    op,
+    grad_scale,
+    *,
+    momentum,
+    dampening,
+    nesterov,
+    maximize,
+    first_step,
+    momentum_rule="heavy_ball",
+    rule_coeffs=(),
+):
+    """(d, whether d is a scratch list) of one (device, dtype) bucket in opmath `op`, the
+    buffers updated in place by the rule. A scratch list is this step's own (free to
+    overwrite); otherwise d is the gradients or the buffers.
+
+    Each pass over the bucket costs about the same, so passes are what the rules count: a
+    product by 1 - dampening = 1 is skipped (exact), and a fresh list from an out-of-place
+    op costs less than a copy into an old one and an in-place op (measured on the CPU, in
+    steady state). Every product and sum is still rounded on its own, as in the kernels,
+    but where a rule says otherwise (Lion's lerp)."""
+    rule = _rule_of(momentum_rule)
+    if grad_scale is not None:
+        g = torch._foreach_div(g, grad_scale.to(op))
+        if maximize:
+            torch._foreach_neg_(g)
+    elif maximize:
+        g = torch._foreach_neg(g)
+    return rule(
+        g,
+        bufs,
+        op,
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
+        first_step=first_step,
+        coeffs=tuple(rule_coeffs),
+    )
 
 
 def _step_bucket(ps, gs, bufs, op, *, lr, weight_decay, temperature, grad_scale, **rule):
@@ -184,7 +214,8 @@ def soft_sign_step_(
     **rule,
 ):
     """torch.ops.softsign.soft_sign_step_ with the same keywords; `rule` holds those of the
-    direction (momentum, dampening, nesterov, maximize, first_step, lion_beta1)."""
+    direction (momentum, dampening, nesterov, maximize, first_step, momentum_rule,
+    rule_coeffs)."""
     if not params:
         return
     skip = _skip(params, temperature, found_inf)

@@ -37,7 +37,8 @@ def median_mad(
     nesterov: bool = False,
     maximize: bool = False,
     grad_scale: torch.Tensor | None = None,
-    lion_beta1: float | None = None,
+    momentum_rule: str = "heavy_ball",
+    rule_coeffs: Sequence[float] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Lower median and MAD (float64 0-dim tensors on `device`) of the directions of every
     source, after `hook` has seen (and may have changed) each histogram.
@@ -45,7 +46,7 @@ def median_mad(
     Stage-0 keys are 64 bits wide under a hook (as in the C++ driver): every rank then runs
     the same passes whatever dtypes its shards hold (float32 values widen exactly); without
     one, 32 bits unless a tensor is float64. The momentum rule's options are the step
-    op's (`lion_beta1` selects Lion's, Note [lion rule])."""
+    op's (`momentum_rule` and its `rule_coeffs`: Note [momentum rules])."""
     wide = hook is not None or any(g.dtype == torch.float64 for src in sources for g in src.grads)
     # The library's plan, the one its C++ driver follows.
     state_size, digit_bits, bits, *passes, histogram_size = ops.radix_select_plan(
@@ -72,7 +73,8 @@ def median_mad(
                     maximize=bool(maximize),
                     first_step=src.first_step,
                     grad_scale=grad_scale,
-                    lion_beta1=None if lion_beta1 is None else float(lion_beta1),
+                    momentum_rule=momentum_rule,
+                    rule_coeffs=[float(c) for c in rule_coeffs],
                 )
                 hist = part if hist is None else hist.add_(part)
             if hist is None:  # this rank holds no elements: its counts are zeros

@@ -1,5 +1,13 @@
+import os
+import tempfile
+
 import pytest
 import torch
+
+# torch.compile's on-disk caches key a graph by the ops' names, not by their schemas: a cache
+# filled by an older build of this library replays calls with its old arguments. Each
+# session compiles into its own cache unless the caller chose one.
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="softsign-inductor-"))
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -163,7 +163,9 @@ def test_the_sharded_statistic_selects_what_the_fused_one_does(maximize):
     grads = [torch.randn(s, generator=gen) for s in [(300,), (20, 7)]]
     bufs = [torch.randn(g.shape, generator=gen) for g in grads]
     fresh = [torch.randn(50, generator=gen)]
-    rule = dict(momentum=0.99, dampening=0.99, nesterov=False, lion_beta1=0.9)
+    rule = dict(
+        momentum=0.99, dampening=0.99, nesterov=False, momentum_rule="lion", rule_coeffs=[0.9]
+    )
     want = torch.ops.softsign.direction_median_mad(
         grads, bufs, fresh, maximize=maximize, grad_scale=None, **rule
     )

@@ -31,6 +31,9 @@ def test_opcheck_statistics(device):
     rule_kw = dict(momentum=0.0, dampening=0.0, nesterov=False, maximize=False, grad_scale=None)
     nesterov_kw = dict(rule_kw, momentum=0.9, nesterov=True, first_step=False)
     torch.library.opcheck(ops.soft_sign_direction.default, (xs, bufs), nesterov_kw)
+    lion_kw = dict(rule_kw, momentum=0.99, dampening=0.99, first_step=False)
+    lion_kw.update(momentum_rule="lion", rule_coeffs=[0.9])
+    torch.library.opcheck(ops.soft_sign_direction.default, (xs, bufs), lion_kw)
     torch.library.opcheck(ops.median_mad.default, (xs,))
     direction_kw = dict(rule_kw, momentum=0.9, dampening=0.1, maximize=True)
     torch.library.opcheck(
@@ -403,6 +406,46 @@ def test_step_rejects_bad_calls(device):
     with pytest.raises(RuntimeError, match="complex"):
         c = torch.zeros(4, dtype=torch.complex64, device=device)
         ops.soft_sign_step_([c], [c.clone()], [], **step_kwargs(momentum=0.0))
+
+
+BAD_RULES = [
+    (dict(momentum_rule="adam"), "unknown momentum_rule 'adam', expected one of heavy_ball, lion"),
+    (dict(momentum_rule="lion"), "'lion' takes 1 rule_coeffs, got 0"),
+    (dict(momentum_rule="heavy_ball", rule_coeffs=[0.5]), "'heavy_ball' takes 0 rule_coeffs"),
+    (dict(momentum_rule="lion", rule_coeffs=[0.9], nesterov=True), "no Nesterov form"),
+]
+
+
+@pytest.mark.parametrize("bad, match", BAD_RULES)
+def test_every_direction_op_refuses_a_bad_rule_before_any_change(bad, match, device):
+    # The rule is checked where the ops form their scalars, so every op that forms a
+    # direction (the step, the directions, the fused selection, one selection pass) refuses
+    # it alike, with the params and buffers untouched.
+    p, g, b = (torch.randn(6, device=device) for _ in range(3))
+    before = (p.clone(), b.clone())
+    rule = dict(momentum=0.9, dampening=0.0, nesterov=False, maximize=False, grad_scale=None)
+    rule.update(bad)
+    state = torch.zeros(6, dtype=torch.int64, device=device)
+    pass_kw = dict(stage=0, pass_=0, digit_bits=8, key_bits=32, first_step=False)
+    calls = [
+        lambda: ops.soft_sign_step_([p], [g], [b], **step_kwargs(**rule)),
+        lambda: ops.soft_sign_direction([g], [b], first_step=False, **rule),
+        lambda: ops.direction_median_mad([g], [b], [], **rule),
+        lambda: ops.radix_select_histogram([g], [b], state, **pass_kw, **rule),
+    ]
+    for call in calls:
+        with pytest.raises(RuntimeError, match=match):
+            call()
+    assert torch.equal(p, before[0]) and torch.equal(b, before[1])
+
+
+def test_the_unfused_step_refuses_an_unknown_rule():
+    from softsign import _python_step
+
+    p = torch.zeros(3)
+    kw = step_kwargs(momentum_rule="adam", rule_coeffs=[])
+    with pytest.raises(ValueError, match="unknown momentum_rule 'adam'"):
+        _python_step.soft_sign_step_([p], [p.clone()], [p.clone()], **kw)
 
 
 def test_mixed_devices_in_one_call_is_an_error_cuda():

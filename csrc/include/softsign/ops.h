@@ -24,10 +24,12 @@ struct SoftSignStepArgs {
   // The momentum buffers are being created on this step: buf <- g instead of
   // buf <- momentum * buf + (1 - dampening) * g (SGD's convention).
   bool first_step = false;
-  // Lion's rule instead of the heavy ball when set (b1; pass momentum = dampening = b2):
-  // d <- b1 * buf + (1 - b1) * g from the buffer before its update, then
-  // buf <- b2 * buf + (1 - b2) * g; the buffer starts at zero (first_step: not read).
-  std::optional<double> lion_beta1;
+  // The momentum rule (Note [momentum rules] in csrc/ops/momentum_rules.h) and its own
+  // coefficients: "heavy_ball" takes none (momentum = 0 is plain d = g); "lion" takes
+  // {b1} with momentum = dampening = b2: d <- b1 * buf + (1 - b1) * g from the buffer before
+  // its update, then buf <- b2 * buf + (1 - b2) * g; the buffer starts at zero.
+  std::string momentum_rule = "heavy_ball";
+  std::vector<double> rule_coeffs;
 };
 
 // In-place fused SoftSignum/Signum step over many tensors (docs/algorithms.md section 4):
@@ -76,7 +78,8 @@ struct SelectionSource {
   bool nesterov = false;
   bool maximize = false;
   std::optional<at::Tensor> grad_scale;
-  std::optional<double> lion_beta1;  // Lion's rule (see SoftSignStepArgs)
+  std::string momentum_rule = "heavy_ball";  // and its coefficients (see SoftSignStepArgs)
+  std::vector<double> rule_coeffs;
 };
 
 // median_mad of the directions of `src`, without materializing them.

@@ -47,7 +47,8 @@ at::Tensor radix_select_histogram_cpu(at::TensorList grads, at::TensorList momen
                                       int64_t digit_bits, int64_t key_bits, double momentum,
                                       double dampening, bool nesterov, bool maximize,
                                       bool first_step, const std::optional<at::Tensor>& grad_scale,
-                                      std::optional<double> lion_beta1) {
+                                      c10::string_view momentum_rule,
+                                      at::ArrayRef<double> rule_coeffs) {
   const radix::PassSpec spec = check_radix_select_histogram(grads, momentum_buffers, state, stage,
                                                             pass, digit_bits, key_bits, grad_scale);
   TORCH_CHECK(digit_bits == 8 || digit_bits == 16,
@@ -55,7 +56,8 @@ at::Tensor radix_select_histogram_cpu(at::TensorList grads, at::TensorList momen
   const auto st = state.contiguous();
   const int64_t* s = st.const_data_ptr<int64_t>();
   const RadixContext c{
-      step_scalars(momentum, dampening, 0.0, nesterov, maximize, first_step, lion_beta1),
+      step_scalars(momentum, dampening, 0.0, nesterov, maximize, first_step, momentum_rule,
+                   rule_coeffs),
       grad_scale.has_value() ? grad_scale->item<double>() : 1.0,  // a CPU tensor: no sync
       spec, static_cast<uint64_t>(s[2 * stage]), mu_of(s, key_bits)};
   at::Tensor out = at::zeros({(int64_t{1} << digit_bits) + 1}, state.options());

@@ -348,13 +348,11 @@ inline void advance_launch(const at::Tensor& state, const at::Tensor& histogram,
 
 // The op's whole CUDA entry but the registration, with the launch limits as a parameter.
 template <typename L = mt::DefaultLimits>
-at::Tensor radix_select_histogram_launch(at::TensorList grads, at::TensorList momentum_buffers,
-                                         const at::Tensor& state, int64_t stage, int64_t pass,
-                                         int64_t digit_bits, int64_t key_bits, double momentum,
-                                         double dampening, bool nesterov, bool maximize,
-                                         bool first_step,
-                                         const std::optional<at::Tensor>& grad_scale,
-                                         std::optional<double> lion_beta1) {
+at::Tensor radix_select_histogram_launch(
+    at::TensorList grads, at::TensorList momentum_buffers, const at::Tensor& state, int64_t stage,
+    int64_t pass, int64_t digit_bits, int64_t key_bits, double momentum, double dampening,
+    bool nesterov, bool maximize, bool first_step, const std::optional<at::Tensor>& grad_scale,
+    c10::string_view momentum_rule, at::ArrayRef<double> rule_coeffs) {
   const radix::PassSpec spec = check_radix_select_histogram(grads, momentum_buffers, state, stage,
                                                             pass, digit_bits, key_bits, grad_scale);
   TORCH_CHECK(digit_bits == kDigitBits,
@@ -371,8 +369,8 @@ at::Tensor radix_select_histogram_launch(at::TensorList grads, at::TensorList mo
   std::vector<at::Tensor> keep;
   const DeviceScalar scale_s = device_scalar(grad_scale, keep);
   keep.push_back(state.contiguous());
-  const StepScalars s =
-      step_scalars(momentum, dampening, 0.0, nesterov, maximize, first_step, lion_beta1);
+  const StepScalars s = step_scalars(momentum, dampening, 0.0, nesterov, maximize, first_step,
+                                     momentum_rule, rule_coeffs);
   histogram_into<L>(hist, grads, momentum_buffers, keep.back(), spec, s, scale_s, nullptr);
   return hist;
 }

@@ -2,9 +2,9 @@
 torch.ops.softsign.soft_sign_step_: u = sign(d), or tanh(tau * d) once the schedule starts,
 where d comes from the gradient and a per-parameter buffer by the class's momentum rule.
 
-The rule reaches every op as the same keywords (momentum, dampening, nesterov and, for
-Lion, lion_beta1: Note [lion rule] in csrc/ops/momentum_rules.h), so the step, the
-directions and the selection passes of the fit all form d alike.
+The rule reaches every op as the same keywords (momentum, dampening, nesterov,
+momentum_rule and rule_coeffs: Note [momentum rules] in csrc/ops/momentum_rules.h), so the
+step, the directions and the selection passes of the fit all form d alike.
 """
 
 from __future__ import annotations

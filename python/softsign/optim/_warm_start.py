@@ -31,12 +31,6 @@ class SourceRule:
     details: dict = field(default_factory=dict)  # the rest of the update: a difference warns
 
 
-def _lion_rule(beta1, beta2) -> dict:
-    return dict(
-        momentum=float(beta2), dampening=float(beta2), nesterov=False, lion_beta1=float(beta1)
-    )
-
-
 def _adamw(betas, step, *, amsgrad=False, maximize=False) -> SourceRule:
     # AdamW's moments are EMAs of g and g^2 with these betas, and their bias correction
     # reads the per-parameter step; eps, lr and the weight decay are the target's own.
@@ -60,6 +54,7 @@ def source_rule(source, group) -> SourceRule:
     """The rule of `group` of optimizer `source` (softsign's, or one of torch's and
     lion-pytorch's); TypeError for a kind this module does not know."""
     from ._elementwise import ElementwiseOptimizer
+    from .lion import lion_rule
     from .soft_muon import _MuonBase
 
     if isinstance(source, ElementwiseOptimizer):
@@ -102,8 +97,7 @@ def source_rule(source, group) -> SourceRule:
         # Its per-parameter steps are carried; a group step count it does not keep.
         return _adamw(group["betas"], None, amsgrad=group["amsgrad"], maximize=group["maximize"])
     if type(source).__module__.startswith("lion_pytorch"):
-        beta1, beta2 = group["betas"]
-        return SourceRule(dict(_lion_rule(beta1, beta2), maximize=False), ("exp_avg",), None)
+        return SourceRule(dict(lion_rule(group["betas"]), maximize=False), ("exp_avg",), None)
     raise TypeError(
         f"warm_start_from: cannot read the state of {type(source).__name__}; it takes "
         "softsign's optimizers, torch.optim.SGD, torch.optim.Muon, torch.optim.AdamW and "

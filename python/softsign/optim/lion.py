@@ -4,9 +4,48 @@ uses, so its checkpoints load)."""
 
 from __future__ import annotations
 
+import torch
+
+from .._python_step import _one_minus, foreach_rule
 from ..reference.options import OPTIONS
 from ._base import given
 from ._elementwise import ElementwiseOptimizer
+
+
+@foreach_rule("lion", always_buffered=True)
+def _lion_foreach(g, bufs, op, *, momentum, dampening, nesterov, first_step, coeffs):
+    """The unfused Lion rule (fused=False): c = b1 * m + (1 - b1) * g, then
+    m = b2 * m + (1 - b2) * g with b2 = momentum = dampening; m is read as 0 on its first
+    step."""
+    (beta1,) = coeffs
+    if first_step:  # b1 * 0 + (1 - b1) g, as the kernels add it: a -0 becomes +0
+        d = torch._foreach_mul(g, _one_minus(beta1, op))
+        torch._foreach_add_(d, 0.0)
+        torch._foreach_copy_(bufs, g)
+        torch._foreach_mul_(bufs, _one_minus(dampening, op))
+        torch._foreach_add_(bufs, 0.0)
+    else:
+        # Each average in one pass, by lerp (as pytorch-optimizer's foreach Lion forms
+        # them): b1 * buf + (1 - b1) * g up to rounding, where the kernels round both
+        # products (nine passes instead of four: see benchmarks/README.md). A c within
+        # rounding of 0 may take the other sign.
+        d = torch._foreach_lerp(bufs, g, _one_minus(beta1, op))
+        torch._foreach_lerp_(bufs, g, _one_minus(dampening, op))
+    return d, True
+
+
+def lion_rule(betas) -> dict:
+    """The ops' keywords of Lion with these betas (also lion-pytorch's, for warm starts): the
+    "lion" rule, whose buffer moves with momentum = dampening = beta2 and whose one
+    coefficient beta1 interpolates the direction from the old buffer."""
+    beta1, beta2 = betas
+    return dict(
+        momentum=float(beta2),
+        dampening=float(beta2),
+        nesterov=False,
+        momentum_rule="lion",
+        rule_coeffs=[float(beta1)],
+    )
 
 
 class _LionRule(ElementwiseOptimizer):
@@ -17,15 +56,7 @@ class _LionRule(ElementwiseOptimizer):
     _statistic = "Lion's interpolated directions c"
 
     def _rule(self, group) -> dict:
-        beta1, beta2 = group["betas"]
-        # The step op's heavy-ball buffer update with momentum = dampening = beta2 is
-        # Lion's; lion_beta1 makes the direction the interpolation of the old buffer.
-        return dict(
-            momentum=float(beta2),
-            dampening=float(beta2),
-            nesterov=False,
-            lion_beta1=float(beta1),
-        )
+        return lion_rule(group["betas"])
 
     def _buffered(self, group) -> bool:
         return True

@@ -46,7 +46,7 @@ PassCost first_pass_cost(const std::vector<at::Tensor>& grads, int64_t stage) {
   }
   ch::reset_counters();
   ops::radix_select_histogram_launch<>(grads, {}, state, stage, 0, 8, 32, 0.0, 0.0, false, false,
-                                       false, std::nullopt, std::nullopt);
+                                       false, std::nullopt, "heavy_ball", {});
   // The per-block merge into the global histogram is a few atomics per block, not per
   // element; it is included.
   return {static_cast<double>(ch::counters().atomics) / n,
@@ -83,9 +83,9 @@ TEST(HistogramCounts, TheFitReadsTheModelFewerTimes) {
     at::Tensor state = at::zeros({ops::radix::kStateSize}, at::kLong);
     for (int64_t stage = 0; stage < 2; ++stage) {
       for (int64_t pass = 0; pass < (stage == 0 ? 4 : 8); ++pass) {
-        const at::Tensor h =
-            ops::radix_select_histogram_launch<>(grads, {}, state, stage, pass, 8, 32, 0.0, 0.0,
-                                                 false, false, false, std::nullopt, std::nullopt);
+        const at::Tensor h = ops::radix_select_histogram_launch<>(grads, {}, state, stage, pass, 8,
+                                                                  32, 0.0, 0.0, false, false, false,
+                                                                  std::nullopt, "heavy_ball", {});
         ops::radix_select_advance_(state, h, stage, pass, 8, 32);
       }
     }

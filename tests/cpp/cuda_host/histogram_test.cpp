@@ -34,8 +34,7 @@ at::Tensor randn(int64_t n, at::ScalarType dtype) {
 void expect_same_histograms(const Source& s, int64_t key_bits, const std::string& what) {
   const at::Tensor state = at::zeros({softsign::ops::radix::kStateSize}, at::kLong);
   const ops::SelectionSource& src = s.src;
-  const at::TensorList bufs =
-      src.momentum == 0.0 && !src.lion_beta1 ? at::TensorList() : src.momentum_buffers;
+  const at::TensorList bufs = ops::reads_buffers(src) ? src.momentum_buffers : at::TensorList();
   for (int64_t stage = 0; stage < 2; ++stage) {
     const int64_t passes = (stage == 0 ? key_bits : 64) / 8;
     for (int64_t pass = 0; pass < passes; ++pass) {
@@ -45,13 +44,13 @@ void expect_same_histograms(const Source& s, int64_t key_bits, const std::string
                                                     key_bits, src, false, src.grad_scale);
       at::Tensor got = ops::radix_select_histogram_launch<Tiny>(
           src.grads, bufs, state, stage, pass, 8, key_bits, src.momentum, src.dampening,
-          src.nesterov, src.maximize, false, src.grad_scale, src.lion_beta1);
+          src.nesterov, src.maximize, false, src.grad_scale, src.momentum_rule, src.rule_coeffs);
       if (!src.first_step_grads.empty()) {
         want.add_(ops::radix_select_histogram(src.first_step_grads, {}, state, stage, pass, 8,
                                               key_bits, src, true, src.grad_scale));
         got.add_(ops::radix_select_histogram_launch<Tiny>(
             src.first_step_grads, {}, state, stage, pass, 8, key_bits, src.momentum, src.dampening,
-            src.nesterov, src.maximize, true, src.grad_scale, src.lion_beta1));
+            src.nesterov, src.maximize, true, src.grad_scale, src.momentum_rule, src.rule_coeffs));
       }
       ASSERT_TRUE(at::equal(got, want)) << where;
       ops::radix_select_advance_(state, want, stage, pass, 8, key_bits);
@@ -125,7 +124,8 @@ TEST(HistogramKernel, EveryRuleCaseMatchesTheCpuOp) {
       Source s = make_source(dtypes, a.momentum, a.nesterov, a.first_step, true, false);
       s.src.dampening = a.dampening;
       s.src.maximize = a.maximize;
-      s.src.lion_beta1 = a.lion_beta1;
+      s.src.momentum_rule = a.momentum_rule;
+      s.src.rule_coeffs = a.rule_coeffs;
       const int64_t key_bits = dtypes[0] == at::kDouble ? 64 : 32;
       expect_same_histograms(s, key_bits, r.name + " " + std::string(at::toString(dtypes[0])));
     }
@@ -149,7 +149,7 @@ TEST(HistogramKernel, DefaultLimitsAcrossChunks) {
       ops::radix_select_histogram(s.src.grads, {}, state, 0, 0, 8, 32, s.src, false, {});
   const at::Tensor got = ops::radix_select_histogram_launch<mt::DefaultLimits>(
       s.src.grads, {}, state, 0, 0, 8, 32, 0.0, 0.0, false, false, false, std::nullopt,
-      std::nullopt);
+      "heavy_ball", {});
   EXPECT_TRUE(at::equal(got, want));
 }
 
@@ -200,7 +200,10 @@ TEST(SelectionDriver, MatchesTheCpuMedianAndMad) {
     for (const int rule : {0, 1, 2}) {  // no momentum, Nesterov, Note [lion rule]
       const bool momentum = rule != 0;
       Source s = make_source(dtypes, momentum ? 0.9 : 0.0, rule == 1, momentum, momentum, false);
-      if (rule == 2) s.src.lion_beta1 = 0.8;
+      if (rule == 2) {
+        s.src.momentum_rule = "lion";
+        s.src.rule_coeffs = {0.8};
+      }
       const auto [mu, mad] = ops::direction_median_mad(s.src);
       for (const int64_t capacity : {int64_t{0}, int64_t{8}, int64_t{40}, int64_t{3000}}) {
         const auto [got_mu, got_mad] = ops::select_median_mad_launch<Tiny>(s.src, capacity);

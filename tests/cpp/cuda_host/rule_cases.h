@@ -1,12 +1,15 @@
 // Note [rule cases]: every form of every momentum rule (Note [momentum rules] in
 // csrc/ops/momentum_rules.h), as the ops' arguments. The step suite (step_test.cpp) and the
 // histogram suite (histogram_test.cpp) each run all of them, the CUDA kernel against the
-// CPU op, so a new rule adds its cases here, once.
+// CPU op. The heavy ball's forms are spelled out; every other rule of kRuleSpecs gets its
+// cases from its spec (its first and later steps, a decaying buffer and a zero momentum,
+// maximize and weight decay), so a new rule is run here without an edit.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "momentum_rules.h"
 #include "softsign/ops.h"
 
 namespace softsign::ops::testing {
@@ -38,18 +41,26 @@ inline std::vector<RuleCase> rule_cases() {
   m.args.maximize = true;
   m.args.weight_decay = 0.1;
   out.push_back(m);
-  // Note [lion rule]: b2 = 0.99 as momentum and dampening, b1 = 0.9; and b2 = 0, where a
-  // buffer is still kept.
-  for (const bool first : {false, true}) {
-    RuleCase lion{first ? "lion_first_step" : "lion", args(0.99, 0.99, false, first)};
-    lion.args.lion_beta1 = 0.9;
-    lion.args.weight_decay = 0.1;
-    out.push_back(lion);
+  // Every other rule: coefficients 0.9, 0.8, ... (in [0, 1], as the averages' weights
+  // are), its buffer decaying at 0.99, and at 0, where a buffered rule still keeps one.
+  for (const RuleSpec& spec : kRuleSpecs) {
+    if (spec.id == Rule::kHeavyBall) continue;
+    auto rule_args = [&](double momentum, bool first) {
+      SoftSignStepArgs a = args(momentum, momentum, false, first);
+      a.momentum_rule = spec.name;
+      for (int i = 0; i < spec.coeffs; ++i) a.rule_coeffs.push_back(0.9 - 0.1 * i);
+      return a;
+    };
+    const std::string name = spec.name;
+    for (const bool first : {false, true}) {
+      RuleCase c{first ? name + "_first_step" : name, rule_args(0.99, first)};
+      c.args.weight_decay = 0.1;
+      out.push_back(c);
+    }
+    RuleCase zero{name + "_momentum_zero_maximize", rule_args(0.0, false)};
+    zero.args.maximize = true;
+    out.push_back(zero);
   }
-  RuleCase lion_zero{"lion_beta2_zero_maximize", args(0.0, 0.0, false, false)};
-  lion_zero.args.lion_beta1 = 0.5;
-  lion_zero.args.maximize = true;
-  out.push_back(lion_zero);
   return out;
 }
 

@@ -104,7 +104,7 @@ void run_and_compare(const Inputs& in, const Case& c, Temp temp, const std::stri
   ops::soft_sign_step_(cpu.params, cpu.grads, cpu.bufs, a, lr_t, tau, scale, inf);
   ops::soft_sign_step_entry<&ops::soft_sign_step_launch<L>>(
       host.params, host.grads, host.bufs, a.lr, lr_t, a.momentum, a.dampening, a.weight_decay,
-      a.nesterov, a.maximize, a.first_step, tau, scale, inf, a.lion_beta1);
+      a.nesterov, a.maximize, a.first_step, tau, scale, inf, a.momentum_rule, a.rule_coeffs);
   const double lr = c.lr_tensor ? a.lr * 2 : a.lr;
   for (size_t i = 0; i < in.params.size(); ++i) {
     const std::string where = what + " tensor " + std::to_string(i) + " " +
@@ -153,7 +153,7 @@ TEST_P(StepKernel, MatchesTheCpuOp) {
   for (const Case& c : cases()) {
     for (const auto& dtypes : kDtypeLists) {
       const Inputs in =
-          make_inputs(dtypes, c.args.momentum != 0.0 || c.args.lion_beta1.has_value());
+          make_inputs(dtypes, c.args.momentum != 0.0 || c.args.momentum_rule != "heavy_ball");
       const std::string what = c.name + " [" + std::to_string(dtypes.size()) + " dtypes, " +
                                std::string(at::toString(dtypes[0])) + "]";
       run_and_compare<Tiny>(in, c, GetParam(), what);
