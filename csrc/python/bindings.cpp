@@ -149,10 +149,11 @@ void bind_muon(py::module_& m, const char* name, bool transition) {
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "softsign's C++ optimizers (softsign::optim) bound for Python";
-  bind_elementwise<SoftSignum>(m, "SoftSignum", /*transition=*/true);
-  bind_elementwise<Signum>(m, "Signum", /*transition=*/false);
-  bind_elementwise<SoftLion>(m, "SoftLion", /*transition=*/true);
-  bind_elementwise<Lion>(m, "Lion", /*transition=*/false);
+#define SOFTSIGN_BIND(Soft, Plain, Traits)               \
+  bind_elementwise<Soft>(m, #Soft, /*transition=*/true); \
+  bind_elementwise<Plain>(m, #Plain, /*transition=*/false);
+  SOFTSIGN_ELEMENTWISE_OPTIMIZERS(SOFTSIGN_BIND)
+#undef SOFTSIGN_BIND
   bind_muon<SoftMuon>(m, "SoftMuon", /*transition=*/true);
   bind_muon<Muon>(m, "Muon", /*transition=*/false);
 }

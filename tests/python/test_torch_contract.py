@@ -59,7 +59,7 @@ from torch.optim.optimizer import (
 )
 
 from softsign import _fit
-from softsign.reference.options import ADAMW_GROUP
+from softsign.reference.soft_muon import ADAMW_GROUP
 
 # (optimizer, contract) -> why the contract does not hold for it.
 KNOWN_BREAKS = {

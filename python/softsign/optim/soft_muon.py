@@ -19,7 +19,8 @@ from torch.optim.adamw import adamw
 from .. import _select
 from .._fit import user_stacklevel
 from .._library import ops
-from ..reference.options import ADAMW_GROUP, OPTIONS, SCHEDULE
+from ..reference.options import OPTIONS, SCHEDULE
+from ..reference.soft_muon import ADAMW_GROUP
 from . import _sharding, _warm_start
 from ._base import ScheduledOptimizer, given
 

@@ -1,54 +1,18 @@
 """Pure-PyTorch float64 reference of the softsign math, written from docs/algorithms.md.
 It depends on torch only; tests, golden values and benchmarks compare the fused paths
-against it."""
+against it.
 
-from .soft_muon import MuonReference, SoftMuonReference
-from .soft_signum import (
-    LionReference,
-    SignumReference,
-    SoftLionReference,
-    SoftSignumReference,
-)
-from .spectral import (
-    matrix_view,
-    muon_scale,
-    newton_schulz5,
-    phi_tau,
-    polar,
-    soft_newton_schulz,
-    soft_singular_values,
-    statistic_view,
-)
-from .temperature import (
-    GroupSchedule,
-    lower_median,
-    median_mad,
-    resolve_phases,
-    saturation_constant,
-    temperature_at,
-    temperature_schedule,
-)
+The package exports what each of its modules lists in `__all__`, and importing it imports
+every module, so each optimizer's option table (written beside its reference) is in
+options.OPTIONS: a new optimizer's reference module needs no edit here."""
 
-__all__ = [
-    "GroupSchedule",
-    "LionReference",
-    "MuonReference",
-    "SignumReference",
-    "SoftLionReference",
-    "SoftMuonReference",
-    "SoftSignumReference",
-    "lower_median",
-    "matrix_view",
-    "median_mad",
-    "muon_scale",
-    "newton_schulz5",
-    "phi_tau",
-    "polar",
-    "resolve_phases",
-    "saturation_constant",
-    "soft_newton_schulz",
-    "soft_singular_values",
-    "statistic_view",
-    "temperature_at",
-    "temperature_schedule",
-]
+import importlib as _importlib
+import pkgutil as _pkgutil
+
+__all__: list[str] = []
+for _info in _pkgutil.iter_modules(__path__):
+    _module = _importlib.import_module(f"{__name__}.{_info.name}")
+    for _name in getattr(_module, "__all__", ()):
+        globals()[_name] = getattr(_module, _name)
+        __all__.append(_name)
+__all__.sort()

@@ -1,5 +1,7 @@
-"""Every option of every softsign optimizer in one table: its name, default, range and a
-one-line doc (docs/algorithms.md sections 4 and 5 explain them).
+"""The option tables of softsign's optimizers: each option's name, default, range and a
+one-line doc (docs/algorithms.md sections 4 and 5 explain them). Each optimizer's table is
+written beside its float64 reference (reference/soft_signum.py, lion.py, soft_muon.py); this
+module holds the machinery and the options they share.
 
 The optimizers build their defaults dicts and run their checks from these tables, the float64
 reference takes its defaults from them, and tests/python/test_options.py holds the classes'
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["OPTIONS", "Option", "OptionTable", "check_number"]
+__all__ = ["OPTIONS", "Option", "OptionTable", "add_pair", "check_number"]
 
 
 def check_number(
@@ -268,18 +270,18 @@ NONNEGATIVE = Range(low=0.0)
 UNIT = Range(low=0.0, high=1.0)
 
 
-def _lr(default: float, *, tensor: bool = True) -> Option:
+def lr_option(default: float, *, tensor: bool = True) -> Option:
     doc = "step size" + (" (a float or a one-element tensor)" if tensor else " (a float)")
     return Option("lr", default, doc, NONNEGATIVE, label="learning rate", tensor=tensor)
 
 
-def _weight_decay(doc="decoupled weight decay: p *= 1 - lr * weight_decay first") -> Option:
+def weight_decay_option(doc="decoupled weight decay: p *= 1 - lr * weight_decay first") -> Option:
     # Labels "... value" give torch.optim's texts ("Invalid weight_decay value: -1.0").
     return Option("weight_decay", 0.0, doc, NONNEGATIVE, label="weight_decay value")
 
 
-_MAXIMIZE = Option("maximize", False, "ascend the objective (step on -g) instead of descending")
-_FUSED = Option(
+MAXIMIZE = Option("maximize", False, "ascend the objective (step on -g) instead of descending")
+FUSED = Option(
     "fused",
     None,
     "None: the fused kernel where the device has one (CPU, CUDA); True: require it; "
@@ -330,7 +332,7 @@ SCHEDULE = (
 SCHEDULE_ALIASES = {"sign_iters": "sign_steps", "transition_iters": "transition_steps"}
 
 
-def _needs_a_schedule(values: Mapping) -> None:
+def needs_a_schedule(values: Mapping) -> None:
     """Checked per param group: the schedule may be given in the group dicts alone."""
     if values.get("total_steps") is None and (
         values.get("sign_steps") is None or values.get("transition_steps") is None
@@ -342,140 +344,21 @@ def _needs_a_schedule(values: Mapping) -> None:
         )
 
 
-_needs_a_schedule.per_group = True
+needs_a_schedule.per_group = True
 
 
-def _nesterov_needs_momentum(values: Mapping) -> None:
-    if values.get("nesterov") and (values["momentum"] <= 0 or values["dampening"] != 0):
-        raise ValueError(
-            "Invalid nesterov: Nesterov momentum requires a momentum and zero dampening "
-            "(momentum > 0, dampening = 0)"
-        )
+# Each optimizer's table sits beside its float64 reference (reference/<module>.py), which
+# adds it here on import; importing any module of this package imports them all.
+OPTIONS: dict[str, OptionTable] = {}
 
 
-HEAVY_BALL = (
-    _lr(1e-3),
-    Option(
-        "momentum",
-        0.9,
-        "heavy-ball momentum; 0 is signSGD with no buffer",
-        UNIT,
-        label="momentum value",
-    ),
-    Option("dampening", 0.0, "scales the gradient's share of the buffer by 1 - dampening", UNIT),
-    _weight_decay(),
-    Option("nesterov", False, "d = g + momentum * buf (needs momentum > 0, dampening = 0)"),
-    _MAXIMIZE,
-    _FUSED,
-)
-
-LION = (
-    _lr(1e-4),
-    Option(
-        "betas",
-        (0.9, 0.99),
-        "(beta1, beta2): c = beta1 * m + (1 - beta1) * g, m = beta2 * m + (1 - beta2) * g",
-        Pair(UNIT, "beta"),
-    ),
-    _weight_decay(),
-    _MAXIMIZE,
-    _FUSED,
-)
-
-_MUON_BELOW_ONE = Range(low=0.0, high=1.0, high_open=True)
-MUON = (
-    _lr(0.02),
-    Option(
-        "momentum",
-        0.95,
-        "EMA momentum: buf = lerp(buf, g, 1 - momentum)",
-        _MUON_BELOW_ONE,
-        label="momentum value",
-    ),
-    Option("nesterov", True, "orthogonalize lerp(g, buf, momentum) instead of buf"),
-    _weight_decay("decoupled weight decay of the matrices"),
-    Option("ns_steps", 5, "Newton-Schulz steps of the sign phase", Range(low=0, integer=True)),
-)
-SOFT_MUON_MAPS = (
-    Option(
-        "soft_map",
-        "newton_schulz",
-        "how Phi_tau is computed",
-        OneOf(("newton_schulz", "accurate")),
-    ),
-    Option(
-        "soft_steps",
-        5,
-        "steps of the newton_schulz soft map",
-        Range(low=0, integer=True),
-    ),
-)
-ADJUST_LR = Option(
-    "adjust_lr",
-    "original",
-    "update scale: sqrt(max(1, rows / cols)), or 0.2 sqrt(max(rows, cols))",
-    OneOf(("original", "match_rms_adamw")),
-)
-# GPT-2's Conv1D (transformers) stores its weight as (in, out), the transpose of nn.Linear's:
-# the shape-dependent scale must be that of the (out, in) matrix. Orthogonalization and the
-# soft map commute with transposition, so the scale is all that changes.
-TRANSPOSED = Option(
-    "transposed",
-    False,
-    "the group's matrices are stored as (in, out), like transformers' Conv1D; the "
-    "shape-dependent update scale (adjust_lr) is computed for the (out, in) matrix",
-    OneOf((False, True)),
-)
-_ADAMW_BETAS = Pair(_MUON_BELOW_ONE, "AdamW beta")
-ADAMW_DEFAULTS = (
-    Option(
-        "adamw_lr",
-        3e-4,
-        "learning rate of the AdamW groups",
-        NONNEGATIVE,
-        label="AdamW learning rate",
-    ),
-    Option("adamw_betas", (0.9, 0.95), "AdamW's moment decay rates", _ADAMW_BETAS),
-    Option("adamw_eps", 1e-10, "AdamW's denominator epsilon", NONNEGATIVE, label="AdamW eps"),
-    Option(
-        "adamw_weight_decay",
-        0.0,
-        "AdamW's decoupled weight decay",
-        NONNEGATIVE,
-        label="AdamW weight_decay",
-    ),
-)
-# What a use_muon=False group of SoftMuon/Muon holds under torch.optim.AdamW's names; each
-# defaults to its adamw_* option.
-ADAMW_GROUP = OptionTable(
-    "AdamW group",
-    (
-        Option("lr", None, "AdamW's lr", NONNEGATIVE, label="AdamW learning rate"),
-        Option("betas", None, "AdamW's betas", _ADAMW_BETAS),
-        Option("eps", None, "AdamW's eps", NONNEGATIVE, label="AdamW eps"),
-        Option(
-            "weight_decay", None, "AdamW's weight decay", NONNEGATIVE, label="AdamW weight_decay"
-        ),
-    ),
-)
-
-OPTIONS: dict[str, OptionTable] = {
-    "Signum": OptionTable("Signum", HEAVY_BALL, rules=(_nesterov_needs_momentum,)),
-    "SoftSignum": OptionTable(
-        "SoftSignum",
-        HEAVY_BALL + SCHEDULE,
-        rules=(_nesterov_needs_momentum, _needs_a_schedule),
+def add_pair(plain: str, options: tuple, *, rules: tuple = ()) -> None:
+    """Adds the tables of `plain` and of its soft version Soft<plain>: the same options with
+    the schedule's after them."""
+    OPTIONS[plain] = OptionTable(plain, options, rules=rules)
+    OPTIONS["Soft" + plain] = OptionTable(
+        "Soft" + plain,
+        options + SCHEDULE,
+        rules=rules + (needs_a_schedule,),
         aliases=SCHEDULE_ALIASES,
-    ),
-    "Lion": OptionTable("Lion", LION),
-    "SoftLion": OptionTable(
-        "SoftLion", LION + SCHEDULE, rules=(_needs_a_schedule,), aliases=SCHEDULE_ALIASES
-    ),
-    "Muon": OptionTable("Muon", MUON + (ADJUST_LR, TRANSPOSED) + ADAMW_DEFAULTS),
-    "SoftMuon": OptionTable(
-        "SoftMuon",
-        MUON + SCHEDULE + SOFT_MUON_MAPS + (ADJUST_LR, TRANSPOSED) + ADAMW_DEFAULTS,
-        rules=(_needs_a_schedule,),
-        aliases=SCHEDULE_ALIASES,
-    ),
-}
+    )

@@ -5,7 +5,20 @@ from __future__ import annotations
 
 import torch
 
-from .options import OPTIONS
+from .options import (
+    NONNEGATIVE,
+    OPTIONS,
+    SCHEDULE,
+    SCHEDULE_ALIASES,
+    OneOf,
+    Option,
+    OptionTable,
+    Pair,
+    Range,
+    lr_option,
+    needs_a_schedule,
+    weight_decay_option,
+)
 from .spectral import (
     matrix_view,
     muon_scale,
@@ -15,6 +28,93 @@ from .spectral import (
     statistic_view,
 )
 from .temperature import GroupSchedule
+
+__all__ = ["MuonReference", "SoftMuonReference"]
+
+_MUON_BELOW_ONE = Range(low=0.0, high=1.0, high_open=True)
+MUON = (
+    lr_option(0.02),
+    Option(
+        "momentum",
+        0.95,
+        "EMA momentum: buf = lerp(buf, g, 1 - momentum)",
+        _MUON_BELOW_ONE,
+        label="momentum value",
+    ),
+    Option("nesterov", True, "orthogonalize lerp(g, buf, momentum) instead of buf"),
+    weight_decay_option("decoupled weight decay of the matrices"),
+    Option("ns_steps", 5, "Newton-Schulz steps of the sign phase", Range(low=0, integer=True)),
+)
+SOFT_MUON_MAPS = (
+    Option(
+        "soft_map",
+        "newton_schulz",
+        "how Phi_tau is computed",
+        OneOf(("newton_schulz", "accurate")),
+    ),
+    Option(
+        "soft_steps",
+        5,
+        "steps of the newton_schulz soft map",
+        Range(low=0, integer=True),
+    ),
+)
+ADJUST_LR = Option(
+    "adjust_lr",
+    "original",
+    "update scale: sqrt(max(1, rows / cols)), or 0.2 sqrt(max(rows, cols))",
+    OneOf(("original", "match_rms_adamw")),
+)
+# GPT-2's Conv1D (transformers) stores its weight as (in, out), the transpose of nn.Linear's:
+# the shape-dependent scale must be that of the (out, in) matrix. Orthogonalization and the
+# soft map commute with transposition, so the scale is all that changes.
+TRANSPOSED = Option(
+    "transposed",
+    False,
+    "the group's matrices are stored as (in, out), like transformers' Conv1D; the "
+    "shape-dependent update scale (adjust_lr) is computed for the (out, in) matrix",
+    OneOf((False, True)),
+)
+_ADAMW_BETAS = Pair(_MUON_BELOW_ONE, "AdamW beta")
+ADAMW_DEFAULTS = (
+    Option(
+        "adamw_lr",
+        3e-4,
+        "learning rate of the AdamW groups",
+        NONNEGATIVE,
+        label="AdamW learning rate",
+    ),
+    Option("adamw_betas", (0.9, 0.95), "AdamW's moment decay rates", _ADAMW_BETAS),
+    Option("adamw_eps", 1e-10, "AdamW's denominator epsilon", NONNEGATIVE, label="AdamW eps"),
+    Option(
+        "adamw_weight_decay",
+        0.0,
+        "AdamW's decoupled weight decay",
+        NONNEGATIVE,
+        label="AdamW weight_decay",
+    ),
+)
+# What a use_muon=False group of SoftMuon/Muon holds under torch.optim.AdamW's names; each
+# defaults to its adamw_* option.
+ADAMW_GROUP = OptionTable(
+    "AdamW group",
+    (
+        Option("lr", None, "AdamW's lr", NONNEGATIVE, label="AdamW learning rate"),
+        Option("betas", None, "AdamW's betas", _ADAMW_BETAS),
+        Option("eps", None, "AdamW's eps", NONNEGATIVE, label="AdamW eps"),
+        Option(
+            "weight_decay", None, "AdamW's weight decay", NONNEGATIVE, label="AdamW weight_decay"
+        ),
+    ),
+)
+
+OPTIONS["Muon"] = OptionTable("Muon", MUON + (ADJUST_LR, TRANSPOSED) + ADAMW_DEFAULTS)
+OPTIONS["SoftMuon"] = OptionTable(
+    "SoftMuon",
+    MUON + SCHEDULE + SOFT_MUON_MAPS + (ADJUST_LR, TRANSPOSED) + ADAMW_DEFAULTS,
+    rules=(needs_a_schedule,),
+    aliases=SCHEDULE_ALIASES,
+)
 
 SOFT_MAPS = ("newton_schulz", "accurate")
 

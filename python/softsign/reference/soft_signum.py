@@ -1,13 +1,55 @@
-"""Reference SoftSignum / Signum (docs/algorithms.md section 4) and SoftLion / Lion in float64,
-one parameter list, one group. The four differ only in how the direction d comes from the
-gradient and the buffer (the momentum rule); the sign, the fit and the soft map are shared."""
+"""Reference SoftSignum / Signum (docs/algorithms.md section 4) in float64, one parameter list,
+one group, and their option tables. The element-wise optimizers differ only in how the
+direction d comes from the gradient and the buffer (the momentum rule, `_direction`); the
+sign, the fit and the soft map are shared (SoftLion's reference subclasses this one)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
-from .options import OPTIONS
+from .options import (
+    FUSED,
+    MAXIMIZE,
+    OPTIONS,
+    UNIT,
+    Option,
+    add_pair,
+    lr_option,
+    weight_decay_option,
+)
 from .temperature import GroupSchedule
+
+__all__ = ["SignumReference", "SoftSignumReference"]
+
+
+def nesterov_needs_momentum(values: Mapping) -> None:
+    if values.get("nesterov") and (values["momentum"] <= 0 or values["dampening"] != 0):
+        raise ValueError(
+            "Invalid nesterov: Nesterov momentum requires a momentum and zero dampening "
+            "(momentum > 0, dampening = 0)"
+        )
+
+
+HEAVY_BALL = (
+    lr_option(1e-3),
+    Option(
+        "momentum",
+        0.9,
+        "heavy-ball momentum; 0 is signSGD with no buffer",
+        UNIT,
+        label="momentum value",
+    ),
+    Option("dampening", 0.0, "scales the gradient's share of the buffer by 1 - dampening", UNIT),
+    weight_decay_option(),
+    Option("nesterov", False, "d = g + momentum * buf (needs momentum > 0, dampening = 0)"),
+    MAXIMIZE,
+    FUSED,
+)
+
+
+add_pair("Signum", HEAVY_BALL, rules=(nesterov_needs_momentum,))
 
 
 class SoftSignumReference:
@@ -81,24 +123,3 @@ class SignumReference(SoftSignumReference):
     """Signum: SoftSignumReference in the sign phase forever."""
 
     _table = OPTIONS["Signum"]
-
-
-class SoftLionReference(SoftSignumReference):
-    """SoftLion, with the options of softsign.SoftLion: Lion's direction
-    c = beta1 * m + (1 - beta1) * g from the buffer m before its update, which then moves to
-    beta2 * m + (1 - beta2) * g (m starts at zero); the sign of c, and tanh(tau * c) once the
-    schedule (fitted to the distribution of c) starts."""
-
-    _table = OPTIONS["SoftLion"]
-    _statistic = "Lion's interpolated directions c"
-
-    def _direction(self, i, g):
-        beta1, beta2 = self.options["betas"]
-        m = self.bufs[i] if self.bufs[i] is not None else torch.zeros_like(g)
-        return beta1 * m + (1 - beta1) * g, beta2 * m + (1 - beta2) * g
-
-
-class LionReference(SoftLionReference):
-    """Lion (Chen et al. 2023): SoftLionReference in the sign phase forever."""
-
-    _table = OPTIONS["Lion"]

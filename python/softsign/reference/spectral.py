@@ -12,6 +12,17 @@ import math
 
 import torch
 
+__all__ = [
+    "matrix_view",
+    "muon_scale",
+    "newton_schulz5",
+    "phi_tau",
+    "polar",
+    "soft_newton_schulz",
+    "soft_singular_values",
+    "statistic_view",
+]
+
 NS5_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 NS5_EPS = 1e-7
 

@@ -8,6 +8,16 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+__all__ = [
+    "GroupSchedule",
+    "lower_median",
+    "median_mad",
+    "resolve_phases",
+    "saturation_constant",
+    "temperature_at",
+    "temperature_schedule",
+]
+
 
 def saturation_constant(kind: str, eps: float) -> float:
     """c_eps: where the map reaches 1 - eps (atanh for tanh, y/sqrt(1-y^2) for algebraic)."""

@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 #include <torch/optim/optimizer.h>
+#include <torch/optim/serialize.h>
 
 #include <cstddef>
 #include <tuple>
@@ -15,10 +16,27 @@
 
 namespace softsign::optim {
 
+// The per-parameter state of an element-wise optimizer: its one buffer, under the name its
+// users and other checkpoints know it by (torch.optim.SGD's momentum_buffer, lion-pytorch's
+// exp_avg); saved only where it exists.
+#define SOFTSIGN_BUFFER_PARAM_STATE(State, buffer_name)                       \
+  struct State : public torch::optim::OptimizerCloneableParamState<State> {   \
+    TORCH_ARG(torch::Tensor, buffer_name);                                    \
+                                                                              \
+   public:                                                                    \
+    void serialize(torch::serialize::InputArchive& archive) override {        \
+      _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, buffer_name);         \
+    }                                                                         \
+    void serialize(torch::serialize::OutputArchive& archive) const override { \
+      _TORCH_OPTIM_SERIALIZE_TORCH_ARG(buffer_name);                          \
+    }                                                                         \
+  }
+
 // Traits provide: Options, ParamState, kName (the plain optimizer's), kStatistic (what the
 // fit reads, for messages), validate_rule(options) (the rule's own options; throws),
 // step_args(options) (the fused step's arguments), buffered(options) (whether params keep
-// a buffer), and buffer(state) / set_buffer(state, tensor).
+// a buffer), and buffer(state) / set_buffer(state, tensor). The library compiles each
+// rule once: its Traits' line in SOFTSIGN_ELEMENTWISE_OPTIMIZERS (softsign/softsign.h).
 template <typename Traits>
 struct ElementwiseRule {
   using Options = typename Traits::Options;

@@ -8,6 +8,7 @@
 #include <torch/optim/optimizer.h>
 #include <torch/types.h>
 
+#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -35,13 +36,7 @@ struct SoftLionOptions : public torch::optim::OptimizerCloneableOptions<SoftLion
 using LionOptions = SoftLionOptions;
 
 // Per-parameter state: Lion's moment m (lion-pytorch's name), zero before the first step.
-struct SoftLionParamState : public torch::optim::OptimizerCloneableParamState<SoftLionParamState> {
-  TORCH_ARG(torch::Tensor, exp_avg);
-
- public:
-  void serialize(torch::serialize::InputArchive& archive) override;
-  void serialize(torch::serialize::OutputArchive& archive) const override;
-};
+SOFTSIGN_BUFFER_PARAM_STATE(SoftLionParamState, exp_avg);
 using LionParamState = SoftLionParamState;
 
 struct LionTraits {
@@ -49,8 +44,31 @@ struct LionTraits {
   using ParamState = SoftLionParamState;
   static constexpr const char* kName = "Lion";
   static constexpr const char* kStatistic = "Lion's interpolation c";
-  static void validate_rule(const Options& o);
-  static ops::SoftSignStepArgs step_args(const Options& o);
+  static void validate_rule(const Options& o) {
+    // The same checks, and bounds, as the Python option table (softsign/reference/options.py).
+    TORCH_CHECK(std::isfinite(o.lr()) && o.lr() >= 0, "Invalid learning rate: ", o.lr());
+    const auto [beta1, beta2] = o.betas();
+    TORCH_CHECK(beta1 >= 0 && beta1 <= 1, "Invalid beta parameter at index 0: ", beta1,
+                " (expected 0 <= beta1 <= 1)");
+    TORCH_CHECK(beta2 >= 0 && beta2 <= 1, "Invalid beta parameter at index 1: ", beta2,
+                " (expected 0 <= beta2 <= 1)");
+    TORCH_CHECK(std::isfinite(o.weight_decay()) && o.weight_decay() >= 0,
+                "Invalid weight_decay value: ", o.weight_decay());
+  }
+  // The ops' "lion" rule: the buffer moves with momentum = dampening = b2, and its one
+  // coefficient b1 interpolates the direction from the old buffer.
+  static ops::SoftSignStepArgs step_args(const Options& o) {
+    const auto [beta1, beta2] = o.betas();
+    ops::SoftSignStepArgs args;
+    args.lr = o.lr();
+    args.momentum = beta2;
+    args.dampening = beta2;
+    args.weight_decay = o.weight_decay();
+    args.maximize = o.maximize();
+    args.momentum_rule = "lion";
+    args.rule_coeffs = {beta1};
+    return args;
+  }
   static bool buffered(const Options&) { return true; }
   static const torch::Tensor& buffer(const ParamState& s) { return s.exp_avg(); }
   static void set_buffer(ParamState& s, torch::Tensor b) { s.exp_avg(std::move(b)); }

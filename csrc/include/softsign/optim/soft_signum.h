@@ -6,6 +6,7 @@
 #include <torch/optim/optimizer.h>
 #include <torch/types.h>
 
+#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -40,14 +41,7 @@ using SignumOptions = SoftSignumOptions;
 
 // Per-parameter state: the heavy-ball buffer, created on the first step on which the
 // parameter has a gradient (none when momentum is 0).
-struct SoftSignumParamState
-    : public torch::optim::OptimizerCloneableParamState<SoftSignumParamState> {
-  TORCH_ARG(torch::Tensor, momentum_buffer);
-
- public:
-  void serialize(torch::serialize::InputArchive& archive) override;
-  void serialize(torch::serialize::OutputArchive& archive) const override;
-};
+SOFTSIGN_BUFFER_PARAM_STATE(SoftSignumParamState, momentum_buffer);
 using SignumParamState = SoftSignumParamState;
 
 struct SignumTraits {
@@ -55,8 +49,29 @@ struct SignumTraits {
   using ParamState = SoftSignumParamState;
   static constexpr const char* kName = "Signum";
   static constexpr const char* kStatistic = "the momentum";
-  static void validate_rule(const Options& o);
-  static ops::SoftSignStepArgs step_args(const Options& o);
+  static void validate_rule(const Options& o) {
+    // The same checks, and bounds, as the Python option table (softsign/reference/options.py).
+    TORCH_CHECK(std::isfinite(o.lr()) && o.lr() >= 0, "Invalid learning rate: ", o.lr());
+    TORCH_CHECK(o.momentum() >= 0 && o.momentum() <= 1, "Invalid momentum value: ", o.momentum(),
+                " (expected 0 <= momentum <= 1)");
+    TORCH_CHECK(o.dampening() >= 0 && o.dampening() <= 1,
+                "Invalid dampening value: ", o.dampening(), " (expected 0 <= dampening <= 1)");
+    TORCH_CHECK(std::isfinite(o.weight_decay()) && o.weight_decay() >= 0,
+                "Invalid weight_decay value: ", o.weight_decay());
+    TORCH_CHECK(!o.nesterov() || (o.momentum() > 0 && o.dampening() == 0),
+                "Invalid nesterov: Nesterov momentum requires momentum > 0 and dampening = 0");
+  }
+  // The ops' heavy-ball rule, as torch.optim.SGD's.
+  static ops::SoftSignStepArgs step_args(const Options& o) {
+    ops::SoftSignStepArgs args;
+    args.lr = o.lr();
+    args.momentum = o.momentum();
+    args.dampening = o.dampening();
+    args.weight_decay = o.weight_decay();
+    args.nesterov = o.nesterov();
+    args.maximize = o.maximize();
+    return args;
+  }
   static bool buffered(const Options& o) { return o.momentum() != 0; }
   static const torch::Tensor& buffer(const ParamState& s) { return s.momentum_buffer(); }
   static void set_buffer(ParamState& s, torch::Tensor b) { s.momentum_buffer(std::move(b)); }
