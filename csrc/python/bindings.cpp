@@ -12,13 +12,9 @@
 #include "softsign/softsign.h"
 
 namespace py = pybind11;
-using softsign::optim::Lion;
 using softsign::optim::Muon;
-using softsign::optim::Signum;
-using softsign::optim::SoftLion;
 using softsign::optim::SoftMuon;
 using softsign::optim::SoftMuonOptions;
-using softsign::optim::SoftSignum;
 
 namespace {
 
@@ -149,9 +145,9 @@ void bind_muon(py::module_& m, const char* name, bool transition) {
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "softsign's C++ optimizers (softsign::optim) bound for Python";
-#define SOFTSIGN_BIND(Soft, Plain, Traits)               \
-  bind_elementwise<Soft>(m, #Soft, /*transition=*/true); \
-  bind_elementwise<Plain>(m, #Plain, /*transition=*/false);
+#define SOFTSIGN_BIND(Soft, Plain, Traits)                                \
+  bind_elementwise<softsign::optim::Soft>(m, #Soft, /*transition=*/true); \
+  bind_elementwise<softsign::optim::Plain>(m, #Plain, /*transition=*/false);
   SOFTSIGN_ELEMENTWISE_OPTIMIZERS(SOFTSIGN_BIND)
 #undef SOFTSIGN_BIND
   bind_muon<SoftMuon>(m, "SoftMuon", /*transition=*/true);

@@ -12,6 +12,7 @@ import warnings
 import pytest
 import torch
 from optim_registry import (
+    OPTIMIZERS,
     clone_params,
     elementwise,
     grads_for,
@@ -24,6 +25,10 @@ from optim_registry import (
 import softsign
 import softsign._C
 from softsign.reference import SoftSignumReference
+
+# The element-wise optimizers of the contract registry: each joins these tests by its entry.
+ELEMENTWISE = [info.name for info in OPTIMIZERS if info.compare is elementwise]
+ELEMENTWISE_SOFT = [name for name in ELEMENTWISE if name.startswith("Soft")]
 
 
 def test_group_without_gradients_at_the_fit_step(device):
@@ -90,7 +95,7 @@ def test_a_checkpoint_with_nan_for_the_unfitted_group_still_loads():
     assert opt.param_groups[0]["fit"] is None
 
 
-@pytest.mark.parametrize("name", ["SoftSignum", "SoftLion"])
+@pytest.mark.parametrize("name", ELEMENTWISE_SOFT)
 def test_alpha_sign_zero_fits_at_the_first_step(name):
     params = randn_params([(100,)])
     twins = clone_params(params)
@@ -106,7 +111,7 @@ def test_alpha_sign_zero_fits_at_the_first_step(name):
 def test_only_an_explicit_fused_true_claims_amp_unscaling(fused):
     """torch's convention (GradScaler, Lightning's gradient clipping): an optimizer claims
     the unscaling only where a fused kernel consumes grad_scale and found_inf."""
-    for cls in (softsign.SoftSignum, softsign.Signum, softsign.Lion, softsign.SoftLion):
+    for cls in (getattr(softsign, name) for name in ELEMENTWISE):
         kwargs = dict(total_steps=20) if cls.__name__.startswith("Soft") else {}
         opt = cls(randn_params([(4,)]), fused=fused, **kwargs)
         assert getattr(opt, "_step_supports_amp_scaling", False) is (fused is True)
@@ -324,8 +329,6 @@ def test_a_one_step_transition_never_leaves_the_sign_regime():
 
 # ---- torch.optim's contract (the breaks found by torch's generic optimizer tests) ------------
 
-ELEMENTWISE_SOFT = ["SoftSignum", "SoftLion"]
-
 
 @pytest.mark.parametrize("name", ELEMENTWISE_SOFT)
 def test_a_schedule_given_in_the_param_groups_alone_is_taken(name):
@@ -338,14 +341,14 @@ def test_a_schedule_given_in_the_param_groups_alone_is_taken(name):
         getattr(softsign, name)([{"params": [torch.randn(3, requires_grad=True)]}])
 
 
-@pytest.mark.parametrize("name", ["Signum", "Lion", *ELEMENTWISE_SOFT])
+@pytest.mark.parametrize("name", ELEMENTWISE)
 def test_a_tensor_lr_of_more_than_one_element_has_torchs_message(name):
     kwargs = dict(total_steps=10) if name.startswith("Soft") else {}
     with pytest.raises(ValueError, match="Tensor lr must be 1-element"):
         getattr(softsign, name)(randn_params([(3,)]), lr=torch.tensor([1e-3, 1e-3]), **kwargs)
 
 
-@pytest.mark.parametrize("name", ["Signum", "Lion", *ELEMENTWISE_SOFT])
+@pytest.mark.parametrize("name", ELEMENTWISE)
 def test_fused_params_built_on_meta_then_materialized(name):
     """fused=True is refused for a device without kernels at step time, not for meta
     params at construction: build on meta, to_empty(), step."""
