@@ -33,26 +33,33 @@
 
 namespace softsign::ops {
 
-// The rules the ops know. Rule ids index kRuleSpecs.
+// The rules the ops know (kRuleSpecs names them).
 enum class Rule : int8_t { kHeavyBall, kLion };
 
 // What the op layer checks of a rule: its name in the ops' `momentum_rule`, how many
-// `rule_coeffs` it takes, whether it has a Nesterov form, and whether it keeps a buffer
-// even with momentum 0 (the heavy ball with momentum 0 is the plain rule: d = g).
+// `rule_coeffs` it takes, and whether it has a Nesterov form. Every rule but the heavy ball
+// keeps a buffer whatever the momentum (StepScalars::buffered); the heavy ball with
+// momentum 0 is the plain rule, d = g, with none.
 struct RuleSpec {
   const char* name;
   Rule id;
   int coeffs;
   bool nesterov;
-  bool always_buffered;
 };
 inline constexpr RuleSpec kRuleSpecs[] = {
-    {"heavy_ball", Rule::kHeavyBall, 0, true, false},
-    {"lion", Rule::kLion, 1, false, true},
+    {"heavy_ball", Rule::kHeavyBall, 0, true},
+    {"lion", Rule::kLion, 1, false},
 };
 // The most coefficients a rule takes; raising it grows every kernel's arguments (check
 // cuda_kernel_budget).
 inline constexpr int kMaxRuleCoeffs = 1;
+constexpr bool rule_coeffs_fit() {
+  for (const RuleSpec& r : kRuleSpecs) {
+    if (r.coeffs > kMaxRuleCoeffs) return false;
+  }
+  return true;
+}
+static_assert(rule_coeffs_fit(), "a rule takes more coefficients than kMaxRuleCoeffs");
 
 // Plain-number options of one fused call, as the kernels see them.
 // Kept in double so float64 params get the exact options; float32 math rounds them once.
