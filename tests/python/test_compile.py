@@ -14,16 +14,19 @@ import warnings
 
 import pytest
 import torch
+from optim_registry import OPTIMIZERS
 
 import softsign
 
+# Every optimizer of the contract registry, with its options less the schedule (each run
+# below sets its own).
+_SCHEDULE = {"total_steps", "alpha_sign", "sign_steps", "transition_steps"}
 CASES = {
-    "SoftSignum": (softsign.SoftSignum, dict(lr=1e-2, nesterov=True, weight_decay=0.1)),
-    "Signum": (softsign.Signum, dict(lr=1e-2, momentum=0.9)),
-    "SoftLion": (softsign.SoftLion, dict(lr=1e-2, weight_decay=0.1)),
-    "Lion": (softsign.Lion, dict(lr=1e-2, betas=(0.0, 0.9))),
-    "SoftMuon": (softsign.SoftMuon, dict(lr=0.02, weight_decay=0.01)),
-    "Muon": (softsign.Muon, dict(lr=0.02)),
+    info.name: (
+        getattr(softsign, info.name),
+        {k: v for k, v in info.options.items() if k not in _SCHEDULE},
+    )
+    for info in OPTIMIZERS
 }
 
 

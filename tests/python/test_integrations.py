@@ -14,6 +14,7 @@ import warnings
 
 import pytest
 import torch
+from optim_registry import OPTIMIZERS
 
 import softsign
 from softsign.integrations import (
@@ -44,15 +45,17 @@ def _train(opt, model, steps, seed=1):
         opt.step()
 
 
+# Every optimizer of the contract registry, at its registry learning rate.
+LR = {info.name: info.options["lr"] for info in OPTIMIZERS}
 SOFT = {
-    "SoftSignum": lambda params, **kw: softsign.SoftSignum(params, lr=1e-2, **kw),
-    "SoftLion": lambda params, **kw: softsign.SoftLion(params, lr=1e-3, **kw),
-    "SoftMuon": lambda params, **kw: softsign.SoftMuon(params, lr=0.02, **kw),
+    name: (lambda params, name=name, **kw: getattr(softsign, name)(params, lr=LR[name], **kw))
+    for name in LR
+    if name.startswith("Soft")
 }
 
 
 def _params(name, model):
-    return softsign.muon_param_groups(model) if name == "SoftMuon" else model.parameters()
+    return softsign.muon_param_groups(model) if "Muon" in name else model.parameters()
 
 
 # -- unwrap and temperature ----------------------------------------------------------------
@@ -141,9 +144,9 @@ def test_the_sign_phase_is_saturated_and_adamw_groups_have_no_schedule(name):
 
 
 PLAIN = {
-    "Signum": lambda model: softsign.Signum(model.parameters()),
-    "Lion": lambda model: softsign.Lion(model.parameters()),
-    "Muon": lambda model: softsign.Muon(softsign.muon_param_groups(model)),
+    name: (lambda model, name=name: getattr(softsign, name)(_params(name, model)))
+    for name in LR
+    if not name.startswith("Soft")
 }
 
 
@@ -238,7 +241,7 @@ def test_step_never_reads_what_the_logging_reads(monkeypatch):
 @pytest.mark.parametrize("name", sorted(SOFT))
 def test_auto_total_steps_refuses_to_step_until_filled_then_steps_as_the_class(name):
     cls = getattr(softsign, name)
-    lr = {"SoftSignum": 1e-2, "SoftLion": 1e-3, "SoftMuon": 0.02}[name]
+    lr = LR[name]
     model, twin = _mlp(), _mlp()
     opt = cls(_params(name, model), lr=lr, alpha_sign=0.5, total_steps=AUTO)
     ref = cls(_params(name, twin), lr=lr, alpha_sign=0.5, total_steps=10)

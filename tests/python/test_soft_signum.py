@@ -437,3 +437,13 @@ def test_warm_start_from_lion_pytorch():
     opt = softsign.SoftLion(a, lr=1e-3, betas=(0.9, 0.99), total_steps=10, alpha_sign=0.5)
     opt.warm_start_from(theirs, step=3)
     assert torch.equal(opt.state[a[0]]["exp_avg"], theirs.state[a[0]]["exp_avg"])
+
+
+def test_warm_start_from_an_unknown_optimizer_names_what_it_reads():
+    a = randn_params([(8,)])
+    adam = torch.optim.Adam(a)
+    opt = softsign.SoftSignum(a, total_steps=10)
+    before = a[0].clone()
+    with pytest.raises(TypeError, match=r"cannot read the state of Adam.*and lion_pytorch\.Lion"):
+        opt.warm_start_from(adam)
+    assert torch.equal(a[0], before) and not opt.state

@@ -50,11 +50,26 @@ def _muon(momentum, nesterov, step, **details) -> SourceRule:
     return SourceRule(rule, ("momentum_buffer",), step, details)
 
 
+# Other packages' optimizers a warm start reads, by the module their class comes from:
+# {module prefix: (what to call it in messages, its_rule(group) -> SourceRule)}. An
+# optimizer's own module adds the packages it reads (optim/lion.py: lion-pytorch).
+FOREIGN_SOURCES: dict = {}
+
+
+def foreign_source(module: str, name: str):
+    """Registers the rule of another package's optimizer (classes from `module`)."""
+
+    def register(fn):
+        FOREIGN_SOURCES[module] = (name, fn)
+        return fn
+
+    return register
+
+
 def source_rule(source, group) -> SourceRule:
     """The rule of `group` of optimizer `source` (softsign's, or one of torch's and
     lion-pytorch's); TypeError for a kind this module does not know."""
     from ._elementwise import ElementwiseOptimizer
-    from .lion import lion_rule
     from .soft_muon import _MuonBase
 
     if isinstance(source, ElementwiseOptimizer):
@@ -96,12 +111,16 @@ def source_rule(source, group) -> SourceRule:
     if type(source) is torch.optim.AdamW:
         # Its per-parameter steps are carried; a group step count it does not keep.
         return _adamw(group["betas"], None, amsgrad=group["amsgrad"], maximize=group["maximize"])
-    if type(source).__module__.startswith("lion_pytorch"):
-        return SourceRule(dict(lion_rule(group["betas"]), maximize=False), ("exp_avg",), None)
+    for module, (_, rule) in FOREIGN_SOURCES.items():
+        if type(source).__module__.startswith(module):
+            return rule(group)
+    known = ["softsign's optimizers", "torch.optim.SGD", "torch.optim.Muon", "torch.optim.AdamW"]
+    known += [name for name, _ in FOREIGN_SOURCES.values()]
     raise TypeError(
         f"warm_start_from: cannot read the state of {type(source).__name__}; it takes "
-        "softsign's optimizers, torch.optim.SGD, torch.optim.Muon, torch.optim.AdamW and "
-        "lion_pytorch.Lion"
+        + ", ".join(known[:-1])
+        + " and "
+        + known[-1]
     )
 
 

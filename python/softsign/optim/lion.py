@@ -10,6 +10,7 @@ from .._python_step import _one_minus, foreach_rule
 from ..reference.options import OPTIONS
 from ._base import given
 from ._elementwise import ElementwiseOptimizer
+from ._warm_start import SourceRule, foreign_source
 
 
 @foreach_rule("lion", always_buffered=True)
@@ -46,6 +47,12 @@ def lion_rule(betas) -> dict:
         momentum_rule="lion",
         rule_coeffs=[float(beta1)],
     )
+
+
+@foreign_source("lion_pytorch", "lion_pytorch.Lion")
+def _lion_pytorch(group) -> SourceRule:
+    # lion-pytorch keeps no step count and no maximize; its moment is our buffer.
+    return SourceRule(dict(lion_rule(group["betas"]), maximize=False), ("exp_avg",), None)
 
 
 class _LionRule(ElementwiseOptimizer):
