@@ -27,13 +27,15 @@ inline StepScalars step_scalars(double momentum, double dampening, double weight
                                 c10::string_view momentum_rule, at::ArrayRef<double> rule_coeffs) {
   StepScalars s{momentum, dampening, weight_decay, nesterov, maximize, first_step};
   const RuleSpec* spec = nullptr;
-  std::string known;
   for (const RuleSpec& r : kRuleSpecs) {
     if (momentum_rule == r.name) spec = &r;
-    known += known.empty() ? r.name : std::string(", ") + r.name;
   }
-  TORCH_CHECK(spec != nullptr, "softsign: unknown momentum_rule '", momentum_rule,
-              "', expected one of ", known);
+  if (spec == nullptr) {
+    std::string known;
+    for (const RuleSpec& r : kRuleSpecs) known += (known.empty() ? "" : ", ") + std::string(r.name);
+    TORCH_CHECK(false, "softsign: unknown momentum_rule '", momentum_rule, "', expected one of ",
+                known);
+  }
   TORCH_CHECK(static_cast<int>(rule_coeffs.size()) == spec->coeffs, "softsign: momentum_rule '",
               spec->name, "' takes ", spec->coeffs, " rule_coeffs, got ", rule_coeffs.size());
   TORCH_CHECK(spec->nesterov || !nesterov, "softsign: momentum_rule '", spec->name,
