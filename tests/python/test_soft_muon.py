@@ -898,3 +898,22 @@ def test_a_load_pre_hook_may_adapt_a_foreign_state_first():
     assert opt.param_groups[0]["use_muon"] is True
     buf = first.state[params[0]]["momentum_buffer"]
     assert torch.equal(opt.state[params[0]]["momentum_buffer"], buf)
+
+
+def test_one_cycle_lr_cycles_muons_momentum_and_leaves_adamws_betas():
+    """What the README says of OneCycleLR(cycle_momentum=True): torch's scheduler writes one
+    key, `momentum`, into every group; Muon's groups follow it, AdamW's keep their betas."""
+    w = nn.Parameter(torch.randn(8, 4))
+    b = nn.Parameter(torch.randn(4))
+    groups = [dict(params=[w], use_muon=True), dict(params=[b], use_muon=False)]
+    opt = softsign.Muon(groups)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[0.02, 3e-4], total_steps=6)
+    seen = set()
+    for _ in range(5):
+        w.grad, b.grad = torch.randn_like(w), torch.randn_like(b)
+        opt.step()
+        sched.step()
+        seen.add(opt.param_groups[0]["momentum"])
+        assert opt.param_groups[1]["betas"] == (0.9, 0.95)
+    assert 0.85 <= min(seen) < 0.86 and max(seen) <= 0.95 and len(seen) > 2
+    assert torch.isfinite(w).all() and torch.isfinite(b).all()
