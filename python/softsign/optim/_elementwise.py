@@ -17,6 +17,10 @@ from . import _sharding, _warm_start
 from ._base import Bucket, ScheduledOptimizer
 
 _FUSED_DEVICES = ("cpu", "cuda")
+# softsign's own element-wise classes by name, as their modules define them (a user's
+# subclass does not join): elementwise_pairs() reads it, so an optimizer's module is all a
+# new pair needs for the examples, the benchmarks and the tests to find it.
+_CLASSES: dict[str, type] = {}
 
 
 class ElementwiseOptimizer(ScheduledOptimizer):
@@ -26,6 +30,11 @@ class ElementwiseOptimizer(ScheduledOptimizer):
     _kind = "tanh"
     _buffer = "momentum_buffer"
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__module__.startswith("softsign.") and not cls.__name__.startswith("_"):
+            _CLASSES[cls.__name__] = cls
+
     def __init__(self, params, options):
         super().__init__(params, options)
         # torch's convention: only an explicit fused=True claims AMP's unscaling, and then
@@ -34,7 +43,10 @@ class ElementwiseOptimizer(ScheduledOptimizer):
         # Lightning refuses it for an optimizer that claims the unscaling) works.
         self._step_supports_amp_scaling = options.get("fused") is True
 
-    def _rule(self, group) -> dict:
+    @staticmethod
+    def _rule(group) -> dict:
+        """The ops' momentum keywords (momentum, dampening, nesterov, and momentum_rule and
+        rule_coeffs where the rule is not the heavy ball) of a group's options."""
         raise NotImplementedError
 
     def warm_start_from(self, *optimizers, step: int | None = None) -> None:
@@ -52,7 +64,8 @@ class ElementwiseOptimizer(ScheduledOptimizer):
         transition."""
         _warm_start.warm_start(self, optimizers, step)
 
-    def _buffered(self, group) -> bool:
+    @staticmethod
+    def _buffered(group) -> bool:
         raise NotImplementedError
 
     def _check_group(self, group):
@@ -221,3 +234,16 @@ class ElementwiseOptimizer(ScheduledOptimizer):
 def _on(t: torch.Tensor | None, device) -> torch.Tensor | None:
     """t on `device` without a wait (None stays None)."""
     return None if t is None else t.to(device, non_blocking=True)
+
+
+def elementwise_pairs() -> dict[str, tuple[type, type]]:
+    """{name: (plain class, soft class)} of softsign's element-wise optimizers, such as
+    "Signum": (Signum, SoftSignum), in the order softsign.optim imports them."""
+    return {n: (c, _CLASSES["Soft" + n]) for n, c in _CLASSES.items() if "Soft" + n in _CLASSES}
+
+
+def rule_keywords(cls, **options) -> dict:
+    """The momentum keywords that `cls` (an element-wise optimizer class) passes to the ops
+    with its default options overridden by `options`: what a benchmark or a test of the ops
+    needs to run its rule without an optimizer."""
+    return cls._rule(cls._table.fill(options))

@@ -62,10 +62,12 @@ class _LionRule(ElementwiseOptimizer):
     _buffer = "exp_avg"
     _statistic = "Lion's interpolated directions c"
 
-    def _rule(self, group) -> dict:
+    @staticmethod
+    def _rule(group) -> dict:
         return lion_rule(group["betas"])
 
-    def _buffered(self, group) -> bool:
+    @staticmethod
+    def _buffered(group) -> bool:
         return True
 
 

@@ -14,14 +14,16 @@ class _HeavyBall(ElementwiseOptimizer):
 
     _buffer = "momentum_buffer"
 
-    def _rule(self, group) -> dict:
+    @staticmethod
+    def _rule(group) -> dict:
         return dict(
             momentum=float(group["momentum"]),
             dampening=float(group["dampening"]),
             nesterov=bool(group["nesterov"]),
         )
 
-    def _buffered(self, group) -> bool:
+    @staticmethod
+    def _buffered(group) -> bool:
         return group["momentum"] != 0
 
 
