@@ -1,5 +1,5 @@
-// The element-wise optimizers' code, compiled once per rule from Note [optimizer list]
-// (their headers declare it extern).
+// The element-wise optimizers' code, compiled once per rule from the optimizer list (Note
+// [optimizer list] in CMakeLists.txt; their headers declare it extern).
 #include "elementwise_impl.h"
 #include "scheduled_optimizer_impl.h"
 #include "softsign/softsign.h"

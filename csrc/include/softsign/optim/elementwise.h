@@ -36,7 +36,8 @@ namespace softsign::optim {
 // fit reads, for messages), validate_rule(options) (the rule's own options; throws),
 // step_args(options) (the fused step's arguments), buffered(options) (whether params keep
 // a buffer), and buffer(state) / set_buffer(state, tensor). The library compiles each
-// rule once: its Traits' line in SOFTSIGN_ELEMENTWISE_OPTIMIZERS (softsign/softsign.h).
+// rule once: its header's SOFTSIGN_ELEMENTWISE_PAIR_<name> line puts it in
+// SOFTSIGN_ELEMENTWISE_OPTIMIZERS (Note [optimizer list] in CMakeLists.txt).
 template <typename Traits>
 struct ElementwiseRule {
   using Options = typename Traits::Options;

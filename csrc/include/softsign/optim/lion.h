@@ -91,3 +91,7 @@ class Lion : public PlainOptimizer<SoftLion> {
 };
 
 }  // namespace softsign::optim
+
+// Its entry in the element-wise list (Note [optimizer list] in CMakeLists.txt): compiled by
+// the library and bound by the bindings as softsign._C.SoftLion and softsign._C.Lion.
+#define SOFTSIGN_ELEMENTWISE_PAIR_lion(X) X(SoftLion, Lion, LionTraits)

@@ -97,3 +97,7 @@ class Signum : public PlainOptimizer<SoftSignum> {
 };
 
 }  // namespace softsign::optim
+
+// Its entry in the element-wise list (Note [optimizer list] in CMakeLists.txt): compiled by
+// the library and bound by the bindings as softsign._C.SoftSignum and softsign._C.Signum.
+#define SOFTSIGN_ELEMENTWISE_PAIR_soft_signum(X) X(SoftSignum, Signum, SignumTraits)
