@@ -1,10 +1,11 @@
 """optimizer.step() time and peak memory of softsign's optimizers against torch's, on one
-device in one run: SoftSignum (sign and soft phase), Signum, their pure-PyTorch paths
-(fused=False), torch's SGD (momentum) and AdamW (fused and foreach); on the hidden matrices
-only: softsign's SoftMuon (both soft maps) and Muon, torch.optim.Muon and a per-matrix
-pure-PyTorch SoftMuon (common.py's, which bench_muon.py times too). Prints a markdown
-table; --json appends one JSON object per (shape set, tensor count, optimizer);
-benchmarks/render.py turns those into tables and plots.
+device in one run: SoftSignum (sign and soft phase), Signum and the plain optimizer of every
+other pair of softsign.elementwise_pairs() (Lion, ...), their pure-PyTorch paths
+(fused=False), pytorch-optimizer's SignSGD and Lion where installed, torch's SGD (momentum)
+and AdamW (fused and foreach); on the hidden matrices only: softsign's SoftMuon (both soft
+maps) and Muon, torch.optim.Muon and a per-matrix pure-PyTorch SoftMuon (common.py's, which
+bench_muon.py times too). Prints a markdown table; --json appends one JSON object per
+(shape set, tensor count, optimizer); benchmarks/render.py turns those into tables and plots.
 
     python benchmarks/bench_step.py --device cuda --shapes gpt2    # 148 tensors, 124.4M
     python benchmarks/bench_step.py --device cuda --shapes 1b      # 24 layers, d = 2048
@@ -179,11 +180,11 @@ def methods(device) -> list[Method]:
             5,
         ),
     ]
-    # The plain sign optimizers, fused and in plain PyTorch ops (fused=False).
-    for name in ("Signum", "Lion"):
-        cls = getattr(softsign, name, None)
-        if cls is None:  # a softsign older than the optimizer
-            continue
+    # The plain sign optimizers, fused and in plain PyTorch ops (fused=False): every pair
+    # of this softsign (Signum, Lion, ...), so a new one is timed with no edit here.
+    # Signum's rows come first, next to SoftSignum's, as in earlier results.
+    pairs = sorted(softsign.elementwise_pairs().items(), key=lambda item: item[0] != "Signum")
+    for name, (cls, _soft) in pairs:
         for fused, key, label in ((None, "", ""), (False, "-py", " (pure PyTorch)")):
             out.append(
                 Method(

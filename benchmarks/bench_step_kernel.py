@@ -3,7 +3,9 @@
 traffic), on 2 fp32 tensors of each size, in ns per element. Small sizes stay in cache and
 show the kernel's arithmetic and per-call cost; large ones its memory traffic. --rules times
 each momentum rule of the kernels (Note [momentum rules]), and the fit's selection over the
-same directions (direction_median_mad) beside the step.
+same directions (direction_median_mad) beside the step: none, heavy_ball and nesterov, and
+the rule of every element-wise optimizer of softsign.elementwise_pairs() that has its own
+(lion for Lion), with that class's defaults.
 
     python benchmarks/bench_step_kernel.py                 # 1 thread, CPU
     python benchmarks/bench_step_kernel.py --threads 2 --sizes 262144 4194304
@@ -19,7 +21,8 @@ import time
 import torch
 from common import add_device_option, sync
 
-import softsign  # noqa: F401  (registers torch.ops.softsign)
+import softsign  # registers torch.ops.softsign
+from softsign.optim._elementwise import rule_keywords
 
 
 def timed(fn, device, min_seconds=0.3):
@@ -47,14 +50,28 @@ def timed(fn, device, min_seconds=0.3):
     return best
 
 
-# The ops' momentum arguments of each rule (Lion: b2 = 0.99 as momentum and dampening).
+def elementwise_rules() -> dict:
+    """{rule name: op keywords} of each element-wise optimizer of this softsign whose momentum
+    rule is its own (Lion's "lion"), with its class's defaults; the heavy-ball ones (Signum)
+    are left to RULES' fixed entries."""
+    rules = {}
+    for plain, _soft in softsign.elementwise_pairs().values():
+        keywords = rule_keywords(plain)
+        rule = keywords.get("momentum_rule", "heavy_ball")
+        if rule != "heavy_ball":
+            rules.setdefault(rule, keywords)
+    return rules
+
+
+# The ops' momentum arguments of each rule: the heavy ball without momentum, plain and
+# Nesterov, then the rules of softsign's element-wise optimizers (Lion's: b2 = 0.99 as
+# momentum and dampening, b1 = 0.9 as its coefficient), so a new pair's rule is timed with
+# no edit here.
 RULES = {
     "none": dict(momentum=0.0, dampening=0.0, nesterov=False),
     "heavy_ball": dict(momentum=0.9, dampening=0.0, nesterov=False),
     "nesterov": dict(momentum=0.9, dampening=0.0, nesterov=True),
-    "lion": dict(
-        momentum=0.99, dampening=0.99, nesterov=False, momentum_rule="lion", rule_coeffs=[0.9]
-    ),
+    **elementwise_rules(),
 }
 
 

@@ -4,7 +4,7 @@ validation loss (mean and spread over seeds).
 
 Procedure, for each optimizer:
   1. sweep: train with each LR of its grid for --sweep-steps steps (seed 0; the LR
-     schedule is scaled to that shorter budget, and SoftSignum/SoftMuon get
+     schedule is scaled to that shorter budget, and the soft optimizers get
      total_steps = --sweep-steps), and pick the LR with the lowest final validation loss;
   2. full: train every seed in --seeds for --steps steps with that LR.
 Every run uses the same model, data, batches (per seed) and LR schedule: linear warm-up
@@ -14,17 +14,18 @@ LR grids (peak LR; override with --lrs-<optimizer> V [V ...]), chosen so that th
 preset's best LR at 250 steps lies inside (measured, seed 0: adamw 1e-3 of 3e-4..1e-2,
 signum 3e-4 of 1e-4..3e-3, muon 0.04 of 0.01..0.04):
     adamw:               3e-4, 1e-3, 3e-3
-    signum, softsignum:  1e-4, 3e-4, 1e-3
-    lion, softlion:      1e-4, 3e-4, 1e-3 (signum's: both step by +-lr per element; not
-                         measured yet)
+    element-wise:        1e-4, 3e-4, 1e-3 (signum, softsignum and every other pair of
+                         softsign.elementwise_pairs(), such as lion and softlion: each
+                         steps by +-lr per element, so they share signum's grid; measured
+                         for signum only)
     muon, softmuon(-accurate): 0.02, 0.04, 0.08 (hidden matrices; the AdamW group of
                          embeddings, head, norms and biases keeps --adamw-lr 1e-3)
 --quick uses two values each, larger ones (the tiny model at 100 steps prefers them):
-    adamw 3e-3, 1e-2; signum, softsignum, lion, softlion 1e-3, 3e-3; muon, softmuon 0.02,
-    0.04.
+    adamw 3e-3, 1e-2; element-wise 1e-3, 3e-3; muon, softmuon 0.02, 0.04.
 
-The default rows are the five optimizers adamw, signum, softsignum, muon and softmuon;
-lion and softlion (softsign.Lion and softsign.SoftLion) join with --optimizers.
+The default rows are the five optimizers adamw, signum, softsignum, muon and softmuon; the
+other element-wise optimizers of the installed softsign (train_gpt.py's --optimizer
+choices, such as lion and softlion) join with --optimizers.
 
 Budgets: --preset cpu (default): --steps 1000, --sweep-steps 250, one seed: 8750 steps of
 about 0.13 s, some 20-25 minutes on 2 idle CPU cores for all five optimizers; --quick:
@@ -64,22 +65,19 @@ VARIANTS = {name: (name, None) for name in train_gpt.OPTIMIZERS}
 VARIANTS["softmuon-accurate"] = ("softmuon", "accurate")
 DEFAULT_ROWS = ("adamw", "signum", "softsignum", "muon", "softmuon")
 
+# Every element-wise optimizer steps by +-lr per element: they share one grid (signum's).
+ELEMENTWISE_GRID = [1e-4, 3e-4, 1e-3]
+ELEMENTWISE_QUICK_GRID = [1e-3, 3e-3]
 LR_GRIDS = {
     "adamw": [3e-4, 1e-3, 3e-3],
-    "signum": [1e-4, 3e-4, 1e-3],
-    "softsignum": [1e-4, 3e-4, 1e-3],
-    "lion": [1e-4, 3e-4, 1e-3],
-    "softlion": [1e-4, 3e-4, 1e-3],
+    **{name: ELEMENTWISE_GRID for name in train_gpt.ELEMENTWISE},
     "muon": [0.02, 0.04, 0.08],
     "softmuon": [0.02, 0.04, 0.08],
     "softmuon-accurate": [0.02, 0.04, 0.08],
 }
 QUICK_GRIDS = {  # the tiny model at 100 steps prefers larger LRs
     "adamw": [3e-3, 1e-2],
-    "signum": [1e-3, 3e-3],
-    "softsignum": [1e-3, 3e-3],
-    "lion": [1e-3, 3e-3],
-    "softlion": [1e-3, 3e-3],
+    **{name: ELEMENTWISE_QUICK_GRID for name in train_gpt.ELEMENTWISE},
     "muon": [0.02, 0.04],
     "softmuon": [0.02, 0.04],
     "softmuon-accurate": [0.02, 0.04],
@@ -196,9 +194,9 @@ def finished_run(out, optimizer, lr, steps, seed, soft_map, args):
 
 
 # (soft optimizer, its hard counterpart): the paper's comparisons, and the two soft maps.
+# The element-wise pairs are those of the installed softsign, Signum's first.
 PAIRS = [
-    ("softsignum", "signum"),
-    ("softlion", "lion"),
+    *((soft, plain) for plain, soft in train_gpt.ELEMENTWISE_PAIRS),
     ("softmuon", "muon"),
     ("softmuon-accurate", "muon"),
     ("softmuon-accurate", "softmuon"),

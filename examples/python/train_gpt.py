@@ -1,6 +1,7 @@
-"""Trains a small GPT byte-level on the running Python's standard library with AdamW,
-Signum, SoftSignum, Muon, SoftMuon, Lion or SoftLion, and writes a JSON log and a PNG of the
-losses.
+"""Trains a small GPT byte-level on the running Python's standard library with AdamW, Muon,
+SoftMuon or one of softsign's element-wise optimizers (Signum and SoftSignum, and every other
+pair that softsign.elementwise_pairs() lists, such as Lion and SoftLion), and writes a JSON
+log and a PNG of the losses.
 
 The corpus is on every machine offline: the *.py files under sysconfig's "stdlib" path
 (site-packages and test directories left out), sorted by relative path and concatenated
@@ -22,15 +23,20 @@ Presets (explicit flags override them):
     tiny:          d_model 64, 2 layers, 2 heads, block 64, batch 16, 400 steps,
                    0.14M parameters; compare.py --quick uses it.
 
-Default peak learning rates: adamw 1e-3; signum, softsignum, lion and softlion 3e-4 (Lion
-steps by +-lr per element, as Signum does); muon and softmuon 0.02 for the hidden matrices,
-with --adamw-lr 1e-3 for the embeddings, head, norms and biases
-(softsign.muon_param_groups). Lion and SoftLion use betas (0.9, 0.99), lion-pytorch's
-defaults. --weight-decay (default 0.01) applies to every parameter for
-adamw/signum/softsignum/lion/softlion, and to both groups of muon/softmuon. SoftSignum,
-SoftMuon and SoftLion take total_steps = --steps, so their sign phase covers updates
-1..round(alpha_sign * steps) and the soft transition the rest. lion and softlion need a
-softsign with Lion and SoftLion; with an older one they stop with an error naming it.
+The element-wise optimizers are named by their class in lowercase: signum, softsignum, and
+for each other pair of softsign.elementwise_pairs() its plain and soft class (lion and
+softlion for Lion and SoftLion). --optimizer offers those that the installed softsign has:
+a pair it lacks is no choice, and asking for it stops with an error saying so.
+
+Default peak learning rates: adamw 1e-3; every element-wise optimizer 3e-4 (each steps by
++-lr per element, so one value fits them all); muon and softmuon 0.02 for the hidden
+matrices, with --adamw-lr 1e-3 for the embeddings, head, norms and biases
+(softsign.muon_param_groups). The element-wise optimizers keep their class's defaults for
+every other option (Signum's momentum 0.9, Lion's betas (0.9, 0.99), lion-pytorch's).
+--weight-decay (default 0.01) applies to every parameter for adamw and the element-wise
+optimizers, and to both groups of muon/softmuon. The soft ones (softsignum, softmuon,
+softlion, ...) take total_steps = --steps, so their sign phase covers updates
+1..round(alpha_sign * steps) and the soft transition the rest.
 
 --fsdp shards the model with FSDP2 (torch.distributed.fsdp.fully_shard, each block and then
 the whole model) across the processes of torchrun, gloo on the CPU and NCCL on GPUs; each
@@ -56,6 +62,7 @@ import os
 import sys
 import sysconfig
 import time
+from itertools import chain
 from pathlib import Path
 
 import torch
@@ -64,21 +71,28 @@ from torch import nn
 
 import softsign
 
-OPTIMIZERS = ("adamw", "signum", "softsignum", "muon", "softmuon", "lion", "softlion")
+# softsign's element-wise optimizers by lowercase class name ("signum", "softsignum",
+# "lion", ...), from the installed softsign: a pair it adds shows up here and one it lacks is
+# no choice, with no edit to this file.
+_PAIRS = softsign.elementwise_pairs().values()
+ELEMENTWISE = {cls.__name__.lower(): cls for pair in _PAIRS for cls in pair}
+_NAMED = [(plain.__name__.lower(), soft.__name__.lower()) for plain, soft in _PAIRS]
+# Signum's pair keeps its place after adamw; the others follow muon and softmuon.
+_SIGNUM = [pair for pair in _NAMED if pair[0] == "signum"]
+_OTHERS = [pair for pair in _NAMED if pair[0] != "signum"]
+# (plain, soft) names of every element-wise pair, Signum's first (compare.py pairs them).
+ELEMENTWISE_PAIRS = (*_SIGNUM, *_OTHERS)
+OPTIMIZERS = ("adamw", *chain(*_SIGNUM), "muon", "softmuon", *chain(*_OTHERS))
 # The ones with a sign phase, a fitted temperature and a soft transition.
-SOFT = ("softsignum", "softmuon", "softlion")
+SOFT = (*(soft for _, soft in ELEMENTWISE_PAIRS), "softmuon")
+# Every element-wise optimizer steps by +-lr per element, so one peak LR serves them all.
+ELEMENTWISE_LR = 3e-4
 DEFAULT_LR = {
     "adamw": 1e-3,
-    "signum": 3e-4,
-    "softsignum": 3e-4,
+    **dict.fromkeys(ELEMENTWISE, ELEMENTWISE_LR),
     "muon": 0.02,
     "softmuon": 0.02,
-    "lion": 3e-4,
-    "softlion": 3e-4,
 }
-LION_BETAS = (0.9, 0.99)  # lion-pytorch's defaults (the Lion paper's)
-# softsign classes that a softsign installation may predate: checked before any work.
-NEWER_CLASSES = {"lion": "Lion", "softlion": "SoftLion"}
 PRESET_FIELDS = (
     "n_layer",
     "n_head",
@@ -198,47 +212,49 @@ class GPT(nn.Module):
 
 
 def sign_steps_of(args) -> int | None:
-    """Number of sign-phase updates of SoftSignum/SoftMuon/SoftLion: round half away from
-    zero of alpha_sign * steps, as the optimizers compute it. None for the other
-    optimizers."""
+    """Number of sign-phase updates of the soft optimizers (SOFT): round half away from zero
+    of alpha_sign * steps, as the optimizers compute it. None for the other optimizers."""
     if args.optimizer not in SOFT:
         return None
     return int(math.floor(args.alpha_sign * args.steps + 0.5))
 
 
+def unknown_optimizer(name: str) -> str:
+    """Why `name` is no choice: the element-wise optimizers are those this softsign has, so
+    the message names the installation as well as the choices."""
+    return (
+        f"unknown optimizer {name!r}: choose from {', '.join(OPTIMIZERS)}. The element-wise "
+        f"ones are those of softsign.elementwise_pairs() in softsign {softsign.__version__} "
+        f"({os.path.dirname(softsign.__file__)}); an optimizer this softsign lacks needs "
+        "another softsign"
+    )
+
+
+def optimizer_name(name: str) -> str:
+    """argparse type of --optimizer: its own message for an unknown name, before argparse's
+    shorter "invalid choice" one."""
+    if name not in OPTIMIZERS:
+        raise argparse.ArgumentTypeError(unknown_optimizer(name))
+    return name
+
+
 def require_optimizer(name: str) -> None:
-    """Stops with a clear message where this softsign lacks the optimizer's class (Lion and
-    SoftLion are newer than the others), before any data is read or model built."""
-    cls = NEWER_CLASSES.get(name)
-    if cls is not None and not hasattr(softsign, cls):
-        raise SystemExit(
-            f"optimizer {name!r} needs softsign.{cls}, which softsign {softsign.__version__} "
-            f"({os.path.dirname(softsign.__file__)}) does not have; install a newer softsign"
-        )
+    """Stops with a clear message where `name` is no optimizer of this script with this
+    softsign, before any data is read or model built (run() also takes a Namespace, which
+    argparse's choices never see)."""
+    if name not in OPTIMIZERS:
+        raise SystemExit(f"train_gpt: {unknown_optimizer(name)}")
 
 
 def make_optimizer(args, model):
     name, lr, wd = args.optimizer, args.lr, args.weight_decay
     if name == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd, betas=(0.9, 0.95))
-    if name in ("lion", "softlion"):
-        lion = dict(lr=lr, betas=LION_BETAS, weight_decay=wd)
-        if name == "lion":
-            return softsign.Lion(model.parameters(), **lion)
-        return softsign.SoftLion(
-            model.parameters(), total_steps=args.steps, alpha_sign=args.alpha_sign, **lion
-        )
-    if name == "signum":
-        return softsign.Signum(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
-    if name == "softsignum":
-        return softsign.SoftSignum(
-            model.parameters(),
-            lr=lr,
-            momentum=0.9,
-            weight_decay=wd,
-            total_steps=args.steps,
-            alpha_sign=args.alpha_sign,
-        )
+    if name in ELEMENTWISE:
+        # The class's own defaults for the rest (Signum's momentum 0.9, Lion's betas), so a
+        # new pair needs no entry here.
+        schedule = dict(total_steps=args.steps, alpha_sign=args.alpha_sign) if name in SOFT else {}
+        return ELEMENTWISE[name](model.parameters(), lr=lr, weight_decay=wd, **schedule)
     groups = softsign.muon_param_groups(model)
     common = dict(
         lr=lr, momentum=0.95, weight_decay=wd, adamw_lr=args.adamw_lr, adamw_weight_decay=wd
@@ -275,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--optimizer", choices=OPTIMIZERS, default="softsignum")
+    ap.add_argument("--optimizer", type=optimizer_name, choices=OPTIMIZERS, default="softsignum")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     ap.add_argument("--lr", type=float, help="peak LR (default: per optimizer, see above)")
     ap.add_argument("--adamw-lr", type=float, default=1e-3, help="muon/softmuon aux group LR")

@@ -1,6 +1,8 @@
 """The training example runs, alone and sharded: `train_gpt.py --fsdp` under torchrun (2
 processes, gloo) sees the same batches as one process and must reach its validation loss.
-compare.py pairs and reuses runs; lion and softlion build softsign's Lion and SoftLion."""
+compare.py pairs and reuses runs. Every element-wise pair of softsign.elementwise_pairs() is an
+optimizer of both scripts (signum/softsignum, lion/softlion, ...), and a pair this softsign
+lacks is no choice of either."""
 
 from __future__ import annotations
 
@@ -82,41 +84,93 @@ def _train_gpt():
     return module
 
 
+# Every element-wise class of this softsign by the name the examples give it (lowercase),
+# and whether it is the soft one of its pair: what the examples must offer, found as they do.
+ELEMENTWISE = {
+    cls.__name__.lower(): (cls, soft)
+    for pair in softsign.elementwise_pairs().values()
+    for cls, soft in zip(pair, (False, True))
+}
+
+
 @pytest.mark.skipif(not EXAMPLE.exists(), reason="examples/ not in this checkout")
-@pytest.mark.parametrize("name", ["lion", "softlion"])
-def test_train_gpt_builds_lion_and_softlion(tmp_path, monkeypatch, name):
-    """lion and softlion get lion-pytorch's options (lr, betas, weight_decay), softlion also
-    SoftSignum's schedule, and train. A softsign without the class stops before any work
-    with a message naming it; a stand-in then checks the wiring."""
+@pytest.mark.parametrize("name", list(ELEMENTWISE))
+def test_train_gpt_builds_every_elementwise_optimizer(tmp_path, monkeypatch, name):
+    """Each element-wise optimizer is a choice of train_gpt.py, gets the shared default LR,
+    --weight-decay and its class's defaults for the rest (Lion's betas, Signum's momentum),
+    the soft one also total_steps = --steps and --alpha-sign, and trains."""
+    cls, soft = ELEMENTWISE[name]
     train_gpt = _train_gpt()
-    cls = train_gpt.NEWER_CLASSES[name]
+    assert name in train_gpt.OPTIMIZERS and (name in train_gpt.SOFT) == soft
+    built = []
+    make = train_gpt.make_optimizer
+
+    def recording(args, model):  # the optimizer run() trains with
+        built.append(make(args, model))
+        return built[-1]
+
+    monkeypatch.setattr(train_gpt, "make_optimizer", recording)
     argv = ["--preset", "tiny", "--optimizer", name, "--steps", "8", "--alpha-sign", "0.5"]
     argv += ["--eval-every", "8", "--eval-batches", "1", "--weight-decay", "0.1"]
     argv += ["--no-progress", "--no-plot", "--quiet", "--out", str(tmp_path)]
-    seen = {}
-    if not hasattr(softsign, cls):
-        with pytest.raises(SystemExit, match=f"needs softsign.{cls}"):
-            train_gpt.parse_args(argv)
-        base = softsign.SoftSignum if name == "softlion" else softsign.Signum
-
-        class StandIn(base):  # Lion's signature on top of Signum's step
-            def __init__(self, params, *, lr, betas, weight_decay, **schedule):
-                seen.update(lr=lr, betas=betas, weight_decay=weight_decay, **schedule)
-                super().__init__(
-                    params, lr=lr, momentum=betas[0], weight_decay=weight_decay, **schedule
-                )
-
-        monkeypatch.setattr(softsign, cls, StandIn, raising=False)
     with torch.random.fork_rng(devices=[]):  # the run seeds torch's global generator
         log = train_gpt.run(argv)
     assert math.isfinite(log["final_val_loss"])
-    if seen:
-        want = dict(lr=3e-4, betas=(0.9, 0.99), weight_decay=0.1)
-        if name == "softlion":
-            want.update(total_steps=8, alpha_sign=0.5)
-        assert seen == want
-    if name == "softlion":
+    (opt,) = built
+    assert type(opt) is cls
+    # Every option but these is the class's default: Lion's betas, Signum's momentum.
+    want = dict(cls._table.defaults, lr=3e-4, weight_decay=0.1)
+    if soft:
+        want.update(total_steps=8, alpha_sign=0.5)
+    # The constructor's options (the groups' lr follows the schedule).
+    assert {k: opt.defaults[k] for k in cls._table.names} == want
+    if soft:
         assert log["transition_start"] == 4
         assert log["temperature_steps"][0] == 5 and log["temperature"][-1] is not None
     else:
         assert log["transition_start"] is None and log["temperature"] == []
+
+
+# The pairs a softsign may lack: all but Signum's, which the scripts' defaults use.
+DROPPABLE = [n for n in softsign.elementwise_pairs() if n != "Signum"]
+
+
+@pytest.mark.skipif(not COMPARE.exists(), reason="examples/ not in this checkout")
+@pytest.mark.parametrize("dropped", DROPPABLE)
+def test_examples_leave_out_a_pair_softsign_lacks(monkeypatch, capsys, dropped):
+    """With a softsign that lacks one pair (elementwise_pairs() without it), both scripts
+    load, leave its two names out of their choices, grids and pairs, and refuse them with a
+    message that names this softsign; the other element-wise optimizers still build."""
+    every = softsign.elementwise_pairs()
+    gone = [cls.__name__.lower() for cls in every[dropped]]
+    pairs = {n: pair for n, pair in every.items() if n != dropped}
+    monkeypatch.setattr(softsign, "elementwise_pairs", lambda: dict(pairs))
+    train_gpt = _train_gpt()
+    # compare.py imports train_gpt by name: hand it the module loaded above, and keep its
+    # sys.path entry to this test.
+    monkeypatch.setitem(sys.modules, "train_gpt", train_gpt)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    spec = importlib.util.spec_from_file_location("compare", COMPARE)
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+
+    for name in gone:
+        assert name not in train_gpt.OPTIMIZERS and name not in train_gpt.DEFAULT_LR
+        assert name not in compare.VARIANTS and name not in compare.LR_GRIDS
+        assert all(name not in pair for pair in compare.PAIRS)
+        with pytest.raises(SystemExit):
+            train_gpt.parse_args(["--optimizer", name])
+        assert f"unknown optimizer {name!r}" in capsys.readouterr().err
+        with pytest.raises(SystemExit, match=f"unknown optimizer {name!r}.*elementwise_pairs"):
+            train_gpt.require_optimizer(name)
+        with pytest.raises(SystemExit):
+            compare.parse_args(["--optimizers", name])
+        assert "invalid choice" in capsys.readouterr().err
+    kept = [cls.__name__.lower() for pair in pairs.values() for cls in pair]
+    assert list(train_gpt.ELEMENTWISE) == kept
+    elementwise_pairs = [(soft, plain) for plain, soft in train_gpt.ELEMENTWISE_PAIRS]
+    assert compare.PAIRS[: len(elementwise_pairs)] == elementwise_pairs
+    model = torch.nn.Linear(4, 4)
+    for name in kept:
+        args = train_gpt.parse_args(["--optimizer", name, "--steps", "20"])
+        assert type(train_gpt.make_optimizer(args, model)).__name__.lower() == name
