@@ -90,11 +90,14 @@ def _skip(params, temperature, found_inf):
 FOREACH_RULES: dict = {}
 
 
-def foreach_rule(name: str, *, always_buffered: bool):
-    """Registers an unfused rule; always_buffered: it keeps a buffer even at momentum 0."""
+def foreach_rule(name: str, *, always_buffered: bool, exact: bool = True):
+    """Registers an unfused rule; always_buffered: it keeps a buffer even at momentum 0;
+    exact: it rounds as the kernels do, so fused=False steps bit for bit as the fused step
+    on the CPU (False for a rule that forms its averages otherwise, as Lion's lerp)."""
 
     def register(fn):
         fn.always_buffered = always_buffered
+        fn.exact = exact
         FOREACH_RULES[name] = fn
         return fn
 

@@ -42,19 +42,23 @@ An optimizer joins every contract by ONE entry in OPTIMIZERS. Its fields:
                 param-groups contract): another lr, momentum, schedule...
     variants    {name: option overrides} run by the parity (float32, float64) and C++
                 contracts as well.
-    plain       a soft optimizer's plain entry (SOFT_LION's is LION): with its transition
+    plain       a soft optimizer's plain entry (SOFT_SIGNUM's is SIGNUM): with its transition
                 beyond the run the soft one steps bit for bit as the plain one; None for
                 the plain optimizers.
     skips       {contract: reason}: contracts (names in CONTRACTS) known not to hold, each
                 with why; those tests are skipped with that reason.
-    unfused_lerp  its fused=False path forms its averages by lerp (Lion's), equal to the
-                kernel's up to rounding rather than bit for bit: the fused contract then
-                allows a rare sign flip where a direction is within rounding of 0.
+    unfused_lerp  its fused=False path rounds otherwise than the kernel (its unfused rule
+                registers with exact=False, as Lion's lerp): equal up to rounding rather
+                than bit for bit, so the fused contract allows a rare sign flip where a
+                direction is within rounding of 0.
+
+The element-wise optimizers other than Signum have no hand-written entry: derived(name)
+builds theirs from their option table (the end of this file).
 
 An entry with a schedule (total_steps and alpha_sign, or sign_steps and transition_steps,
 in its options) fits a temperature at step S + 1: opt.temperature(group) is compared with
 the reference's. A soft optimizer is soft(PLAIN, schedule, steps=..., group_schedule=...):
-its plain one's entry with a schedule, as SOFT_LION is LION's below. All go into OPTIMIZERS.
+its plain one's entry with a schedule, as SOFT_SIGNUM is SIGNUM's below. All go into OPTIMIZERS.
 Everything is small (the file runs in seconds on two
 cores): a few tensors, the largest of 70001 elements (several CPU chunks of the fused
 kernels).
@@ -72,6 +76,9 @@ import torch
 
 import softsign
 from softsign import reference as ref_lib
+from softsign._python_step import FOREACH_RULES
+from softsign.optim._elementwise import rule_keywords
+from softsign.reference.options import Pair, Range
 
 from conftest import TOLERANCES
 
@@ -437,15 +444,6 @@ SGD_INVALID = (
     Bad(dict(weight_decay=-1.0), "weight_decay"),
     Bad(dict(nesterov=True, momentum=0.0), "nesterov"),
 )
-LION_INVALID = (
-    Bad(dict(lr=-1.0), "learning rate"),
-    Bad(dict(lr=torch.tensor(float("nan"))), "learning rate", cpp=False),
-    # The binding takes betas as a C++ pair: pybind11 refuses a one-tuple in its cast.
-    Bad(dict(betas=(0.9,)), "betas", cpp=False),
-    Bad(dict(betas=(1.5, 0.99)), "beta"),
-    Bad(dict(betas=(0.9, -0.1)), "beta"),
-    Bad(dict(weight_decay=-1.0), "weight_decay"),
-)
 SCHEDULE_INVALID = (
     Bad(dict(alpha_sign=-0.1), "alpha_sign"),
     Bad(dict(alpha_sign=1.5), "alpha_sign"),
@@ -506,12 +504,6 @@ SIGN_VARIANTS = {
     "dampening_maximize": dict(momentum=0.8, dampening=0.5, nesterov=False, maximize=True),
 }
 SIGN_GROUP = dict(lr=3e-3, momentum=0.5, weight_decay=0.01, maximize=True)
-LION_OPTIONS = dict(lr=1e-2, betas=(0.9, 0.99), weight_decay=0.05)
-LION_VARIANTS = {
-    "no_interpolation": dict(betas=(0.0, 0.9)),  # c = g: signSGD with a buffer kept
-    "maximize": dict(betas=(0.95, 0.98), maximize=True),
-}
-LION_GROUP = dict(lr=3e-3, betas=(0.8, 0.95), weight_decay=0.01, maximize=True)
 MUON_GROUPS = (
     dict(lr=0.03, momentum=0.9, nesterov=False, weight_decay=0.1, adjust_lr="match_rms_adamw"),
     dict(lr=3e-3, betas=(0.8, 0.9), eps=1e-8, weight_decay=0.02),
@@ -529,16 +521,6 @@ SIGNUM = OptimInfo(
     invalid=SGD_INVALID,
     group_options=(SIGN_GROUP,),
     variants=SIGN_VARIANTS,
-)
-# Lion: Signum's entry with Lion's options.
-LION = replace(
-    SIGNUM,
-    name="Lion",
-    options=LION_OPTIONS,
-    invalid=LION_INVALID,
-    group_options=(LION_GROUP,),
-    variants=LION_VARIANTS,
-    unfused_lerp=True,
 )
 MUON = OptimInfo(
     name="Muon",
@@ -584,7 +566,6 @@ def soft(plain, schedule, *, steps, group_schedule, invalid=(), **over):
 
 
 SOFT_SIGNUM = soft(SIGNUM, SOFT_SIGN_SCHEDULE, steps=14, group_schedule=SIGN_GROUP_SCHEDULE)
-SOFT_LION = soft(LION, SOFT_SIGN_SCHEDULE, steps=14, group_schedule=SIGN_GROUP_SCHEDULE)
 SOFT_MUON = soft(
     MUON,
     SOFT_MUON_SCHEDULE,
@@ -594,4 +575,108 @@ SOFT_MUON = soft(
     variants={"accurate": dict(soft_map="accurate")},
 )
 
-OPTIMIZERS = (SIGNUM, SOFT_SIGNUM, LION, SOFT_LION, MUON, SOFT_MUON)
+# ---- the element-wise optimizers without an entry of their own ------------------------------
+# Every other pair of softsign.elementwise_pairs() (Lion, SoftLion) gets SIGNUM's entry with
+# the run's options, the bad options, a second group and the variants derived from its option
+# table (python/softsign/reference/<module>.py): a new element-wise optimizer joins every
+# contract with no edit here.
+
+
+def _numbers(option) -> list:
+    """The (Range, value) pairs of an option that is a float within a Range, or a Pair of
+    them; [] for flags, choices and integers."""
+    check, value = option.check, option.default
+    if isinstance(check, Pair) and isinstance(value, tuple):
+        return [(check.item, v) for v in value]
+    if isinstance(check, Range) and not check.integer and isinstance(value, float):
+        return [(check, value)]
+    return []
+
+
+def _with(option, values):
+    """`values` as the option takes them: a tuple for a Pair, else the one value."""
+    return tuple(values) if isinstance(option.check, Pair) else values[0]
+
+
+def derived_invalid(table) -> tuple:
+    """A value beyond each closed bound of each number (and a one-tuple for each pair, which
+    the binding's pair cast refuses before any check), refused with the option's label."""
+    bad = [Bad(dict(lr=torch.tensor(float("nan"))), "learning rate", cpp=False)]
+    for o in table.options:
+        numbers = _numbers(o)
+        if isinstance(o.check, Pair):
+            bad.append(Bad({o.name: o.default[:1]}, o.check.item_label, cpp=False))
+        for i, (rng, _) in enumerate(numbers):
+            match = o.check.item_label if isinstance(o.check, Pair) else (o.label or o.name)
+            for edge, beyond in ((rng.low, -1.0), (rng.high, 0.5)):
+                if edge is not None:
+                    values = [v for _, v in numbers]
+                    values[i] = edge + beyond
+                    bad.append(Bad({o.name: _with(o, values)}, match))
+    return tuple(bad)
+
+
+def derived_group(table) -> dict:
+    """A second group's options: another lr and weight decay, maximize, and each other number
+    moved a tenth of the way to its lower bound (Lion's betas (0.9, 0.99) -> (0.81, 0.891))."""
+    group = dict(lr=3e-3)
+    for o in table.options:
+        numbers = _numbers(o)
+        if o.name == "weight_decay":
+            group[o.name] = 0.01
+        elif o.name == "maximize":
+            group[o.name] = True
+        elif o.name != "lr" and numbers:
+            low = [0.0 if r.low is None else r.low for r, _ in numbers]
+            group[o.name] = _with(o, [lo + 0.9 * (v - lo) for lo, (_, v) in zip(low, numbers)])
+    table.check(group)
+    return group
+
+
+def derived_variants(table) -> dict:
+    """maximize, and every number but lr at its closed lower bound (Lion's betas (0, 0):
+    c = g and a buffer of g, signSGD's step)."""
+    variants = {"maximize": dict(maximize=True)} if "maximize" in table else {}
+    edges = {}
+    for o in table.options:
+        numbers = _numbers(o)
+        if (
+            o.name != "lr"
+            and numbers
+            and all(r.low is not None and not r.low_open for r, _ in numbers)
+        ):
+            edges[o.name] = _with(o, [r.low for r, _ in numbers])
+    if edges:
+        table.check(edges)
+        variants["lower_bounds"] = edges
+    return variants
+
+
+def derived(name: str) -> OptimInfo:
+    """The entry of the plain element-wise optimizer `name`; its fused=False path is exact
+    where its unfused rule says so (Lion's lerp is not: see unfused_lerp)."""
+    table = ref_lib.options.OPTIONS[name]
+    plain = softsign.elementwise_pairs()[name][0]
+    rule = rule_keywords(plain).get("momentum_rule", "heavy_ball")
+    options = dict(lr=1e-2, weight_decay=0.05) if "weight_decay" in table else dict(lr=1e-2)
+    return replace(
+        SIGNUM,
+        name=name,
+        options=options,
+        invalid=derived_invalid(table),
+        group_options=(derived_group(table),),
+        variants=derived_variants(table),
+        unfused_lerp=not FOREACH_RULES[rule].exact,
+    )
+
+
+DERIVED = []
+for _name in softsign.elementwise_pairs():
+    if _name != SIGNUM.name:
+        _plain = derived(_name)
+        DERIVED += [
+            _plain,
+            soft(_plain, SOFT_SIGN_SCHEDULE, steps=14, group_schedule=SIGN_GROUP_SCHEDULE),
+        ]
+
+OPTIMIZERS = (SIGNUM, SOFT_SIGNUM, *DERIVED, MUON, SOFT_MUON)

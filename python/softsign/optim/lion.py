@@ -13,7 +13,7 @@ from ._elementwise import ElementwiseOptimizer
 from ._warm_start import SourceRule, foreign_source
 
 
-@foreach_rule("lion", always_buffered=True)
+@foreach_rule("lion", always_buffered=True, exact=False)
 def _lion_foreach(g, bufs, op, *, momentum, dampening, nesterov, first_step, coeffs):
     """The unfused Lion rule (fused=False): c = b1 * m + (1 - b1) * g, then
     m = b2 * m + (1 - b2) * g with b2 = momentum = dampening; m is read as 0 on its first
