@@ -24,10 +24,10 @@ struct SoftSignStepArgs {
   // The momentum buffers are being created on this step: buf <- g instead of
   // buf <- momentum * buf + (1 - dampening) * g (SGD's convention).
   bool first_step = false;
-  // The momentum rule (Note [momentum rules] in csrc/ops/momentum_rules.h) and its own
-  // coefficients: "heavy_ball" takes none (momentum = 0 is plain d = g); "lion" takes
-  // {b1} with momentum = dampening = b2: d <- b1 * buf + (1 - b1) * g from the buffer before
-  // its update, then buf <- b2 * buf + (1 - b2) * g; the buffer starts at zero.
+  // The momentum rule by name and its own coefficients: "heavy_ball" takes none (momentum =
+  // 0 is plain d = g). Every rule, with its coefficients and how it reads momentum and
+  // dampening, is listed in kRuleSpecs (Note [momentum rules] in csrc/ops/momentum_rules.h);
+  // an unknown name or a wrong number of coefficients is refused before anything changes.
   std::string momentum_rule = "heavy_ball";
   std::vector<double> rule_coeffs;
 };

@@ -421,9 +421,9 @@ std::tuple<at::Tensor, at::Tensor> select_median_mad_launch(const SelectionSourc
   std::optional<at::Tensor> scale = src.grad_scale;
   if (scale.has_value()) scale = scale->to(any.device(), /*non_blocking=*/true);
   const DeviceScalar scale_s = device_scalar(scale, keep);
-  const at::TensorList bufs = reads_buffers(src) ? src.momentum_buffers : at::TensorList();
   const StepScalars s = scalars_of(src, false);
   const StepScalars s_first = scalars_of(src, true);
+  const at::TensorList bufs = s.buffered() ? src.momentum_buffers : at::TensorList();
   int64_t* ctrl_ptr = ctrl.data_ptr<int64_t>();
   const int cand_grid =
       static_cast<int>(std::min<int64_t>((capacity + mt::kBlockSize - 1) / mt::kBlockSize, 1024));

@@ -6,6 +6,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "compare.h"
@@ -196,13 +197,23 @@ TEST(SelectionDriver, MatchesTheCpuMedianAndMad) {
   at::manual_seed(4);
   const std::vector<std::vector<at::ScalarType>> dtype_lists = {
       {at::kFloat}, {at::kBFloat16, at::kHalf}, {at::kDouble, at::kFloat}};
+  // No momentum (""), the heavy ball with Nesterov, and every other rule of kRuleSpecs with
+  // coefficients 0.8, 0.7, ... (Note [rule cases]): a new rule is selected here without an edit.
+  std::vector<std::pair<std::string, std::vector<double>>> rules = {{"", {}}, {"heavy_ball", {}}};
+  for (const ops::RuleSpec& spec : ops::kRuleSpecs) {
+    if (spec.id == ops::Rule::kHeavyBall) continue;
+    std::vector<double> coeffs;
+    for (int i = 0; i < spec.coeffs; ++i) coeffs.push_back(0.8 - 0.1 * i);
+    rules.emplace_back(spec.name, coeffs);
+  }
   for (const auto& dtypes : dtype_lists) {
-    for (const int rule : {0, 1, 2}) {  // no momentum, Nesterov, Note [lion rule]
-      const bool momentum = rule != 0;
-      Source s = make_source(dtypes, momentum ? 0.9 : 0.0, rule == 1, momentum, momentum, false);
-      if (rule == 2) {
-        s.src.momentum_rule = "lion";
-        s.src.rule_coeffs = {0.8};
+    for (const auto& [rule, coeffs] : rules) {
+      const bool momentum = !rule.empty();
+      const bool nesterov = rule == "heavy_ball";
+      Source s = make_source(dtypes, momentum ? 0.9 : 0.0, nesterov, momentum, momentum, false);
+      if (momentum && !nesterov) {
+        s.src.momentum_rule = rule;
+        s.src.rule_coeffs = coeffs;
       }
       const auto [mu, mad] = ops::direction_median_mad(s.src);
       for (const int64_t capacity : {int64_t{0}, int64_t{8}, int64_t{40}, int64_t{3000}}) {

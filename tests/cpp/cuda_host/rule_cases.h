@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "momentum_rules.h"
+#include "soft_sign_step.h"
 #include "softsign/ops.h"
 
 namespace softsign::ops::testing {
@@ -18,6 +19,14 @@ struct RuleCase {
   std::string name;
   SoftSignStepArgs args;  // first_step: the buffers start this step
 };
+
+// Whether a case's parameters keep buffers: its scalars' buffered(), the predicate the
+// kernels use, rather than a second spelling of it here.
+inline bool step_buffered(const SoftSignStepArgs& a) {
+  return step_scalars(a.momentum, a.dampening, a.weight_decay, a.nesterov, a.maximize, a.first_step,
+                      a.momentum_rule, a.rule_coeffs)
+      .buffered();
+}
 
 inline std::vector<RuleCase> rule_cases() {
   auto args = [](double momentum, double dampening, bool nesterov, bool first) {

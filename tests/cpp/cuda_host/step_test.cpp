@@ -152,8 +152,7 @@ TEST_P(StepKernel, MatchesTheCpuOp) {
   at::manual_seed(0);
   for (const Case& c : cases()) {
     for (const auto& dtypes : kDtypeLists) {
-      const Inputs in =
-          make_inputs(dtypes, c.args.momentum != 0.0 || c.args.momentum_rule != "heavy_ball");
+      const Inputs in = make_inputs(dtypes, ops::testing::step_buffered(c.args));
       const std::string what = c.name + " [" + std::to_string(dtypes.size()) + " dtypes, " +
                                std::string(at::toString(dtypes[0])) + "]";
       run_and_compare<Tiny>(in, c, GetParam(), what);
