@@ -1,5 +1,31 @@
-"""Reference SoftLion / Lion in float64 (docs/algorithms.md section 7), and their option
-tables: SoftSignum's reference with Lion's momentum rule."""
+r"""Reference SoftLion / Lion in float64, and their option tables: SoftSignum's reference
+(docs/algorithms.md section 4) with Lion's momentum rule. This docstring is their
+specification.
+
+Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms") keeps one moment m
+per parameter, zero before the first step. For gradient g (negated when maximize=True):
+
+    c <- beta1 * m + (1 - beta1) * g        # the direction, from m before its update
+    p <- p * (1 - lr * weight_decay)        # decoupled weight decay, first
+    u <- sign(c)                            # in the sign phase
+    u <- tanh(tau_j * c)                    # in SoftLion's transition and after it
+    p <- p - lr * u
+    m <- beta2 * m + (1 - beta2) * g
+
+SoftLion is softsign's extension, not the paper's (which softens Signum and Muon) nor
+Lion's: the paper's phases (section 2) and the schedule of section 3 with the tanh map, fitted
+once at step S + 1 to the median and MAD of c over every element of the group. Lion is
+SoftLion's sign phase forever. Options: lr, betas, weight_decay, maximize and fused with
+lion-pytorch's defaults, and for SoftLion the schedule's; per-parameter state is lion-pytorch's
+"exp_avg".
+
+The kernels are SoftSignum's with one more momentum rule ("lion": the direction from the
+moment before its update; the moment then moves as a heavy-ball buffer with momentum =
+dampening = beta2), so the fused step, the exact selection and section 4's no-op rules hold.
+1 - beta is formed in the math type (float32 for float32, bfloat16 and float16 parameters),
+where lion-pytorch forms it in Python's float64: the moments differ in the last bits, the
+parameters (a sign) almost never.
+"""
 
 from __future__ import annotations
 
