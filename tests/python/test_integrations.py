@@ -54,6 +54,10 @@ SOFT = {
 }
 
 
+# softsign's element-wise pairs, {name: (plain, soft)}.
+ELEMENTWISE = softsign.elementwise_pairs()
+
+
 def _params(name, model):
     return softsign.muon_param_groups(model) if "Muon" in name else model.parameters()
 
@@ -184,8 +188,7 @@ def test_saturation_counts_the_buffers_above_the_threshold(name, threshold):
                 values.append(sigma * (sigma > sigma.max() * NULL_SINGULAR_VALUE))  # 0: null
         else:
             kind = "tanh"
-            buffer = "exp_avg" if name == "SoftLion" else "momentum_buffer"
-            values = [opt.state[p][buffer] for p in group["params"]]
+            values = [opt.state[p][type(opt)._buffer] for p in group["params"]]
         t = THRESHOLDS[kind] if threshold is None else threshold
         got = opt.saturation(threshold=threshold)
         assert got == pytest.approx(_expected_fraction(values, tau, t), abs=1e-6)
@@ -297,10 +300,12 @@ def test_auto_total_steps_keeps_what_a_group_says_and_checks_the_filled_value():
     _train(explicit, model, 1)
 
 
-def test_an_auto_optimizer_copies_and_pickles():
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
+def test_an_auto_optimizer_copies_and_pickles(name):
     import pickle
 
-    opt = softsign.SoftLion(_mlp().parameters(), alpha_sign=0.5, total_steps=AUTO)
+    soft = ELEMENTWISE[name][1]
+    opt = soft(_mlp().parameters(), alpha_sign=0.5, total_steps=AUTO)
     for twin in (copy.deepcopy(opt), pickle.loads(pickle.dumps(opt))):
         assert type(twin) is type(opt) and twin.param_groups[0]["total_steps"] == AUTO
         with pytest.raises(RuntimeError, match="total_steps='auto'"):
@@ -314,7 +319,7 @@ def test_a_soft_optimizer_without_a_schedule_names_auto():
 
 def test_only_the_soft_optimizers_take_auto():
     w = list(_mlp().parameters())
-    for cls in (softsign.Signum, softsign.Muon, softsign.Lion):
+    for cls in (softsign.Muon, *(plain for plain, _ in ELEMENTWISE.values())):
         with pytest.raises((TypeError, ValueError)):
             cls(w, total_steps=AUTO)
 

@@ -2,6 +2,7 @@
 median/MAD, the schedule against the reference, and the fused step's contract."""
 
 import math
+import re
 import struct
 
 import pytest
@@ -9,11 +10,29 @@ import torch
 
 import softsign
 from softsign import reference
+from softsign._python_step import FOREACH_RULES
 from softsign.functional import median_mad, temperature_schedule
+from softsign.optim._elementwise import rule_keywords
 
 from conftest import step_kwargs
 
 ops = torch.ops.softsign
+
+
+def _rules_of_the_classes() -> dict:
+    """{rule name: (the first plain element-wise class that steps with it, its op keywords at
+    its defaults)} over softsign.elementwise_pairs(), so each rule a class uses is run here
+    with the coefficients that class gives it."""
+    rules = {}
+    for plain, _ in softsign.elementwise_pairs().values():
+        kw = rule_keywords(plain)
+        rules.setdefault(kw.get("momentum_rule", "heavy_ball"), (plain, kw))
+    return rules
+
+
+# The rules beyond the heavy ball (every op's default rule, which the tests below call with
+# their own keywords).
+OTHER_RULES = {k: v for k, v in _rules_of_the_classes().items() if k != "heavy_ball"}
 
 
 def test_opcheck_step(device):
@@ -31,9 +50,9 @@ def test_opcheck_statistics(device):
     rule_kw = dict(momentum=0.0, dampening=0.0, nesterov=False, maximize=False, grad_scale=None)
     nesterov_kw = dict(rule_kw, momentum=0.9, nesterov=True, first_step=False)
     torch.library.opcheck(ops.soft_sign_direction.default, (xs, bufs), nesterov_kw)
-    lion_kw = dict(rule_kw, momentum=0.99, dampening=0.99, first_step=False)
-    lion_kw.update(momentum_rule="lion", rule_coeffs=[0.9])
-    torch.library.opcheck(ops.soft_sign_direction.default, (xs, bufs), lion_kw)
+    for _, kw in OTHER_RULES.values():
+        other_kw = dict(rule_kw, first_step=False, **kw)
+        torch.library.opcheck(ops.soft_sign_direction.default, (xs, bufs), other_kw)
     torch.library.opcheck(ops.median_mad.default, (xs,))
     direction_kw = dict(rule_kw, momentum=0.9, dampening=0.1, maximize=True)
     torch.library.opcheck(
@@ -408,15 +427,31 @@ def test_step_rejects_bad_calls(device):
         ops.soft_sign_step_([c], [c.clone()], [], **step_kwargs(momentum=0.0))
 
 
-BAD_RULES = [
-    (dict(momentum_rule="adam"), "unknown momentum_rule 'adam', expected one of heavy_ball, lion"),
-    (dict(momentum_rule="lion"), "'lion' takes 1 rule_coeffs, got 0"),
-    (dict(momentum_rule="heavy_ball", rule_coeffs=[0.5]), "'heavy_ball' takes 0 rule_coeffs"),
-    (dict(momentum_rule="lion", rule_coeffs=[0.9], nesterov=True), "no Nesterov form"),
-]
+UNKNOWN_RULE = "unknown momentum_rule 'adam', expected one of "
 
 
-@pytest.mark.parametrize("bad, match", BAD_RULES)
+def _bad_rules() -> list:
+    """(keywords, the message's regex) of each bad rule: an unknown name, coefficients the
+    heavy ball does not take, and for every other rule of a class: too many coefficients,
+    none where it takes some, and Nesterov where its class offers no nesterov option."""
+    bad = [
+        (dict(momentum_rule="adam"), re.escape(UNKNOWN_RULE)),
+        (dict(momentum_rule="heavy_ball", rule_coeffs=[0.5]), "'heavy_ball' takes 0 rule_coeffs"),
+    ]
+    for rule, (cls, kw) in OTHER_RULES.items():
+        n = len(kw["rule_coeffs"])
+        takes = f"'{rule}' takes {n} rule_coeffs, got "
+        bad.append(
+            (dict(momentum_rule=rule, rule_coeffs=[0.5] * (n + 1)), re.escape(f"{takes}{n + 1}"))
+        )
+        if n:
+            bad.append((dict(momentum_rule=rule), re.escape(f"{takes}0")))
+        if "nesterov" not in cls._table:
+            bad.append((dict(kw, nesterov=True), re.escape(f"'{rule}' has no Nesterov form")))
+    return bad
+
+
+@pytest.mark.parametrize("bad, match", _bad_rules())
 def test_every_direction_op_refuses_a_bad_rule_before_any_change(bad, match, device):
     # The rule is checked where the ops form their scalars, so every op that forms a
     # direction (the step, the directions, the fused selection, one selection pass) refuses
@@ -434,8 +469,12 @@ def test_every_direction_op_refuses_a_bad_rule_before_any_change(bad, match, dev
         lambda: ops.radix_select_histogram([g], [b], state, **pass_kw, **rule),
     ]
     for call in calls:
-        with pytest.raises(RuntimeError, match=match):
+        with pytest.raises(RuntimeError, match=match) as caught:
             call()
+        if match == re.escape(UNKNOWN_RULE):
+            # The kernels' rules (kRuleSpecs) are the unfused step's, each named once.
+            listed = str(caught.value).split(UNKNOWN_RULE)[1].splitlines()[0].strip()
+            assert sorted(listed.split(", ")) == sorted(FOREACH_RULES)
     assert torch.equal(p, before[0]) and torch.equal(b, before[1])
 
 

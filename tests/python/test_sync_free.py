@@ -175,6 +175,16 @@ def test_recorder_catches_the_usual_host_syncs(monkeypatch):
         assert not recorder.syncs
 
 
+# softsign's element-wise pairs, {name: (plain, soft)}: each is run below with no edit here.
+PAIRS = softsign.elementwise_pairs()
+
+
+def _own(cls, options: dict) -> dict:
+    """Those of `options` that `cls` takes: the momentum variants (Nesterov, no momentum,
+    dampening) run where the class has them; the rest runs for every class."""
+    return {k: v for k, v in options.items() if k in cls._table}
+
+
 @pytest.mark.parametrize("lands_after", [None, 1])
 @pytest.mark.parametrize(
     "options",
@@ -188,22 +198,27 @@ def test_recorder_catches_the_usual_host_syncs(monkeypatch):
     ],
     ids=["fused", "fused-amp", "fused-lr-tensor", "fused-lr-cpu-tensor", "foreach", "foreach-amp"],
 )
-def test_soft_signum_step_never_waits_for_the_device(monkeypatch, lands_after, options):
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_soft_elementwise_step_never_waits_for_the_device(monkeypatch, name, lands_after, options):
+    cls = PAIRS[name][1]
     options = dict(options)
     amp, lr_tensor = options.pop("amp", False), options.pop("lr_tensor", False)
     with fake_cuda(monkeypatch, lands_after) as recorder:
         params = vectors_and_matrices()
         lr = torch.tensor(1e-2, device=lr_tensor) if lr_tensor else 1e-2
-        opt = softsign.SoftSignum(params, lr=lr, total_steps=12, alpha_sign=0.5, **options)
+        opt = cls(params, lr=lr, total_steps=12, alpha_sign=0.5, **_own(cls, options))
         run_steps(recorder, opt, params, 15, amp)  # sign, fit, transition, after
         assert (lands_after is None) == (opt.param_groups[0]["fit"] is None)
 
 
 @pytest.mark.parametrize("fused", [None, False])
-def test_signum_step_never_waits_for_the_device(monkeypatch, fused):
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_plain_elementwise_step_never_waits_for_the_device(monkeypatch, name, fused):
+    cls = PAIRS[name][0]
     with fake_cuda(monkeypatch, None) as recorder:
         params = vectors_and_matrices()
-        opt = softsign.Signum(params, lr=1e-2, nesterov=True, weight_decay=0.1, fused=fused)
+        options = _own(cls, dict(nesterov=True, weight_decay=0.1))
+        opt = cls(params, lr=1e-2, fused=fused, **options)
         run_steps(recorder, opt, params, 4, amp=fused is None)
 
 

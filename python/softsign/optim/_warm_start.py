@@ -13,7 +13,9 @@ warned fallback: the state carries over and the target's own update is used.
 
 from __future__ import annotations
 
+import importlib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -50,17 +52,59 @@ def _muon(momentum, nesterov, step, **details) -> SourceRule:
     return SourceRule(rule, ("momentum_buffer",), step, details)
 
 
-# Other packages' optimizers a warm start reads, by the module their class comes from:
-# {module prefix: (what to call it in messages, its_rule(group) -> SourceRule)}. An
-# optimizer's own module adds the packages it reads (optim/lion.py: lion-pytorch).
-FOREIGN_SOURCES: dict = {}
+@dataclass(frozen=True)
+class ForeignSource:
+    """Another package's optimizer that a warm start reads (classes from `module`).
+
+    `label` names it in messages; `rule(group)` is the SourceRule of one of its param groups.
+    Where its steps equal those of one of softsign's plain element-wise classes (up to the
+    rounding of its coefficients), `same_as` names that class and `options` lists the options
+    of that class the outside one takes, as constructor keywords and param-group keys, under
+    the same names and meaning: the tests then hold the two to each other (steps, param
+    groups, loading its checkpoint, warm starts) with no test written for that package. Its
+    class is then imported from `label` ("package.module.Class")."""
+
+    module: str
+    label: str
+    rule: Callable[[dict], SourceRule]
+    same_as: str | None = None
+    options: tuple[str, ...] = ()
+
+    def make(self, params, **options):
+        """The outside optimizer over `params` (params, or group dicts) with `options`, both
+        given as for `same_as`: an option it does not take must be at that class's default
+        (as the outside optimizer steps), or ValueError names it."""
+        if self.same_as is None:
+            raise TypeError(f"{self.label} declares no softsign class it steps as")
+        from ._elementwise import elementwise_pairs
+
+        defaults = elementwise_pairs()[self.same_as][0]._table.defaults
+        params = list(params)
+        given = [options] + [g for g in params if isinstance(g, dict)]
+        for name, value in ((k, v) for g in given for k, v in g.items() if k != "params"):
+            if name not in self.options and value != defaults.get(name):
+                raise ValueError(
+                    f"{self.label} takes no {name}: it steps as {self.same_as} with "
+                    f"{name}={defaults.get(name)!r}, not {value!r}"
+                )
+        module, _, attr = self.label.rpartition(".")
+        cls = getattr(importlib.import_module(module), attr)
+        return cls(params, **{k: v for k, v in options.items() if k in self.options})
 
 
-def foreign_source(module: str, name: str):
-    """Registers the rule of another package's optimizer (classes from `module`)."""
+# Other packages' optimizers a warm start reads, by the module prefix their classes come
+# from. An optimizer's own module adds the packages it reads (optim/lion.py: lion-pytorch).
+FOREIGN_SOURCES: dict[str, ForeignSource] = {}
+
+
+def foreign_source(
+    module: str, label: str, *, same_as: str | None = None, options: tuple[str, ...] = ()
+):
+    """Registers the rule of another package's optimizer (classes from `module`), as a
+    decorator of its_rule(group) -> SourceRule; `same_as` and `options` as in ForeignSource."""
 
     def register(fn):
-        FOREIGN_SOURCES[module] = (name, fn)
+        FOREIGN_SOURCES[module] = ForeignSource(module, label, fn, same_as, tuple(options))
         return fn
 
     return register
@@ -111,11 +155,11 @@ def source_rule(source, group) -> SourceRule:
     if type(source) is torch.optim.AdamW:
         # Its per-parameter steps are carried; a group step count it does not keep.
         return _adamw(group["betas"], None, amsgrad=group["amsgrad"], maximize=group["maximize"])
-    for module, (_, rule) in FOREIGN_SOURCES.items():
+    for module, foreign in FOREIGN_SOURCES.items():
         if type(source).__module__.startswith(module):
-            return rule(group)
+            return foreign.rule(group)
     known = ["softsign's optimizers", "torch.optim.SGD", "torch.optim.Muon", "torch.optim.AdamW"]
-    known += [name for name, _ in FOREIGN_SOURCES.values()]
+    known += [foreign.label for foreign in FOREIGN_SOURCES.values()]
     raise TypeError(
         f"warm_start_from: cannot read the state of {type(source).__name__}; it takes "
         + ", ".join(known[:-1])

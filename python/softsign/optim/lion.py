@@ -49,9 +49,12 @@ def lion_rule(betas) -> dict:
     )
 
 
-@foreign_source("lion_pytorch", "lion_pytorch.Lion")
+@foreign_source(
+    "lion_pytorch", "lion_pytorch.Lion", same_as="Lion", options=("lr", "betas", "weight_decay")
+)
 def _lion_pytorch(group) -> SourceRule:
-    # lion-pytorch keeps no step count and no maximize; its moment is our buffer.
+    # lion-pytorch keeps no step count and no maximize; its moment is our buffer. Its steps
+    # are Lion's with these three options (it has neither maximize nor fused).
     return SourceRule(dict(lion_rule(group["betas"]), maximize=False), ("exp_avg",), None)
 
 
