@@ -544,6 +544,15 @@ def _taken(foreign, options) -> dict:
     return {k: v for k, v in options.items() if k in foreign.options}
 
 
+def _trained_by_them(foreign, shapes, options, steps):
+    """(their optimizer, its params after `steps` steps, a copy of those params as ours)."""
+    theirs = randn_params(shapes)
+    opt = foreign.make(theirs, **options)
+    train([(opt, theirs)], steps)
+    ours = clone_params(theirs)
+    return opt, theirs, ours
+
+
 def _state_keys(foreign, plain, opt):
     """[(our state key, theirs)] of the buffers our `plain` and their `opt` keep."""
     theirs = foreign.rule(opt.param_groups[0]).keys
@@ -608,13 +617,7 @@ def test_steps_equal_the_outside_implementation_with_param_groups(foreign):
 def test_an_outside_checkpoint_loads_and_continues(foreign):
     plain, _ = _twin_of(foreign)
     options = _taken(foreign, dict(lr=1e-3, weight_decay=0.1))
-    ours = randn_params([(100,), (9, 9)])
-    theirs = clone_params(ours)
-    b = foreign.make(theirs, **options)
-    train([(b, theirs)], 5)
-    with torch.no_grad():
-        for x, y in zip(ours, theirs):
-            x.copy_(y)
+    b, theirs, ours = _trained_by_them(foreign, [(100,), (9, 9)], options, 5)
     a = plain(ours, **options)
     buf = io.BytesIO()
     torch.save(b.state_dict(), buf)
@@ -634,13 +637,7 @@ def test_an_outside_checkpoint_loads_and_continues(foreign):
 def test_warm_start_from_the_outside_implementation(foreign):
     plain, soft = _twin_of(foreign)
     options = _taken(foreign, dict(lr=1e-3, weight_decay=0.1))
-    a = randn_params([(64,), (9, 9)])
-    b = clone_params(a)
-    theirs = foreign.make(a, **options)
-    train([(theirs, a)], 3)
-    with torch.no_grad():
-        for p, q in zip(b, a):
-            p.copy_(q)
+    theirs, a, b = _trained_by_them(foreign, [(64,), (9, 9)], options, 3)
     # warm_start_from matches params by identity: the source is their checkpoint loaded into
     # their optimizer over our params.
     source = foreign.make(b, **options)
