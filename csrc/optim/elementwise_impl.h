@@ -1,8 +1,8 @@
 // The definitions of ElementwiseRule<Traits> (softsign/optim/elementwise.h): the work of one
 // group of an element-wise optimizer. It only organizes the calls (which params have
 // gradients, which buffers are new, which device each call runs on); all arithmetic
-// happens in the ops. An optimizer's .cpp includes this and instantiates its rule once
-// (`template struct ElementwiseRule<LionTraits>;`).
+// happens in the ops. elementwise.cpp includes this and instantiates each rule of the
+// optimizer list once (Note [optimizer list] in CMakeLists.txt).
 #pragma once
 
 #include <algorithm>
