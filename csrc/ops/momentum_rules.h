@@ -34,7 +34,7 @@
 namespace softsign::ops {
 
 // The rules the ops know (kRuleSpecs names them).
-enum class Rule : int8_t { kHeavyBall };
+enum class Rule : int8_t { kHeavyBall, kLion };
 
 // What the op layer checks of a rule: its name in the ops' `momentum_rule`, how many
 // `rule_coeffs` it takes, and whether it has a Nesterov form. Every rule but the heavy ball
@@ -48,6 +48,7 @@ struct RuleSpec {
 };
 inline constexpr RuleSpec kRuleSpecs[] = {
     {"heavy_ball", Rule::kHeavyBall, 0, true},
+    {"lion", Rule::kLion, 1, false},
 };
 // The most coefficients a rule takes; raising it grows every kernel's arguments (check
 // cuda_kernel_budget).
@@ -163,6 +164,27 @@ struct HeavyBallRule {
   }
 };
 
+// Note [lion rule]: Lion (Lion, SoftLion) interpolates its direction from the buffer
+// *before* the buffer's update, d = b1 buf + (1 - b1) g, and the buffer then moves as an
+// average with b2 (the call's momentum; its dampening is b2 too): buf = b2 buf + (1 - b2) g.
+// The buffer starts at zero, so on its first step it is not read (taken as 0) rather than
+// set to g. Lion always keeps a buffer, even when b2 = 0. Its one rule coefficient is b1.
+struct LionRule {
+  static constexpr bool kBuffered = true;
+  enum { kBeta1, kKeep1, kBeta2, kKeep2 };
+  template <typename T>
+  static Coeffs<T> coeffs(const StepScalars& s) {
+    return {{static_cast<T>(s.coeffs[0]), T(1) - static_cast<T>(s.coeffs[0]),
+             static_cast<T>(s.momentum), T(1) - static_cast<T>(s.dampening)}};
+  }
+  template <typename Math, typename V, typename C, typename B1, typename B2>
+  static V direction(const V& g, const V& old, V* buf, const Coeffs<C>& c, B1, B2) {
+    V d = Math::add(Math::mul(c[kBeta1], old), Math::mul(c[kKeep1], g));
+    if (buf != nullptr) *buf = Math::add(Math::mul(c[kBeta2], old), Math::mul(c[kKeep2], g));
+    return d;
+  }
+};
+
 // A call's rule with its variant: whether this is the buffers' first step, and Nesterov.
 template <typename R, bool kFirstStep, bool kNesterovStep>
 struct Form {
@@ -183,6 +205,9 @@ struct Form {
 // Calls f(Form<...>{}) for the call's form, and returns what f returns.
 template <typename F>
 decltype(auto) with_form(const StepScalars& s, F&& f) {
+  if (s.rule == Rule::kLion) {
+    return s.first_step ? f(Form<LionRule, true, false>{}) : f(Form<LionRule, false, false>{});
+  }
   if (s.momentum == 0.0) return f(Form<PlainRule, false, false>{});
   if (s.first_step) {
     return s.nesterov ? f(Form<HeavyBallRule, true, true>{})
@@ -204,11 +229,19 @@ C10_HOST_DEVICE inline T momentum_direction(T g, T& buf, const StepScalars& s) {
   if (!s.buffered()) return g;
   const T m = static_cast<T>(s.momentum);
   const T undamped = T(1) - static_cast<T>(s.dampening);
-  // The heavy ball's buffer: g on its first step, else the moving average.
+  // One buffer formula for both rules keeps the kernels' registers few: the heavy ball's
+  // first step then discards it (its buffer starts at g), Lion's starts from a zero buffer.
   const T old = s.first_step ? T(0) : buf;
   const T moved = add_rn(mul_rn(m, old), mul_rn(undamped, g));
-  static_assert(sizeof(kRuleSpecs) / sizeof(kRuleSpecs[0]) == 1,
+  // Two rules: "not the heavy ball" is Lion. Testing it as buffered() does (rule != 0),
+  // rather than rule == kLion, keeps one predicate live: the other spilled at 40 registers.
+  static_assert(sizeof(kRuleSpecs) / sizeof(kRuleSpecs[0]) == 2,
                 "momentum_direction: fold the new rule into this formula");
+  if (s.rule != Rule::kHeavyBall) {
+    const T b1 = static_cast<T>(s.coeffs[0]);
+    buf = moved;
+    return add_rn(mul_rn(b1, old), mul_rn(T(1) - b1, g));
+  }
   buf = s.first_step ? g : moved;
   return s.nesterov ? add_rn(g, mul_rn(m, buf)) : buf;
 }
