@@ -47,10 +47,11 @@ An optimizer joins every contract by ONE entry in OPTIMIZERS. Its fields:
                 the plain optimizers.
     skips       {contract: reason}: contracts (names in CONTRACTS) known not to hold, each
                 with why; those tests are skipped with that reason.
-    unfused_lerp  its fused=False path rounds otherwise than the kernel (its unfused rule
-                registers with exact=False, as Lion's lerp): equal up to rounding rather
-                than bit for bit, so the fused contract allows a rare sign flip where a
-                direction is within rounding of 0.
+
+The property unfused_exact is read off the optimizer, not written in its entry: False where
+its unfused momentum rule registers with exact=False (Lion's lerp), whose fused=False path
+is then equal to the kernel's up to rounding rather than bit for bit, so the fused contract
+allows a rare sign flip where a direction is within rounding of 0.
 
 The element-wise optimizers other than Signum have no hand-written entry: derived(name)
 builds theirs from their option table (the end of this file).
@@ -77,7 +78,7 @@ import torch
 import softsign
 from softsign import reference as ref_lib
 from softsign._python_step import FOREACH_RULES
-from softsign.optim._elementwise import rule_keywords
+from softsign.optim._elementwise import ElementwiseOptimizer, rule_keywords
 from softsign.reference.options import Pair, Range
 
 from conftest import TOLERANCES
@@ -131,7 +132,6 @@ class OptimInfo:
     variants: dict = field(default_factory=dict)
     plain: OptimInfo | None = None
     skips: dict = field(default_factory=dict)
-    unfused_lerp: bool = False
 
     def __post_init__(self):
         unknown = set(self.skips) - set(CONTRACTS)
@@ -145,6 +145,14 @@ class OptimInfo:
     @property
     def cls(self) -> type:
         return getattr(softsign, self.name)
+
+    @property
+    def unfused_exact(self) -> bool:
+        """Whether its fused=False path rounds as the kernels do: its unfused momentum rule's
+        registration says so; an optimizer that is not element-wise has no such rule."""
+        if not issubclass(self.cls, ElementwiseOptimizer):
+            return True
+        return FOREACH_RULES[rule_keywords(self.cls).get("momentum_rule", "heavy_ball")].exact
 
     @property
     def schedule(self) -> bool:
@@ -599,7 +607,7 @@ def _with(option, values):
 
 
 def derived_invalid(table) -> tuple:
-    """A value beyond each closed bound of each number (and a one-tuple for each pair, which
+    """A value beyond each bound of each number (and a one-tuple for each pair, which
     the binding's pair cast refuses before any check), refused with the option's label."""
     bad = [Bad(dict(lr=torch.tensor(float("nan"))), "learning rate", cpp=False)]
     for o in table.options:
@@ -653,11 +661,8 @@ def derived_variants(table) -> dict:
 
 
 def derived(name: str) -> OptimInfo:
-    """The entry of the plain element-wise optimizer `name`; its fused=False path is exact
-    where its unfused rule says so (Lion's lerp is not: see unfused_lerp)."""
+    """The entry of the plain element-wise optimizer `name`."""
     table = ref_lib.options.OPTIONS[name]
-    plain = softsign.elementwise_pairs()[name][0]
-    rule = rule_keywords(plain).get("momentum_rule", "heavy_ball")
     options = dict(lr=1e-2, weight_decay=0.05) if "weight_decay" in table else dict(lr=1e-2)
     return replace(
         SIGNUM,
@@ -666,7 +671,6 @@ def derived(name: str) -> OptimInfo:
         invalid=derived_invalid(table),
         group_options=(derived_group(table),),
         variants=derived_variants(table),
-        unfused_lerp=not FOREACH_RULES[rule].exact,
     )
 
 
